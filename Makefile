@@ -1,0 +1,24 @@
+# Both targets build .venv from nothing, so they work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m rehearsal demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest tests
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/sim_scale.py
+
+clean:
+	rm -rf $(VENV) reports/run-* reports/latest
