@@ -490,8 +490,14 @@ class Api:
                 return self._commit(rt, new, "MODIFIED", opts)
             if finalizers or (graceful and grace_seconds > 0):
                 if obj["metadata"].get("deletionTimestamp"):
-                    if graceful and grace_seconds == 0 and not finalizers:
-                        return self._finalize(rt, obj)
+                    if graceful and grace_seconds == 0:
+                        if not finalizers:
+                            return self._finalize(rt, obj)
+                        if obj["metadata"].get("deletionGracePeriodSeconds"):
+                            # The kubelet is done; the object goes as soon as its finalizers are.
+                            new = clone(obj)
+                            new["metadata"]["deletionGracePeriodSeconds"] = 0
+                            return self._commit(rt, new, "MODIFIED", opts)
                     return obj
                 new = clone(obj)
                 new["metadata"]["finalizers"] = finalizers or None
@@ -522,7 +528,8 @@ class Api:
                                              if f != finalizer]
             if not new["metadata"]["finalizers"]:
                 new["metadata"].pop("finalizers")
-                if new["metadata"].get("deletionTimestamp"):
+                # A pod still shutting down gracefully stays until the kubelet has finished with it.
+                if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("deletionGracePeriodSeconds"):
                     self._finalize(rt, current)
                     return
             self._commit(rt, new, "MODIFIED", RequestOptions(internal=True))

@@ -184,6 +184,7 @@ class GarbageCollector(ClusterController):
 
     def on_event(self, event: WatchEvent) -> None:
         ident = (event.gr, event.namespace, event.name)
+        previous_owners = set(self.owners.get(ident, set()))
         uid = event.obj["metadata"].get("uid", "")
         if event.type == "DELETED":
             self.uids.pop(uid, None)
@@ -203,9 +204,9 @@ class GarbageCollector(ClusterController):
                 self.enqueue(("owner:" + "/".join(event.gr), f"{event.namespace}/{event.name}"))
         else:
             self.enqueue(("deleted", event.obj["metadata"]["uid"]))
-        for uid in self.owners.get(ident, set()):
-            # A dependent changed: an owner waiting in foreground deletion may now be done.
-            self.enqueue(("uid", uid))
+        for owner_uid in previous_owners | self.owners.get(ident, set()):
+            # A dependent changed or went: an owner waiting in foreground deletion may now be done.
+            self.enqueue(("uid", owner_uid))
 
     def resync(self) -> None:
         return None

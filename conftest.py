@@ -1,0 +1,3 @@
+"""Root conftest: only the plugin list. Fixtures live in fixtures/, logic in rehearsal/."""
+
+pytest_plugins = ["fixtures.sim"]

@@ -1,0 +1,70 @@
+"""The protocol every cluster provider implements, and the cluster handle it returns."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+
+class ClusterError(Exception):
+    """A cluster could not be provided; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster: its kubeconfig and context, and how to let it go."""
+
+    provider: str
+    name: str
+    kubeconfig: Path
+    context: str | None = None
+    release: Callable[[], None] = field(default=lambda: None, repr=False)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stable_name(self) -> str:
+        """A name that is the same across runs (for report IDs), unlike a generated cluster name."""
+        return f"{self.provider}:{self.context or self.name}"
+
+    def api_client(self) -> Any:
+        from kubernetes import config
+        return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+
+    def server_version(self) -> str:
+        from kubernetes import client
+        info = client.VersionApi(self.api_client()).get_code()
+        return str(info.git_version).lstrip("v")
+
+    def close(self) -> None:
+        self.release()
+
+
+@runtime_checkable
+class ClusterProvider(Protocol):
+    name: str
+
+    def provision(self, workdir: Path) -> Cluster:
+        """Create or connect to the cluster; raise :class:`ClusterError` with a clear message if impossible."""
+        ...
+
+
+def wait_until_reachable(cluster: Cluster, timeout: float) -> str:
+    """Deadline-bound poll of ``/version``: the API server of a fresh cluster needs a moment."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            return cluster.server_version()
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is retried until the deadline
+            if time.monotonic() + delay > deadline:
+                raise ClusterError(f"cannot reach the Kubernetes API of {cluster.stable_name}: {_reason(exc)}; "
+                                   "check that the cluster is running and the kubeconfig points at it") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
