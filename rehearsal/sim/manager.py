@@ -169,11 +169,11 @@ class ControllerManager:
         self._cond.wait(timeout)
 
     def settle(self, timeout: float = 30.0) -> None:
-        """Block until the queue is empty and no non-periodic timer is due (for tests and benchmarks)."""
+        """Block until the queue is empty and no timer is due (for tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._cond:
-                pending = bool(self._queue) or any(not t[2] and t[0] <= self.clock.now() for t in self._timers)
+                pending = bool(self._queue) or bool(self._timers) and self._timers[0][0] <= self.clock.now()
             if not pending:
                 return
             time.sleep(0.005)
