@@ -29,6 +29,9 @@ class KubeconfigProvider:
             config = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ClusterError(f"kubeconfig {path} cannot be read as YAML ({exc}); pass a valid kubeconfig") from None
+        if not isinstance(config, dict):
+            raise ClusterError(f"kubeconfig {path} is not a kubeconfig (expected a YAML mapping with clusters, users "
+                               "and contexts)")
         contexts = [c.get("name") for c in config.get("contexts") or [] if isinstance(c, dict)]
         context = self.context or config.get("current-context")
         if not context:

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--nodes", default=1, type=_positive, help="number of nodes (default 1)")
     serve.add_argument("--name", default="rehearsal", help="cluster name; nodes are <name>-control-plane, ...")
     serve.add_argument("--faults", type=Path, help="YAML file of faults to inject (see the README)")
+    serve.add_argument("--no-system-workloads", action="store_true",
+                       help="leave out CoreDNS, kube-proxy and kindnet (for benchmarks)")
     serve.add_argument("--time-scale", default=1.0, type=_scale,
                        help="wall seconds per simulated second (1 = real time, 0 = no simulated waiting)")
     return parser
@@ -61,7 +63,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cluster = SimCluster(args.name, k8s_version=args.k8s_version, nodes=args.nodes, time_scale=args.time_scale,
-                         faults=faults)
+                         faults=faults, system_workloads=not args.no_system_workloads)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

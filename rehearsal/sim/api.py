@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import random
 import threading
 import time
 import uuid
@@ -62,9 +63,14 @@ def parse_rfc3339(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
 
+def new_uid() -> str:
+    """A random (version 4) UUID; random.getrandbits is much cheaper than os.urandom on small VMs."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 def _random_suffix(n: int = 5) -> str:
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    raw = uuid.uuid4().int
+    raw = random.getrandbits(128)
     return "".join(alphabet[(raw >> (5 * i)) % len(alphabet)] for i in range(n))
 
 
@@ -288,7 +294,7 @@ class Api:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
             for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
                 meta.pop(key, None)
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = new_uid()
             meta["creationTimestamp"] = self.now()
             if "status" in rt.subresources or rt.custom:
                 meta["generation"] = 1

@@ -170,9 +170,15 @@ class SimCluster:
             return self.api.write(self.api.type_of(*gr), new)
 
     def set_status(self, gr: tuple[str, str], obj: Obj, status: Obj) -> Obj | None:
-        if (obj.get("status") or {}) == status:
-            return obj
-        return self.mutate(gr, obj, lambda o: o.__setitem__("status", status))
+        """Replace an object's status. Stored objects are never mutated, so a shallow copy is enough."""
+        with self.store.lock:
+            meta = obj["metadata"]
+            current = self.store.get(gr, meta.get("namespace", ""), meta["name"])
+            if current is None or current["metadata"]["uid"] != meta["uid"]:
+                return None
+            if (current.get("status") or {}) == status:
+                return current
+            return self.api.write(self.api.type_of(*gr), dict(current, status=status))
 
     def event(self, obj: Obj, kind: str, reason: str, message: str, component: str,
               field_path: str | None = None) -> None:

@@ -11,6 +11,7 @@ pod's status and announced with the same events and messages as a real kubelet.
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ class Kubelet(Controller):
         self.cluster = cluster
         self.api: Api = cluster.api
         self.pods: dict[str, PodState] = {}
+        self.uid_of: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid of the pod we run
+        self.pods_on: dict[str, int] = {}  # node -> pods the scheduler has placed there
         self.logs = LogBook()
         self.images_on_node: dict[str, set[str]] = {}
         self._next_ip: dict[str, int] = {}
@@ -190,15 +193,14 @@ class Kubelet(Controller):
 
     def reconcile(self, key: tuple[str, str]) -> None:
         pod = self.api.store.get(PODS, *key)
+        known = self.uid_of.get(key)
         if pod is None:
-            for uid, state in list(self.pods.items()):
-                if (state.namespace, state.name) == key:
-                    self._forget(uid)
+            if known is not None:
+                self._forget(known)
             return
         uid = pod["metadata"]["uid"]
-        for old_uid, state in list(self.pods.items()):
-            if (state.namespace, state.name) == key and old_uid != uid:
-                self._forget(old_uid)
+        if known is not None and known != uid:
+            self._forget(known)
         node = pod["spec"].get("nodeName")
         if not node:
             if not pod["metadata"].get("deletionTimestamp"):
@@ -219,11 +221,7 @@ class Kubelet(Controller):
             message = f"0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector."
             self._set_condition_unschedulable(pod, message)
             return
-        load: dict[str, int] = {n["metadata"]["name"]: 0 for n in nodes}
-        for state in self.pods.values():
-            if state.node in load:
-                load[state.node] += 1
-        node = min(load, key=lambda n: (load[n], n))
+        node = min((n["metadata"]["name"] for n in nodes), key=lambda n: (self.pods_on.get(n, 0), n))
 
         def bind(p: Obj) -> None:
             p["spec"]["nodeName"] = node
@@ -298,6 +296,8 @@ class Kubelet(Controller):
         state = PodState(meta["uid"], meta["namespace"], meta["name"], spec["nodeName"], ip, containers,
                          self.api.now())
         self.pods[state.uid] = state
+        self.uid_of[(state.namespace, state.name)] = state.uid
+        self.pods_on[state.node] = self.pods_on.get(state.node, 0) + 1
         now = self.api.now()
         state.conditions = {"PodReadyToStartContainers": ("True", now), "Initialized": ("False", now),
                             "Ready": ("False", now), "ContainersReady": ("False", now)}
@@ -439,7 +439,7 @@ class Kubelet(Controller):
             self.manager.after(10.0, lambda: c.epoch == epoch and self._create(state, c), repeat=True)
             return
         c.epoch += 1
-        c.container_id = "containerd://" + uuid.uuid4().hex + uuid.uuid4().hex
+        c.container_id = "containerd://" + f"{random.getrandbits(256):064x}"
         self.cluster.event(pod, "Normal", "Created", f"Created container: {c.name}", "kubelet", field_path=where)
         self.cluster.event(pod, "Normal", "Started", f"Started container {c.name}", "kubelet", field_path=where)
         self._run(state, c, pod)
@@ -559,7 +559,7 @@ class Kubelet(Controller):
             p = self._pod(state)
             if p is not None:
                 c.epoch += 1
-                c.container_id = "containerd://" + uuid.uuid4().hex + uuid.uuid4().hex
+                c.container_id = "containerd://" + f"{random.getrandbits(256):064x}"
                 self.cluster.event(p, "Normal", "Pulled", f'Container image "{c.spec["image"]}" already present '
                                    "on machine", "kubelet", field_path=self._field_path(p, c))
                 self.cluster.event(p, "Normal", "Created", f"Created container: {c.name}", "kubelet",
@@ -617,6 +617,9 @@ class Kubelet(Controller):
         state = self.pods.pop(uid, None)
         if state is None:
             return
+        if self.uid_of.get((state.namespace, state.name)) == uid:
+            del self.uid_of[(state.namespace, state.name)]
+        self.pods_on[state.node] = max(0, self.pods_on.get(state.node, 1) - 1)
         for c in state.containers:
             self._stop_program(state, c)
         if state.ip != self.cluster.node_ip(state.node):
@@ -672,8 +675,7 @@ class Kubelet(Controller):
                 entry["containerID"] = c.container_id
             return entry
 
-        def update(p: Obj) -> None:
-            status = p["status"]
+        def update(status: Obj) -> None:
             status["phase"] = phase
             status["hostIP"] = self.cluster.node_ip(state.node)
             status["hostIPs"] = [{"ip": status["hostIP"]}]
@@ -688,7 +690,9 @@ class Kubelet(Controller):
             if state.inits:
                 status["initContainerStatuses"] = [status_of(c) for c in state.inits]
 
-        self.cluster.mutate(PODS, pod, update)
+        status = dict(pod.get("status") or {})
+        update(status)
+        self.cluster.set_status(PODS, pod, status)
 
     @staticmethod
     def _field_path(pod: Obj, c: ContainerState) -> str:

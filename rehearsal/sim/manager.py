@@ -55,11 +55,14 @@ class ControllerManager:
         self.controllers: list[Controller] = []
         self._by_gr: dict[tuple[str, str], tuple[Controller, ...]] = {}
         self._queue: OrderedDict[tuple[int, Key], Controller] = OrderedDict()
+        # Two heaps: timers that make progress (a pull finishing) and periodic ones (probes, back-offs, leases).
         self._timers: list[tuple[float, int, bool, Callable[[], None]]] = []
+        self._periodic: list[tuple[float, int, bool, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._warming = False
         self.errors: list[str] = []
         self.idle = threading.Event()
         store.subscribe(self._on_store_event)
@@ -81,6 +84,7 @@ class ControllerManager:
 
     def enqueue(self, controller: Controller, key: Key) -> None:
         with self._cond:
+            self._warming = True
             self._queue[(id(controller), key)] = controller
             self.idle.clear()
             self._cond.notify()
@@ -92,7 +96,8 @@ class ControllerManager:
         jump the clock for it alone, or a crash-looping pod would spin through its back-offs at full speed.
         """
         with self._cond:
-            heapq.heappush(self._timers, (self.clock.now() + max(0.0, seconds), next(self._seq), repeat, callback))
+            heapq.heappush(self._periodic if repeat else self._timers,
+                           (self.clock.now() + max(0.0, seconds), next(self._seq), repeat, callback))
             self.idle.clear()
             self._cond.notify()
 
@@ -124,48 +129,55 @@ class ControllerManager:
                     work: Callable[[], None] | None = lambda c=controller, k=key: c.reconcile(k)
                 else:
                     work = self._due_timer_locked()
-                if work is None:
+                if work is None and not self._warming:
                     self._wait_locked()
                     continue
+            if work is None:
+                # Idle: serialize recently written objects so that the next list is served from cache.
+                self._warming = self.store.warm()
+                continue
             try:
                 with self.store.lock:
                     work()
             except Exception:  # noqa: BLE001 - keep the cluster running, remember the bug
                 self.errors.append(traceback.format_exc())
 
+    def _next_heap(self) -> list[tuple[float, int, bool, Callable[[], None]]] | None:
+        """The heap whose first timer is earliest, if any."""
+        if self._timers and (not self._periodic or self._timers[0] <= self._periodic[0]):
+            return self._timers
+        return self._periodic or None
+
     def _due_timer_locked(self) -> Callable[[], None] | None:
-        if not self._timers:
+        heap = self._next_heap()
+        if heap is None:
             return None
-        when, _, repeat, callback = self._timers[0]
         now = self.clock.now()
-        if when <= now:
-            heapq.heappop(self._timers)
-            return callback
-        if self.clock.time_scale == 0 and not self.clock.manual:
-            progress = [t for t in self._timers if not t[2]]
-            if progress:
-                self.clock.advance_to(min(progress)[0])
-                return self._due_timer_locked()
+        if heap[0][0] <= now:
+            return heapq.heappop(heap)[3]
+        if self.clock.time_scale == 0 and not self.clock.manual and self._timers:
+            # No simulated waiting: jump to the next timer that makes progress.
+            self.clock.advance_to(self._timers[0][0])
+            return heapq.heappop(self._timers)[3] if self._timers[0][0] <= self.clock.now() else None
         return None
 
     def _wait_locked(self) -> None:
-        timeout: float | None = 0.5
-        if self._timers:
-            when, _, repeat, _ = self._timers[0]
-            delta = when - self.clock.now()
-            if self.clock.manual:
-                timeout = 0.5
-            elif self.clock.time_scale == 0:
-                # Only periodic timers are left: let them come round at a gentle wall pace.
-                timeout = min(0.5, max(0.005, delta * 0.01))
-                self._cond.wait(timeout)
-                if self._timers and not self._queue:
-                    self.clock.advance_to(self._timers[0][0])
-                return
-            else:
-                timeout = min(0.5, max(0.0, delta * self.clock.time_scale))
-        else:
+        heap = self._next_heap()
+        timeout = 0.5
+        if heap is None:
             self.idle.set()
+        elif self.clock.manual:
+            timeout = 0.5
+        elif self.clock.time_scale == 0:
+            # Only periodic timers are left: let them come round at a gentle wall pace.
+            delta = heap[0][0] - self.clock.now()
+            self._cond.wait(min(0.5, max(0.005, delta * 0.01)))
+            if self._periodic and not self._queue and not self._timers:
+                self.clock.advance_to(self._periodic[0][0])
+            return
+        else:
+            delta = heap[0][0] - self.clock.now()
+            timeout = min(0.5, max(0.0, delta * self.clock.time_scale))
         self._cond.wait(timeout)
 
     def settle(self, timeout: float = 30.0) -> None:
@@ -173,7 +185,8 @@ class ControllerManager:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._cond:
-                pending = bool(self._queue) or bool(self._timers) and self._timers[0][0] <= self.clock.now()
+                now = self.clock.now()
+                pending = bool(self._queue) or any(heap and heap[0][0] <= now for heap in (self._timers, self._periodic))
             if not pending:
                 return
             time.sleep(0.005)

@@ -61,6 +61,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         self.cluster = cluster
         self.ssl_context = ssl_context
         self.requests_served = 0
+        self.request_counts: dict[tuple[str, str, int], int] = {}
         self._count_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), Handler)
 
@@ -83,9 +84,20 @@ class ApiHTTPServer(ThreadingHTTPServer):
             except OSError:
                 pass
 
-    def count(self) -> None:
+    def count(self, verb: str, resource: str, code: int) -> None:
         with self._count_lock:
             self.requests_served += 1
+            key = (verb, resource, code)
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+    def metrics_text(self) -> str:
+        """``apiserver_request_total`` in Prometheus text format, as kube-apiserver's /metrics has it."""
+        lines = ["# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, "
+                 "resource and HTTP response code.", "# TYPE apiserver_request_total counter"]
+        with self._count_lock:
+            for (verb, res, code), n in sorted(self.request_counts.items()):
+                lines.append(f'apiserver_request_total{{code="{code}",resource="{res}",verb="{verb}"}} {n}')
+        return "\n".join(lines) + "\n"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # client disconnects mid-stream are normal (watches, kubectl exiting)
@@ -133,6 +145,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
+        self._status_code = code
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -180,7 +193,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._warnings: list[str] = []
-        self.server.count()
+        self._status_code = 0
+        self._metric = ("", "")
+        try:
+            self._serve(method)
+        finally:
+            self.server.count(self._metric[0] or method, self._metric[1], self._status_code)
+
+    def _serve(self, method: str) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         path = parsed.path.rstrip("/") or "/"
@@ -189,6 +209,8 @@ class Handler(BaseHTTPRequestHandler):
             if path in ("/healthz", "/livez", "/readyz"):
                 return self._health(path, query)
             self._authenticate()
+            if path == "/metrics":
+                return self._send(200, self.server.metrics_text().encode(), "text/plain; version=0.0.4")
             if path == "/version":
                 return self._send_json(200, self.cluster.version_info())
             if path.startswith("/openapi/"):
@@ -308,6 +330,8 @@ class Handler(BaseHTTPRequestHandler):
         api = self.cluster.api
         rt = route.rt
         verb = self._verb(method, route, query)
+        self._metric = (("APPLY" if verb == "apply" else verb.upper()), rt.plural + (
+            "/" + route.subresource if route.subresource else ""))
         fault = self.cluster.faults.api_fault("patch" if verb == "apply" else verb, rt, route.namespace or "",
                                               route.name or "")
         if fault is not None:
@@ -475,6 +499,7 @@ class Handler(BaseHTTPRequestHandler):
         send_initial = query.get("sendInitialEvents") == "true"
         rv_param = query.get("resourceVersion", "")
 
+        self._status_code = 200
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

@@ -41,13 +41,15 @@ class WatchEvent:
 class Store:
     """Objects by group/resource and namespace/name, with resourceVersions and a watch history."""
 
-    HISTORY = 50_000
+    HISTORY = 20_000  # like the API server's watch cache, a window: older resourceVersions get 410
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self._objects: dict[GR, dict[Key, dict[str, Any]]] = {}
+        # group/resource -> namespace ("" when cluster-scoped) -> name -> object
+        self._objects: dict[GR, dict[str, dict[str, dict[str, Any]]]] = {}
         self._json: dict[int, bytes] = {}  # id(stored dict) -> its JSON, valid while the dict is stored
+        self._unserialized: dict[int, tuple[GR, dict[str, Any]]] = {}  # written since last serialized
         self._rv = 1000
         self._history: list[WatchEvent] = []  # ascending rv; trimmed to HISTORY events
         self._listeners: list[Callable[[WatchEvent], None]] = []
@@ -60,14 +62,14 @@ class Store:
 
     def get(self, gr: GR, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object (shared: callers must not mutate it; use clone())."""
-        return self._objects.get(gr, {}).get((namespace, name))
+        return self._objects.get(gr, {}).get(namespace, {}).get(name)
 
     def items(self, gr: GR, namespace: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
             bucket = self._objects.get(gr, {})
             if namespace is None:
-                return list(bucket.values())
-            return [o for (ns, _), o in bucket.items() if ns == namespace]
+                return [o for objects in bucket.values() for o in objects.values()]
+            return list(bucket.get(namespace, {}).values())
 
     def groups(self) -> Iterator[GR]:
         return iter(list(self._objects))
@@ -80,7 +82,17 @@ class Store:
             meta = obj["metadata"]
             if self.get(gr, meta.get("namespace", ""), meta["name"]) is obj:
                 self._json[id(obj)] = cached
+                self._unserialized.pop(id(obj), None)
         return cached
+
+    def warm(self, budget: int = 200) -> bool:
+        """Serialize up to ``budget`` recently written objects ahead of the next read (the API server's
+        watch cache keeps serialized objects the same way). Returns True if more remain."""
+        with self.lock:
+            for _ in range(min(budget, len(self._unserialized))):
+                _, (gr, obj) = self._unserialized.popitem()
+                self.json_of(gr, obj)
+            return bool(self._unserialized)
 
     # -- writing -------------------------------------------------------------------------------------------
     def next_rv(self) -> int:
@@ -92,20 +104,26 @@ class Store:
         with self.lock:
             meta = obj["metadata"]
             key = (meta.get("namespace", ""), meta["name"])
-            bucket = self._objects.setdefault(gr, {})
-            old = bucket.get(key)
+            bucket = self._objects.setdefault(gr, {}).setdefault(key[0], {})
+            old = bucket.get(key[1])
             if old is not None:
                 self._json.pop(id(old), None)
-            bucket[key] = obj
+                self._unserialized.pop(id(old), None)
+            bucket[key[1]] = obj
+            self._unserialized[id(obj)] = (gr, obj)
             self._publish(WatchEvent(event, int(meta["resourceVersion"]), gr, key[0], key[1], obj, old))
             return obj
 
     def remove(self, gr: GR, namespace: str, name: str) -> dict[str, Any] | None:
         with self.lock:
-            old = self._objects.get(gr, {}).pop((namespace, name), None)
+            bucket = self._objects.get(gr, {}).get(namespace, {})
+            old = bucket.pop(name, None)
             if old is None:
                 return None
+            if not bucket:
+                self._objects[gr].pop(namespace, None)
             self._json.pop(id(old), None)
+            self._unserialized.pop(id(old), None)
             rv = self.next_rv()
             gone = dict(old)
             gone["metadata"] = dict(old["metadata"], resourceVersion=str(rv))
@@ -115,7 +133,7 @@ class Store:
     def drop_resource(self, gr: GR) -> list[dict[str, Any]]:
         """Remove every object of a resource (a deleted CRD), publishing DELETED events."""
         with self.lock:
-            keys = list(self._objects.get(gr, {}))
+            keys = [(ns, name) for ns, objects in self._objects.get(gr, {}).items() for name in objects]
             return [o for o in (self.remove(gr, ns, name) for ns, name in keys) if o is not None]
 
     def _publish(self, event: WatchEvent) -> None:

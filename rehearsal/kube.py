@@ -1,0 +1,121 @@
+"""Kubernetes operations the harness performs, through the official client (the same code for every cluster).
+
+Manifests are applied with server-side apply under one field manager; rollouts are awaited with a watch
+(with the same completeness rule as ``kubectl rollout status``), bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from kubernetes import dynamic, watch
+from kubernetes.client import ApiClient
+
+FIELD_MANAGER = "istio-upgrade-rehearsal"
+
+
+class RolloutTimeout(Exception):
+    """A workload did not finish rolling out before its deadline."""
+
+
+def load_manifests(*paths: str | Path) -> list[dict[str, Any]]:
+    """YAML documents from files and (non-recursively) directories, in file-name order, empty ones dropped."""
+    docs: list[dict[str, Any]] = []
+    for path in paths:
+        p = Path(path)
+        files = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
+        for f in files:
+            for doc in yaml.safe_load_all(f.read_text()):
+                if isinstance(doc, dict) and doc.get("kind"):
+                    if doc["kind"].endswith("List") and "items" in doc:
+                        docs += [d for d in doc["items"] if isinstance(d, dict)]
+                    else:
+                        docs.append(doc)
+    return docs
+
+
+@dataclass
+class Applied:
+    kind: str
+    name: str
+    namespace: str | None
+    api_version: str
+
+
+class Kube:
+    """A thin layer over the DynamicClient for one cluster."""
+
+    def __init__(self, api_client: ApiClient, discovery_cache: str | Path | None = None) -> None:
+        self.api_client = api_client
+        self.dynamic = dynamic.DynamicClient(api_client, cache_file=str(discovery_cache) if discovery_cache else None)
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def invalidate_discovery(self) -> None:
+        self.dynamic.resources.invalidate_cache()
+
+    def apply(self, docs: Iterable[dict[str, Any]], *, dry_run: bool = False, force: bool = True,
+              default_namespace: str = "default") -> list[Applied]:
+        applied = []
+        for doc in docs:
+            resource = self.resource(doc["apiVersion"], doc["kind"])
+            namespace = (doc["metadata"].get("namespace") or default_namespace) if resource.namespaced else None
+            kwargs: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": force}
+            if dry_run:
+                kwargs["dry_run"] = "All"
+            resource.server_side_apply(body=doc, name=doc["metadata"]["name"], namespace=namespace, **kwargs)
+            applied.append(Applied(doc["kind"], doc["metadata"]["name"], namespace, doc["apiVersion"]))
+        return applied
+
+    def wait_rollout(self, kind: str, name: str, namespace: str, timeout: float) -> dict[str, Any]:
+        """Watch a Deployment, DaemonSet or StatefulSet until it is fully rolled out."""
+        resource = self.resource("apps/v1", kind)
+        deadline = time.monotonic() + timeout
+        obj = resource.get(name=name, namespace=namespace).to_dict()
+        while not rollout_complete(obj):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RolloutTimeout(f"{kind.lower()} {namespace}/{name} did not finish rolling out within "
+                                     f"{timeout:.0f}s: {rollout_message(obj)}")
+            w = watch.Watch()
+            for event in self.dynamic.watch(resource, namespace=namespace, name=name,
+                                            resource_version=obj["metadata"]["resourceVersion"],
+                                            timeout=max(1, int(remaining)), watcher=w):
+                obj = event["raw_object"]
+                if rollout_complete(obj):
+                    w.stop()
+                    break
+        return obj
+
+
+def rollout_complete(obj: dict[str, Any]) -> bool:
+    """The rule of ``kubectl rollout status`` for Deployments, DaemonSets and StatefulSets."""
+    spec, status, meta = obj.get("spec") or {}, obj.get("status") or {}, obj["metadata"]
+    if status.get("observedGeneration", 0) < meta.get("generation", 1):
+        return False
+    kind = obj.get("kind")
+    if kind == "Deployment":
+        want = spec.get("replicas", 1)
+        return (status.get("updatedReplicas", 0) >= want and status.get("replicas", 0) <= status.get(
+            "updatedReplicas", 0) and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0))
+    if kind == "DaemonSet":
+        return (status.get("updatedNumberScheduled", 0) >= status.get("desiredNumberScheduled", 0)
+                and status.get("numberAvailable", 0) >= status.get("desiredNumberScheduled", 0))
+    if kind == "StatefulSet":
+        want = spec.get("replicas", 1)
+        return status.get("readyReplicas", 0) >= want and status.get("updatedReplicas", 0) >= want
+    return True
+
+
+def rollout_message(obj: dict[str, Any]) -> str:
+    status = obj.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("status") == "False":
+            return condition.get("message", "")
+    return (f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available of "
+            f"{(obj.get('spec') or {}).get('replicas', 1)} wanted")
