@@ -53,7 +53,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help="leave out CoreDNS, kube-proxy and kindnet (for benchmarks)")
     serve.add_argument("--time-scale", default=1.0, type=_scale,
                        help="wall seconds per simulated second (1 = real time, 0 = no simulated waiting)")
+    serve.add_argument("--istio", metavar="X.Y.Z", help="install this Istio version the way istioctl install would")
+    serve.add_argument("--apps", action="store_true", help="with --istio: deploy the sample apps behind the ingress")
+    commands.add_parser("versions", help="list the Istio versions the simulator can install, oldest first")
+    istioctl = commands.add_parser("istioctl", help="run the istioctl emulator of one Istio version",
+                                   add_help=False)
+    istioctl.add_argument("--as-version", required=True, metavar="X.Y.Z")
+    istioctl.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+def install_istio(cluster: SimCluster, version: str, apps: bool) -> str:
+    """Install Istio with the emulator (as `istioctl install -y`), optionally the sample apps; return a summary."""
+    import io
+    from pathlib import Path as _Path
+
+    from ..kube import Kube, load_manifests
+    from .istio.istioctl import main as istioctl_main
+    out, err = io.StringIO(), io.StringIO()
+    code = istioctl_main(version, ["install", "-y", "--kubeconfig", str(cluster.kubeconfig_path)], out, err)
+    if code != 0:
+        raise RuntimeError(f"istioctl install failed ({code}): {err.getvalue() or out.getvalue()}")
+    summary = f"Istio {version} installed"
+    if apps:
+        root = _Path(__file__).resolve().parent.parent.parent / "sample_apps"
+        kube = Kube(cluster.api_client())
+        docs = load_manifests(root, root / "mesh")
+        kube.apply(docs)
+        for doc in docs:
+            if doc["kind"] == "Deployment":
+                kube.wait_rollout("Deployment", doc["metadata"]["name"], doc["metadata"]["namespace"], 300)
+        url = cluster.node_ports.url("istio-system", "istio-ingressgateway", "http2")
+        summary += f"; sample apps at {url}/echo" if url else "; sample apps deployed (gateway has no node port)"
+    return summary
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -67,18 +99,50 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if args.apps and not args.istio:
+        print("error: --apps needs --istio X.Y.Z (the sample apps run in the mesh)", file=sys.stderr)
+        return 2
+    if args.istio:
+        from ..istio.catalog import UnknownVersion, check_known
+        try:
+            check_known(args.istio)
+        except UnknownVersion as exc:
+            print(f"error: {exc}; see `python -m rehearsal.sim versions`", file=sys.stderr)
+            return 2
     with cluster:
         cluster.write_kubeconfig(args.kubeconfig)
+        extra = ""
+        if args.istio:
+            try:
+                extra = "; " + install_istio(cluster, args.istio, args.apps)
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
         print(f"simulated cluster {args.name} (Kubernetes v{args.k8s_version}, {args.nodes} node(s)) ready at "
-              f"{cluster.server_url}; kubeconfig {args.kubeconfig}", flush=True)
+              f"{cluster.server_url}; kubeconfig {args.kubeconfig}{extra}", flush=True)
         stop.wait()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["istioctl"]:
+        # Everything after --as-version goes to the emulator untouched, as the real istioctl would get it.
+        from .istio.istioctl import main as istioctl_main
+        rest = argv[1:]
+        if len(rest) >= 2 and rest[0] == "--as-version":
+            return istioctl_main(rest[1], rest[2:])
+        if rest and rest[0].startswith("--as-version="):
+            return istioctl_main(rest[0].split("=", 1)[1], rest[1:])
+        print("usage: python -m rehearsal.sim istioctl --as-version X.Y.Z ARGS...", file=sys.stderr)
+        return 64
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "versions":
+        from ..istio.catalog import known_versions
+        print("\n".join(known_versions()))
+        return 0
     return 2
 
 

@@ -28,6 +28,7 @@ from .images import Image, ImageRegistry
 from .kubelet import Kubelet, new_node, node_status
 from .manager import ControllerManager
 from .network import PodNetwork
+from .nodeports import NodePortController
 from .server import ApiHTTPServer, make_ssl_context
 from .store import Store, clone
 from .webhooks import WebhookDispatcher
@@ -71,22 +72,26 @@ class SimCluster:
         self._server: ApiHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._events: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        self.extensions: dict[str, Any] = {}  # state of add-ons such as the Istio simulation
         self.started = False
         webhooks = WebhookDispatcher(self)
         self.api.mutating.append(self._service_account_admission)
         self.api.mutating.append(webhooks.mutate)
         self.api.validating.append(webhooks.validate)
         self.kubelet = Kubelet(self.manager, self)
+        self.node_ports = NodePortController(self.manager, self)
         for controller in (DeploymentController(self.manager, self), ReplicaSetController(self.manager, self),
                            DaemonSetController(self.manager, self), StatefulSetController(self.manager, self),
                            JobController(self.manager, self), EndpointsController(self.manager, self),
                            GarbageCollector(self.manager, self), NamespaceController(self.manager, self),
                            CRDController(self.manager, self), HPAController(self.manager, self),
                            PDBController(self.manager, self), NodeLeaseController(self.manager, self),
-                           self.kubelet):
+                           self.node_ports, self.kubelet):
             self.manager.register(controller)
         for image in SYSTEM_IMAGES:
             self.registry.add(Image(**{**image.__dict__, "reference": image.reference.format(v=self.k8s_version)}))
+        from .istio.mesh import register as register_istio
+        register_istio(self)  # Istio's released images are in the registry, as on Docker Hub
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> SimCluster:
@@ -108,6 +113,7 @@ class SimCluster:
         self.started = False
         self.store.close()
         self.manager.stop()
+        self.node_ports.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

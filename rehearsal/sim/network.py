@@ -29,6 +29,9 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], HttpResponse]
+# (request, destination port, deliver-to-the-app) -> response
+Interceptor = Callable[[HttpRequest, int, Callable[[HttpRequest], HttpResponse]], HttpResponse]
+SIDECAR_PORTS = frozenset({15000, 15001, 15006, 15020, 15021, 15090})  # never redirected (istio-iptables -d)
 
 
 class ConnectionRefused(Exception):
@@ -38,7 +41,16 @@ class ConnectionRefused(Exception):
 class PodNetwork:
     def __init__(self) -> None:
         self._handlers: dict[tuple[str, int], Handler] = {}
+        self._interceptors: dict[str, Interceptor] = {}
         self._lock = threading.Lock()
+
+    def intercept(self, ip: str, interceptor: Interceptor | None) -> None:
+        """Route inbound traffic to ``ip`` through ``interceptor`` (a sidecar's iptables redirect), or stop."""
+        with self._lock:
+            if interceptor is None:
+                self._interceptors.pop(ip, None)
+            else:
+                self._interceptors[ip] = interceptor
 
     def listen(self, ip: str, port: int, handler: Handler) -> None:
         with self._lock:
@@ -53,6 +65,12 @@ class PodNetwork:
         return (ip, port) in self._handlers
 
     def request(self, ip: str, port: int, request: HttpRequest) -> HttpResponse:
+        interceptor = self._interceptors.get(ip)
+        if interceptor is not None and port not in SIDECAR_PORTS:
+            return interceptor(request, port, lambda r: self._deliver(ip, port, r))
+        return self._deliver(ip, port, request)
+
+    def _deliver(self, ip: str, port: int, request: HttpRequest) -> HttpResponse:
         handler = self._handlers.get((ip, port))
         if handler is None:
             raise ConnectionRefused(f"dial tcp {ip}:{port}: connect: connection refused")
