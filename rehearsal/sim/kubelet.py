@@ -513,7 +513,8 @@ class Kubelet(Controller):
             # Nothing of ours answers on that port: the program's own notion of readiness decides.
             return (c.program.ready() if c.program else True), ""
         try:
-            response = self.cluster.network.request(state.ip, int(port), HttpRequest("GET", get.get("path", "/")))
+            # Like Istio's probe rewrite, the probe reaches the app from inside the pod, not through the sidecar.
+            response = self.cluster.network.request_in_pod(state.ip, int(port), HttpRequest("GET", get.get("path", "/")))
         except Exception as exc:  # noqa: BLE001
             return False, f'Get "http://{state.ip}:{port}{get.get("path", "/")}": {exc}'
         if 200 <= response.status < 400:

@@ -70,6 +70,10 @@ class PodNetwork:
             return interceptor(request, port, lambda r: self._deliver(ip, port, r))
         return self._deliver(ip, port, request)
 
+    def request_in_pod(self, ip: str, port: int, request: HttpRequest) -> HttpResponse:
+        """A request from inside the pod (the kubelet's rewritten probes): no sidecar interception."""
+        return self._deliver(ip, port, request)
+
     def _deliver(self, ip: str, port: int, request: HttpRequest) -> HttpResponse:
         handler = self._handlers.get((ip, port))
         if handler is None:

@@ -254,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
         from . import discovery
         api = self.cluster.api
-        parts = path.strip("/").split("/")
+        parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
         if parts[0] == "api":
             if len(parts) == 1:
                 return self._send_json(200, discovery.core_versions())

@@ -1,0 +1,283 @@
+"""istioctl of a given Istio version, run as a subprocess, with every call recorded as evidence.
+
+An :class:`Istioctl` is resolved once per version: from an explicit path, from ``istioctl`` on PATH when its
+version matches, from the cache folder, or downloaded from the official release archive for this OS and
+architecture with its published SHA-256 verified (a progress bar on a terminal; a clear error when offline; the
+cache never holds a half-written file). On the simulated cluster the same class runs the emulator through a
+per-version executable (:func:`simulated`). Typed methods cover what the suites use and parse the outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from ..evidence import CommandRecord, EvidenceLog
+from .catalog import check_known, minor_of
+
+RELEASE_URL = os.environ.get("REHEARSAL_ISTIO_RELEASE_URL", "https://github.com/istio/istio/releases/download")
+DEFAULT_CACHE = Path(os.environ.get("REHEARSAL_CACHE", Path.home() / ".cache" / "istio-upgrade-rehearsal"))
+
+
+class IstioctlError(Exception):
+    """istioctl could not be found, downloaded or run; the message says what to do."""
+
+
+class IstioctlFailed(Exception):
+    """An istioctl command exited non-zero."""
+
+    def __init__(self, record: CommandRecord) -> None:
+        super().__init__(f"istioctl {' '.join(record.argv[1:])} exited {record.exit_code}: "
+                         f"{(record.stderr or record.stdout).strip()[:2000]}")
+        self.record = record
+
+
+def platform_suffix() -> str:
+    system = platform.system().lower()
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    if arch is None:
+        raise IstioctlError(f"no istioctl release is published for {system}/{machine}")
+    if system == "darwin":
+        return "osx-arm64" if arch == "arm64" else "osx"
+    if system == "linux":
+        return f"linux-{arch}"
+    raise IstioctlError(f"no istioctl release is published for {system}; use Linux or macOS")
+
+
+def archive_name(version: str) -> str:
+    return f"istioctl-{version}-{platform_suffix()}.tar.gz"
+
+
+def _binary_version(path: Path) -> str | None:
+    try:
+        result = subprocess.run([str(path), "version", "--remote=false", "-o", "json"], capture_output=True,
+                                text=True, timeout=60)
+        return json.loads(result.stdout)["clientVersion"]["version"]
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
+        return None
+
+
+def download(version: str, cache: Path = DEFAULT_CACHE, base_url: str = RELEASE_URL,
+             progress: Callable[[int, int], None] | None = None) -> Path:
+    """Fetch istioctl ``version`` into ``cache`` and return its path, verifying the published SHA-256."""
+    target = cache / version / "istioctl"
+    if target.exists():
+        return target
+    name = archive_name(version)
+    url = f"{base_url.rstrip('/')}/{version}/{name}"
+    session = requests.Session()
+    try:
+        checksum = session.get(url + ".sha256", timeout=30)
+        if checksum.status_code == 404:
+            raise IstioctlError(f"istioctl {version} is not published at {url}.sha256; check the version")
+        checksum.raise_for_status()
+        expected = checksum.text.split()[0].lower()
+        cache.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as work:
+            archive = Path(work) / name
+            with session.get(url, stream=True, timeout=60) as response:
+                response.raise_for_status()
+                total = int(response.headers.get("Content-Length") or 0)
+                done = 0
+                with archive.open("wb") as handle:
+                    for chunk in response.iter_content(1 << 16):
+                        handle.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+            if digest.hexdigest() != expected:
+                raise IstioctlError(f"the SHA-256 of {name} is {digest.hexdigest()}, but the release publishes "
+                                    f"{expected}; the download is corrupt or tampered with, so it was discarded")
+            with tarfile.open(archive) as tar:
+                member = next((m for m in tar.getmembers() if Path(m.name).name == "istioctl" and m.isfile()), None)
+                if member is None:
+                    raise IstioctlError(f"{name} holds no istioctl binary")
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                staged = Path(work) / "istioctl"
+                staged.write_bytes(extracted.read())
+            staged.chmod(staged.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)  # atomic: the cache never holds a half-written binary
+    except requests.ConnectionError as exc:
+        raise IstioctlError(f"cannot download istioctl {version} from {url} (offline? {type(exc).__name__}); put "
+                            f"istioctl {version} on PATH or pass its path, or set REHEARSAL_ISTIO_RELEASE_URL to a "
+                            "mirror") from None
+    except requests.HTTPError as exc:
+        raise IstioctlError(f"downloading istioctl {version} from {url} failed: {exc}") from None
+    return target
+
+
+def terminal_progress(version: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total:
+            filled = int(30 * done / total)
+            sys.stderr.write(f"\rdownloading istioctl {version} [{'#' * filled}{'.' * (30 - filled)}] "
+                             f"{done / 1e6:.1f}/{total / 1e6:.1f} MB")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
+
+
+def resolve(version: str, explicit: str | Path | None = None, cache: Path = DEFAULT_CACHE,
+            allow_download: bool = True) -> Path:
+    """Find istioctl ``version``: explicit path, PATH (same version only), cache, then download."""
+    if explicit:
+        path = Path(explicit)
+        if not path.exists():
+            raise IstioctlError(f"istioctl path {path} does not exist")
+        return path
+    on_path = shutil.which("istioctl")
+    if on_path and _binary_version(Path(on_path)) == version:
+        return Path(on_path)
+    cached = cache / version / "istioctl"
+    if cached.exists():
+        return cached
+    if not allow_download:
+        raise IstioctlError(f"istioctl {version} is not on PATH or in {cache}")
+    return download(version, cache, progress=terminal_progress(version))
+
+
+def simulated(version: str, directory: Path) -> Path:
+    """A per-version executable that runs the emulator (for the simulated cluster)."""
+    check_known(version)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"istioctl-{version}"
+    root = Path(__file__).resolve().parent.parent.parent
+    path.write_text(f"#!{sys.executable}\n# istioctl {version} emulator of the simulated cluster\n"
+                    f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+                    f"from rehearsal.sim.istio.istioctl import main\nsys.exit(main({version!r}, sys.argv[1:]))\n")
+    path.chmod(0o755)
+    return path
+
+
+@dataclass(frozen=True)
+class AnalysisMessage:
+    code: str
+    level: str
+    origin: str
+    message: str
+
+
+@dataclass
+class Istioctl:
+    """istioctl of one version, bound to one cluster (kubeconfig and context)."""
+
+    version: str
+    path: Path
+    kubeconfig: Path | None = None
+    context: str | None = None
+    evidence: EvidenceLog = field(default_factory=EvidenceLog)
+    timeout: float = 600.0
+
+    @property
+    def minor(self) -> Any:
+        return minor_of(self.version)
+
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> CommandRecord:
+        argv = [str(self.path), *args]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", str(self.kubeconfig)]
+        if self.context:
+            argv += ["--context", self.context]
+        started = time.time()
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, input=stdin,
+                                    stdin=None if stdin is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            record = self.evidence.record_command(argv, -1, str(exc.stdout or ""), f"timed out after {self.timeout}s",
+                                                  started)
+            raise IstioctlFailed(record) from None
+        except OSError as exc:
+            raise IstioctlError(f"cannot run {self.path}: {exc.strerror}") from None
+        record = self.evidence.record_command(argv, result.returncode, result.stdout, result.stderr, started)
+        if check and result.returncode != 0:
+            raise IstioctlFailed(record)
+        return record
+
+    # -- typed commands -----------------------------------------------------------------------------------
+    def version_info(self, revision: str | None = None) -> dict[str, Any]:
+        """``istioctl version -o json`` parsed (stderr, such as 'Istio is not present', kept apart)."""
+        args = ["version", "-o", "json"] + (["--revision", revision] if revision else [])
+        return json.loads(self.run(*args).stdout)
+
+    def precheck(self) -> CommandRecord:
+        return self.run("x", "precheck", check=False)
+
+    def manifest_generate(self, files: list[str | Path] = (), sets: list[str] = (), revision: str | None = None
+                          ) -> str:
+        args = ["manifest", "generate"]
+        for f in files:
+            args += ["-f", str(f)]
+        for s in sets:
+            args += ["--set", s]
+        if revision:
+            args += ["--revision", revision]
+        return self.run(*args).stdout
+
+    def install(self, files: list[str | Path] = (), sets: list[str] = (), readiness_timeout: str = "5m0s",
+                upgrade: bool = False) -> CommandRecord:
+        args = ["upgrade" if upgrade else "install", "-y", "--readiness-timeout", readiness_timeout]
+        for f in files:
+            args += ["-f", str(f)]
+        for s in sets:
+            args += ["--set", s]
+        return self.run(*args)
+
+    def analyze(self, all_namespaces: bool = True) -> list[AnalysisMessage]:
+        """``analyze -o json`` (which always exits 0: the levels are judged here)."""
+        args = ["analyze", "-o", "json"] + (["-A"] if all_namespaces else [])
+        data = json.loads(self.run(*args).stdout or "[]")
+        return [AnalysisMessage(m["code"], m["level"], m.get("origin", ""), m["message"]) for m in data]
+
+    def verify_install(self, files: list[str | Path] = (), sets: list[str] = ()) -> CommandRecord:
+        if not self.minor.verify_install:
+            raise IstioctlError(f"istioctl {self.version} has no verify-install (removed in 1.24); use the "
+                                "harness's own readiness checks")
+        args = ["verify-install"]
+        for f in files:
+            args += ["-f", str(f)]
+        for s in sets:
+            args += ["--set", s]
+        return self.run(*args, check=False)
+
+    def proxy_status(self) -> list[dict[str, str]]:
+        lines = self.run("proxy-status").stdout.splitlines()
+        if not lines:
+            return []
+        headers = lines[0].split()
+        if "SUBSCRIBED" in headers:
+            headers = ["NAME", "CLUSTER", "ISTIOD", "VERSION", "SUBSCRIBED"]
+        rows = []
+        for line in lines[1:]:
+            cells = line.split()
+            rows.append(dict(zip(headers, cells)))
+        return rows
+
+    def tag_set(self, tag: str, revision: str, overwrite: bool = True) -> CommandRecord:
+        return self.run("tag", "set", tag, "--revision", revision, *(["--overwrite"] if overwrite else []), "-y")
+
+    def uninstall(self, revision: str) -> CommandRecord:
+        return self.run("uninstall", "--revision", revision, "-y")
