@@ -738,7 +738,7 @@ def _node_term_matches(term: Obj, labels: dict[str, str], fields: dict[str, str]
 
 def new_node(name: str, ip: str, k8s_version: str, control_plane: bool, cluster: str) -> Obj:
     labels = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-              "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+              "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "rehearsal.sim/simulated": "true"}
     if control_plane:
         labels["node-role.kubernetes.io/control-plane"] = ""
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""

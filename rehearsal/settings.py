@@ -1,0 +1,166 @@
+"""The rehearsal's settings: one frozen object, resolved once from the command line, a config file and ini
+defaults (command line wins when given). Bad values raise :class:`SettingsError` naming the option and what it
+accepts, before anything touches a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .istio import catalog, operator
+
+CLUSTERS = ("sim", "kind", "kubeconfig")
+STRATEGIES = ("in-place", "istioctl")
+ROLLBACK_MODES = ("on-failure", "always", "never")
+
+
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names the option and what it accepts."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster: str = "sim"
+    kubeconfig: str | None = None
+    context: str | None = None
+    istio_from: str = ""
+    istio_to: str = ""
+    plan: str | None = None
+    sets: tuple[str, ...] = ()
+    strategy: str = "in-place"
+    rollback: str = "on-failure"
+    keep_cluster: bool = False
+    report_dir: str = "reports"
+    sim_faults: str | None = None
+    sim_time_scale: float = 0.0
+    k8s_version: str = "1.33.1"
+    kind_name: str = "istio-rehearsal"
+    istioctl_from_path: str | None = None
+    istioctl_to_path: str | None = None
+    traffic_requests: int = 50
+    timeout: float = 300.0
+    plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sets"] = list(self.sets)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        data = dict(data)
+        data["sets"] = tuple(data.get("sets") or ())
+        return cls(**data)
+
+    def install_spec(self, version: str) -> dict[str, Any]:
+        """The plan for installing ``version``: the plan file, then --set, with the tag of that version."""
+        spec = operator.deep_merge({}, self.plan_spec)
+        for expression in self.sets:
+            key, value = operator.parse_set(expression)
+            operator.set_path(spec, key, value)
+        spec.pop("tag", None)
+        values_global = (spec.get("values") or {}).get("global") or {}
+        values_global.pop("tag", None)
+        return spec
+
+    def install_sets(self, version: str) -> list[str]:
+        """--set arguments for istioctl: the user's, minus any tag, plus ``tag=<version>``."""
+        return [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")] + [
+            f"tag={version}"]
+
+
+def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SettingsError(f"{option} {value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _version(option: str, value: str) -> str:
+    try:
+        return catalog.check_known(value)
+    except catalog.UnknownVersion as exc:
+        raise SettingsError(f"{option}: {exc}") from None
+
+
+def load_plan(path: str) -> dict[str, Any]:
+    try:
+        return operator.load_file(path)
+    except operator.OperatorError as exc:
+        raise SettingsError(f"--plan: {exc}") from None
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    """A YAML config file of option defaults (keys as the options without dashes, e.g. istio-to)."""
+    if not path:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise SettingsError(f"--rehearsal-config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"--rehearsal-config: {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"--rehearsal-config: {path} must be a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(values: dict[str, Any]) -> Settings:
+    """Build and check Settings from merged option values (None means "not given")."""
+    v = {k: val for k, val in values.items() if val is not None}
+    known = {f for f in Settings.__dataclass_fields__ if f != "plan_spec"}
+    unknown = sorted(set(v) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    default_from, default_to = catalog.default_pair()
+    cluster = _choice("--cluster", str(v.get("cluster", "sim")), CLUSTERS)
+    istio_from = _version("--istio-from", str(v.get("istio_from") or default_from))
+    istio_to = _version("--istio-to", str(v.get("istio_to") or default_to))
+    strategy = _choice("--strategy", str(v.get("strategy", "in-place")), STRATEGIES)
+    rollback = _choice("--rollback", str(v.get("rollback", "on-failure")), ROLLBACK_MODES)
+    sets = tuple(v.get("sets") or ())
+    for expression in sets:
+        try:
+            operator.parse_set(expression)
+        except operator.OperatorError as exc:
+            raise SettingsError(str(exc)) from None
+    plan = v.get("plan")
+    plan_spec = load_plan(plan) if plan else {}
+    kubeconfig = v.get("kubeconfig")
+    if cluster == "kubeconfig" and not kubeconfig:
+        raise SettingsError("--cluster kubeconfig needs --rehearsal-kubeconfig PATH (and optionally "
+                            "--rehearsal-context NAME)")
+    faults = v.get("sim_faults")
+    if faults:
+        if cluster != "sim":
+            raise SettingsError("--sim-faults only applies to --cluster sim")
+        from .sim.faults import Faults, FaultSpecError
+        try:
+            Faults.from_file(faults)
+        except FaultSpecError as exc:
+            raise SettingsError(f"--sim-faults: {exc}") from None
+    try:
+        scale = float(v.get("sim_time_scale", 0.0))
+        requests_n = int(v.get("traffic_requests", 50))
+        timeout = float(v.get("timeout", 300.0))
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"a numeric setting is not a number: {exc}") from None
+    if scale < 0:
+        raise SettingsError("--sim-time-scale must be 0 or more")
+    if requests_n < 1:
+        raise SettingsError("--traffic-requests must be at least 1")
+    return Settings(cluster=cluster, kubeconfig=kubeconfig, context=v.get("context"), istio_from=istio_from,
+                    istio_to=istio_to, plan=plan, sets=sets, strategy=strategy, rollback=rollback,
+                    keep_cluster=bool(v.get("keep_cluster", False)), report_dir=str(v.get("report_dir", "reports")),
+                    sim_faults=faults, sim_time_scale=scale, k8s_version=str(v.get("k8s_version", "1.33.1")),
+                    kind_name=str(v.get("kind_name", "istio-rehearsal")),
+                    istioctl_from_path=v.get("istioctl_from_path"), istioctl_to_path=v.get("istioctl_to_path"),
+                    traffic_requests=requests_n, timeout=timeout, plan_spec=plan_spec)
+
+
+def dumps(settings: Settings) -> str:
+    return json.dumps(settings.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,71 @@
+"""The runbook's steps as plain functions over a :class:`Rehearsal` context.
+
+Each step records what it did in the run (commands, data, artifacts, and why it was or was not needed), raises
+:class:`~rehearsal.run.StepFailed` with a readable reason when it cannot be done, and registers its undo in the
+journal *before* it changes the cluster. The pytest fixtures in ``fixtures/`` call these in order; nothing here
+imports pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..cluster import Cluster
+from ..istio.istioctl import Istioctl
+from ..journal import RollbackJournal
+from ..kube import Kube
+from ..run import Run
+from ..settings import Settings
+
+ISTIO_NS = "istio-system"
+APPS_NS = "rehearsal-apps"
+ROOT = Path(__file__).resolve().parent.parent.parent
+SAMPLE_APPS = ROOT / "sample_apps"
+
+
+@dataclass
+class Rehearsal:
+    """Everything a step needs: settings, run record, journal, the cluster and the two istioctls."""
+
+    settings: Settings
+    run: Run
+    journal: RollbackJournal
+    cluster: Cluster
+    kube: Kube
+    istioctl_from: Istioctl
+    istioctl_to: Istioctl
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def simulated(self) -> Any:
+        """The SimCluster when the run owns one (for arming faults), else None."""
+        return self.cluster.details.get("sim")
+
+    def core(self) -> Any:
+        from kubernetes import client
+        return client.CoreV1Api(self.kube.api_client)
+
+    def objects(self, api_version: str, kind: str, namespace: str | None = None,
+                label_selector: str | None = None) -> list[dict[str, Any]]:
+        try:
+            resource = self.kube.resource(api_version, kind)
+        except Exception:  # noqa: BLE001 - the kind is not served on this cluster
+            return []
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        return [i.to_dict() for i in resource.get(namespace=namespace if resource.namespaced else None,
+                                                   **kwargs).items]
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Deadline-bound poll for conditions no single watch expresses (several objects at once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,219 @@
+"""Steps that set the stage: provision the cluster, install the source version, deploy the sample apps, and
+the traffic and version observations every later step and validation reuses."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider
+from ..istio import istioctl as istioctl_mod
+from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
+from ..kube import Kube, RolloutTimeout, load_manifests
+from ..run import Run, StepFailed
+from ..settings import Settings
+from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
+
+SIM_LABEL = "rehearsal.sim/simulated"
+
+
+def _plan_hub(settings: Settings) -> str | None:
+    spec = settings.install_spec(settings.istio_to)
+    return spec.get("hub") or ((spec.get("values") or {}).get("global") or {}).get("hub")
+
+
+def provision(settings: Settings, run: Run) -> Cluster:
+    """Create (sim, kind) or connect to (kubeconfig) the cluster the rehearsal runs on."""
+    with run.step("provision") as step:
+        if settings.cluster == "sim":
+            hub = _plan_hub(settings)
+
+            def mirror_plan_hub(sim: Any) -> None:
+                # The plan's private registry exists in the simulated world, unless its host can never resolve
+                # (".invalid" is reserved for exactly that, RFC 6761).
+                from ..sim.istio.mesh import mirror
+                if hub and not hub.split("/")[0].endswith(".invalid"):
+                    mirror(sim, hub, [settings.istio_from, settings.istio_to])
+
+            provider: Any = SimProvider(k8s_version=settings.k8s_version, time_scale=settings.sim_time_scale,
+                                        setup=[mirror_plan_hub])
+        elif settings.cluster == "kind":
+            provider = KindProvider(cluster_name=settings.kind_name, keep=settings.keep_cluster)
+        else:
+            provider = KubeconfigProvider(Path(str(settings.kubeconfig)), settings.context)
+        try:
+            cluster = provider.provision(run.artifacts)
+        except ClusterError as exc:
+            raise StepFailed(str(exc)) from None
+        run.cluster_name = cluster.stable_name
+        step.note(f"{cluster.stable_name}, Kubernetes v{cluster.server_version()}")
+        return cluster
+
+
+def is_simulated(kube: Kube) -> bool:
+    nodes = kube.resource("v1", "Node").get().items
+    return bool(nodes) and all((n.metadata.labels or {}).get(SIM_LABEL) == "true" for n in nodes)
+
+
+def make_istioctl(settings: Settings, run: Run, cluster: Cluster, version: str, explicit: str | None,
+                  simulated: bool) -> Istioctl:
+    """The istioctl of ``version`` for this cluster: the emulator on a simulated cluster, the real one elsewhere."""
+    try:
+        if simulated and not explicit:
+            path = istioctl_mod.simulated(version, run.dir / "bin")
+        else:
+            path = istioctl_mod.resolve(version, explicit)
+    except IstioctlError as exc:
+        raise StepFailed(str(exc)) from None
+    ctl = Istioctl(version, path, cluster.kubeconfig, cluster.context, timeout=settings.timeout + 60)
+    ctl.evidence.listeners.append(run.on_command)
+    return ctl
+
+
+def plan_files(settings: Settings) -> list[str]:
+    return [settings.plan] if settings.plan else []
+
+
+def install_source(ctx: Rehearsal) -> None:
+    """Install the source version with the plan's settings: the production mesh being rehearsed."""
+    s = ctx.settings
+    with ctx.run.step("install source") as step:
+        try:
+            ctx.istioctl_from.install(plan_files(s), s.install_sets(s.istio_from),
+                                      readiness_timeout=f"{int(s.timeout)}s")
+        except IstioctlFailed as exc:
+            raise StepFailed(f"istioctl {s.istio_from} install failed: {exc}") from None
+        step.note(f"Istio {s.istio_from} installed")
+
+
+def deploy_apps(ctx: Rehearsal) -> None:
+    with ctx.run.step("deploy sample apps") as step:
+        docs = load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh")
+        ctx.kube.invalidate_discovery()
+        ctx.kube.apply(docs)
+        try:
+            for doc in docs:
+                if doc["kind"] == "Deployment":
+                    ctx.kube.wait_rollout("Deployment", doc["metadata"]["name"], doc["metadata"]["namespace"],
+                                          ctx.settings.timeout)
+        except RolloutTimeout as exc:
+            raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
+        step.note(f"{len(docs)} objects from sample_apps/ applied and rolled out")
+
+
+def pod_problems(ctx: Rehearsal, namespace: str) -> str:
+    """Why pods in ``namespace`` are not ready, in the kubelet's words."""
+    reasons = []
+    for pod in ctx.objects("v1", "Pod", namespace):
+        for status in (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get(
+                "initContainerStatuses", []):
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") and waiting["reason"] not in ("PodInitializing", "ContainerCreating"):
+                reasons.append(f"{pod['metadata']['name']}/{status['name']}: {waiting['reason']}"
+                               + (f" ({waiting.get('message')})" if waiting.get("message") else ""))
+    events = [e for e in ctx.objects("v1", "Event", namespace) if e.get("type") == "Warning"]
+    for event in events[-3:]:
+        reasons.append(f"{event.get('reason')}: {event.get('message')}")
+    return "; ".join(reasons[:6]) or "no pod reported a reason"
+
+
+def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> dict[str, Any]:
+    """``count`` requests through the ingress gateway (via the API server's service proxy, which reaches a
+    ClusterIP gateway as well as a LoadBalancer one, on any cluster)."""
+    cfg = ctx.kube.api_client.configuration
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = cfg.ssl_ca_cert if cfg.verify_ssl else False
+    auth = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization")
+    if auth:
+        session.headers["Authorization"] = auth
+    if cfg.cert_file and cfg.key_file:
+        session.cert = (cfg.cert_file, cfg.key_file)
+    base = f"{cfg.host}/api/v1/namespaces/{ISTIO_NS}/services/istio-ingressgateway:http2/proxy"
+    codes: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    failures: list[str] = []
+    started = time.monotonic()
+    for n in range(count):
+        try:
+            response = session.get(f"{base}{path}/{n}", timeout=10)
+            code = str(response.status_code)
+            if response.status_code == 200:
+                try:
+                    version = response.json().get("headers", {}).get("x-istio-proxy-version")
+                except ValueError:
+                    version = None
+                if version:
+                    versions[version] = versions.get(version, 0) + 1
+            elif len(failures) < 5:
+                failures.append(f"{code}: {response.text[:120]}")
+        except requests.RequestException as exc:
+            code = type(exc).__name__
+            if len(failures) < 5:
+                failures.append(code)
+        codes[code] = codes.get(code, 0) + 1
+    return {"requests": count, "codes": codes, "proxy_versions": versions, "failures": failures,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def echo_request_count(ctx: Rehearsal) -> int:
+    """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020."""
+    from kubernetes import client
+    core = client.CoreV1Api(ctx.kube.api_client)
+    total = 0
+    for pod in core.list_namespaced_pod(APPS_NS, label_selector="app=echo").items:
+        if pod.metadata.deletion_timestamp or pod.status.phase != "Running":
+            continue
+        try:
+            text = core.connect_get_namespaced_pod_proxy_with_path(f"{pod.metadata.name}:15020", APPS_NS,
+                                                                   "stats/prometheus")
+        except Exception:  # noqa: BLE001 - a pod going away mid-scrape counts nothing
+            continue
+        for line in text.splitlines():
+            if line.startswith("istio_requests_total{") and 'reporter="destination"' in line \
+                    and 'response_code="200"' in line and 'destination_workload="echo"' in line:
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def observe_versions(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
+    """Control plane and data plane versions, from ``istioctl version -o json`` and from the pod specs."""
+    info = istioctl.version_info()
+    pods = {}
+    for pod in ctx.objects("v1", "Pod"):
+        for c in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers") or []):
+            if c["name"] == "istio-proxy" and not pod["metadata"].get("deletionTimestamp"):
+                pods[f"{pod['metadata']['name']}.{pod['metadata']['namespace']}"] = c["image"].rsplit(":", 1)[-1] \
+                    .split("-")[0]
+    return {"control_plane": sorted({m["Info"]["version"] for m in info.get("meshVersion", [])}),
+            "data_plane": {p["ID"]: p["IstioVersion"] for p in info.get("dataPlaneVersion", [])},
+            "pod_specs": pods}
+
+
+def restart_counts(ctx: Rehearsal) -> dict[str, int]:
+    counts = {}
+    for ns in (ISTIO_NS, APPS_NS):
+        for pod in ctx.objects("v1", "Pod", ns):
+            statuses = (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get(
+                "initContainerStatuses", [])
+            counts[f"{ns}/{pod['metadata']['name']}"] = sum(s.get("restartCount", 0) for s in statuses)
+    return counts
+
+
+def baseline(ctx: Rehearsal) -> dict[str, Any]:
+    """Prove the source mesh works before anything changes: versions, traffic, telemetry."""
+    with ctx.run.step("baseline") as step:
+        versions = observe_versions(ctx, ctx.istioctl_from)
+        ctx.run.versions["before"] = versions
+        traffic = send_traffic(ctx, ctx.settings.traffic_requests)
+        step.add_data("traffic", traffic)
+        if traffic["codes"] != {"200": traffic["requests"]}:
+            raise StepFailed(f"the sample app does not answer through the ingress before the upgrade: "
+                             f"{json.dumps(traffic['codes'])} {traffic['failures']}")
+        step.note(f"control plane {versions['control_plane']}, {len(versions['data_plane'])} proxies, "
+                  f"{traffic['requests']} requests answered 200")
+        return {"versions": versions, "traffic": traffic}
