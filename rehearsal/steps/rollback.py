@@ -140,3 +140,35 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
             step.note(f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; traffic answers 200; "
                       "Istio custom resources identical to the backup")
     return results
+
+
+def decide(ctx: Rehearsal) -> dict[str, Any]:
+    """The one place that decides what happens after the upgrade: roll back or not, and the verdict."""
+    run, mode = ctx.run, ctx.settings.rollback
+    failed = run.failure is not None
+    outcome: dict[str, Any] = {"mode": mode}
+    if not ctx.journal.changed_cluster:
+        outcome.update(ran=False, reason="nothing to restore: the upgrade stopped before it changed the cluster")
+        with run.step("rollback: verify") as step:
+            proof = verify_source(ctx, None)
+            step.add_data("verification", proof)
+            step.note("the cluster is still at the source version" if proof["verified"] else
+                      f"the cluster is not as it was: {proof['findings']}")
+        outcome["verification"] = proof
+        outcome["verified"] = proof["verified"]
+        run.verdict = "failed" if failed else "upgraded"
+    elif failed and mode == "never":
+        outcome.update(ran=False, reason="--rollback never: the cluster is left as the failed upgrade left it")
+        run.verdict = "failed"
+    elif failed or mode == "always":
+        outcome.update(perform(ctx))
+        if failed:
+            run.verdict = "rolled-back" if outcome["verified"] else "rollback-failed"
+        else:
+            run.verdict = "upgraded" if outcome["verified"] else "rollback-failed"
+    else:
+        outcome.update(ran=False, reason="the upgrade succeeded")
+        run.verdict = "upgraded"
+    run.rollback = outcome
+    run.save()
+    return outcome

@@ -1,0 +1,55 @@
+"""After the upgrade: everything the runbook's validation section asks for."""
+
+import pytest
+
+from rehearsal.steps import validate
+
+pytestmark = pytest.mark.order(40)
+
+
+def test_control_plane_is_at_the_target_version(upgraded, rehearsal_settings, findings):
+    observed, _ = validate.version_findings(upgraded, upgraded.istioctl_to, rehearsal_settings.istio_to)
+    findings["control plane"] = observed["control_plane"]
+    assert observed["control_plane"] == [rehearsal_settings.istio_to]
+
+
+def test_no_version_skew(upgraded, rehearsal_settings, findings):
+    observed, problems = validate.version_findings(upgraded, upgraded.istioctl_to, rehearsal_settings.istio_to)
+    findings.update(observed=observed, problems=problems)
+    assert not problems
+
+
+def test_pods_are_ready_without_restarts_since_the_upgrade(upgraded, findings):
+    problems = validate.pod_health_findings(upgraded, upgraded.state.get("restarts_before", {}))
+    findings["problems"] = problems
+    assert not problems
+
+
+def test_services_have_the_planned_types(upgraded, findings):
+    problems = validate.service_findings(upgraded)
+    findings["problems"] = problems
+    assert not problems
+
+
+def test_installation_is_verified(upgraded, findings):
+    how, problems = validate.installation_findings(upgraded, upgraded.istioctl_to)
+    findings.update(checked_with=how, problems=problems)
+    assert not problems
+
+
+def test_analyze_reports_no_errors(upgraded, findings):
+    errors = validate.analyze_findings(upgraded.istioctl_to)
+    findings["errors"] = errors
+    assert not errors
+
+
+def test_traffic_flows_through_the_ingress_from_upgraded_proxies(upgraded, rehearsal_settings, findings):
+    result, problems = validate.traffic_findings(upgraded, rehearsal_settings.istio_to)
+    findings.update(result)
+    assert not problems, problems
+
+
+def test_telemetry_counts_the_requests_sent(upgraded, findings):
+    data, problems = validate.telemetry_findings(upgraded)
+    findings.update(data)
+    assert not problems, problems
