@@ -1,63 +1,59 @@
-"""Command line of the harness: ``python -m rehearsal demo``.
+"""Command line of the harness.
 
-``demo`` starts the embedded simulated cluster, deploys the sample apps, waits for their rollouts and prints
-what it did, step by step, with timings.
+``python -m rehearsal demo [pytest options]``
+    runs the full rehearsal on the embedded simulated cluster (the suites, with a simulated time scale that
+    looks real) and prints where the report is. Any rehearsal option (``--istio-from``, ``--set``...) passes on.
+``python -m rehearsal rollback RUN_DIR``
+    replays the journal a killed run left in ``RUN_DIR`` against its cluster, then proves the source is back.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-from .cluster import SimProvider
-from .kube import Kube, load_manifests
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def demo(args: argparse.Namespace) -> int:
-    started = time.monotonic()
+def demo(argv: list[str]) -> int:
+    import pytest
+    args = [str(ROOT / "suites"), "-p", "no:cacheprovider", "-q", "-rA"]
+    if not any(a.startswith("--sim-time-scale") for a in argv):
+        args += ["--sim-time-scale", "0.02"]
+    print("Rehearsing an Istio upgrade on the embedded simulated cluster (python -m rehearsal demo --help for "
+          "options)...", flush=True)
+    code = pytest.main(args + argv)
+    latest = ROOT / "reports" / "latest"
+    record = latest / "rehearsal.json"
+    if record.exists():
+        data = json.loads(record.read_text())
+        print(f"\nverdict: {data['verdict']} (Istio {data['from']} -> {data['to']}, {data['cluster']}, "
+              f"{data['strategy']})")
+        print(f"report:  {(latest / 'report.html').resolve()}")
+        print(f"record:  {record.resolve()}")
+    return int(code)
 
-    def say(text: str) -> None:
-        print(f"[{time.monotonic() - started:6.2f}s] {text}", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="rehearsal-demo-") as work:
-        say(f"starting a simulated cluster (time scale {args.time_scale})")
-        cluster = SimProvider(time_scale=args.time_scale).provision(Path(work))
-        try:
-            say(f"cluster {cluster.stable_name} ready, Kubernetes v{cluster.server_version()}")
-            kube = Kube(cluster.api_client(), Path(work) / "discovery.json")
-            docs = load_manifests(args.apps)
-            for item in kube.apply(docs):
-                say(f"applied {item.kind} {item.namespace + '/' if item.namespace else ''}{item.name}")
-            for doc in docs:
-                if doc["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                    ns = doc["metadata"].get("namespace", "default")
-                    obj = kube.wait_rollout(doc["kind"], doc["metadata"]["name"], ns, timeout=120)
-                    say(f"rolled out {doc['kind']} {ns}/{doc['metadata']['name']}: "
-                        f"{obj['status'].get('readyReplicas', 0)}/{obj['spec'].get('replicas', 1)} ready")
-            pods = kube.resource("v1", "Pod").get(namespace=docs[0]["metadata"]["name"]).items
-            for pod in pods:
-                say(f"pod {pod.metadata.name}: {pod.status.phase} on {pod.spec.nodeName} ({pod.status.podIP})")
-        finally:
-            cluster.close()
-    say("done")
-    return 0
+def rollback(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m rehearsal rollback RUN_DIR", file=sys.stderr)
+        return 2
+    from .steps.replay import replay
+    return replay(Path(argv[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help="deploy the sample apps on a simulated cluster")
-    run_demo.add_argument("--apps", default=str(ROOT / "sample_apps"), help="folder of manifests to deploy")
-    run_demo.add_argument("--time-scale", type=float, default=0.2,
-                          help="wall seconds per simulated second (default 0.2)")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        return demo(rest)
+    if command == "rollback":
+        return rollback(rest)
+    print(f"unknown command {command!r}; use demo or rollback", file=sys.stderr)
     return 2
 
 

@@ -4,9 +4,12 @@ Kinds (YAML ``type``):
 
 ``image-pull``      the image cannot be pulled (``image``): pods end in ErrImagePull / ImagePullBackOff.
 ``api-error``       the API answers ``code`` (429 with Retry-After, 500, or 504 for a timeout) for a ``verb``
-                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 = always).
+                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 = always),
+                    after letting ``skip`` matching requests through (default 0).
 ``readiness``       containers of matching pods become ready only after ``delay`` seconds, or ``never``.
 ``crash-loop``      containers of matching pods exit with ``exitCode`` ``after`` seconds, and keep doing so.
+``proxy-reject``    Istio proxies running ``image`` answer inbound requests with ``code`` (default 503) and
+                    Envoy's reset message, while staying ready: the kind of failure only traffic shows.
 
 Pods are matched by ``namespace``, ``labelSelector`` and/or ``image`` (a container image, normalised).
 """
@@ -67,7 +70,9 @@ class ApiErrorFault:
     name: str | None = None
     retry_after: int = 1
     delay: float = 0.0  # for 504: how long the request hangs before timing out (wall seconds, bounded)
+    skip: int = 0  # let this many matching requests through first
     hits: int = 0
+    seen: int = 0
 
     def matches(self, verb: str, rt: ResourceType, namespace: str, name: str) -> bool:
         if self.verb not in ("*", verb):
@@ -106,6 +111,12 @@ class CrashLoopFault:
 
 
 @dataclass
+class ProxyRejectFault:
+    image: str
+    code: int = 503
+
+
+@dataclass
 class Faults:
     """The active faults of one cluster. Thread-safe; the API server and kubelet consult it."""
 
@@ -113,6 +124,7 @@ class Faults:
     api_errors: list[ApiErrorFault] = field(default_factory=list)
     readiness: list[ReadinessFault] = field(default_factory=list)
     crash_loops: list[CrashLoopFault] = field(default_factory=list)
+    proxy_rejects: list[ProxyRejectFault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -121,7 +133,7 @@ class Faults:
     def add(self, fault: Any) -> Any:
         with self._lock:
             {ImagePullFault: self.image_pull, ApiErrorFault: self.api_errors, ReadinessFault: self.readiness,
-             CrashLoopFault: self.crash_loops}[type(fault)].append(fault)
+             CrashLoopFault: self.crash_loops, ProxyRejectFault: self.proxy_rejects}[type(fault)].append(fault)
         return fault
 
     def fail_image(self, image: str) -> ImagePullFault:
@@ -142,10 +154,11 @@ class Faults:
             self.api_errors.clear()
             self.readiness.clear()
             self.crash_loops.clear()
+            self.proxy_rejects.clear()
 
     def remove(self, fault: Any) -> None:
         with self._lock:
-            for bucket in (self.image_pull, self.api_errors, self.readiness, self.crash_loops):
+            for bucket in (self.image_pull, self.api_errors, self.readiness, self.crash_loops, self.proxy_rejects):
                 if fault in bucket:
                     bucket.remove(fault)
 
@@ -154,6 +167,9 @@ class Faults:
         with self._lock:
             for fault in self.api_errors:
                 if fault.matches(verb, rt, namespace, name):
+                    fault.seen += 1
+                    if fault.seen <= fault.skip:
+                        continue
                     fault.hits += 1
                     hit = fault
                     break
@@ -171,6 +187,11 @@ class Faults:
     def readiness_for(self, pod: dict[str, Any], container: dict[str, Any]) -> ReadinessFault | None:
         with self._lock:
             return next((f for f in self.readiness if f.match.matches(pod, container)), None)
+
+    def proxy_reject_for(self, image: str) -> ProxyRejectFault | None:
+        ref = normalize(image)
+        with self._lock:
+            return next((f for f in self.proxy_rejects if normalize(f.image) == ref), None)
 
     def crash_for(self, pod: dict[str, Any], container: dict[str, Any]) -> CrashLoopFault | None:
         with self._lock:
@@ -218,7 +239,7 @@ def _seconds(value: Any, where: str) -> float:
 
 def _parse(entry: Any, where: str) -> Any:
     if not isinstance(entry, dict) or "type" not in entry:
-        raise FaultSpecError(f"{where} needs a 'type' (image-pull, api-error, readiness, crash-loop)")
+        raise FaultSpecError(f"{where} needs a 'type' (image-pull, api-error, readiness, crash-loop, proxy-reject)")
     kind = entry["type"]
     if kind == "image-pull":
         if not entry.get("image"):
@@ -235,9 +256,14 @@ def _parse(entry: Any, where: str) -> Any:
             raise FaultSpecError(f"{where}: code {code} is not one of 429, 500, 503, 504")
         return ApiErrorFault(verb, str(resource), code, int(entry.get("times", 1)), entry.get("namespace"),
                              entry.get("name"), int(entry.get("retryAfter", 1)),
-                             _seconds(entry.get("delay", 0), where))
+                             _seconds(entry.get("delay", 0), where), int(entry.get("skip", 0)))
     if kind == "readiness":
         return ReadinessFault(_match(entry), _seconds(entry.get("delay", 0), where), bool(entry.get("never")))
     if kind == "crash-loop":
         return CrashLoopFault(_match(entry), _seconds(entry.get("after", 1), where), int(entry.get("exitCode", 1)))
-    raise FaultSpecError(f"{where}: unknown type '{kind}' (use image-pull, api-error, readiness, crash-loop)")
+    if kind == "proxy-reject":
+        if not entry.get("image"):
+            raise FaultSpecError(f"{where}: proxy-reject needs 'image' (a proxyv2 image)")
+        return ProxyRejectFault(str(entry["image"]), int(entry.get("code", 503)))
+    raise FaultSpecError(f"{where}: unknown type '{kind}' (use image-pull, api-error, readiness, crash-loop, "
+                         "proxy-reject)")

@@ -98,6 +98,7 @@ class Istiod(Program):
             ctx.network.listen(ctx.pod_ip, port, self.handle)
         with self.mesh.lock:
             self.mesh.istiods[ctx.pod_ip] = self
+        self._ensure_ca_secret()
         ctx.log(f"info\tistio version: {self.version}")
         ctx.log("info\tads\tAll caches have been synced up, ready to serve")
 
@@ -107,6 +108,26 @@ class Istiod(Program):
         for port in (8080, 15010, 15012, 15014, 15017):
             self.ctx.network.close(self.ctx.pod_ip, port)
         self.proxies.clear()
+
+    def _ensure_ca_secret(self) -> None:
+        """istiod's self-signed root CA (istio-ca-secret), created on first start as the real istiod does."""
+        from ..api import RequestOptions
+        from ..errors import ApiError
+        cluster = self.ctx.services
+        if cluster.store.get(("", "secrets"), NS, "istio-ca-secret") is not None:
+            return
+        import secrets as token
+        fake_pem = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n" + token.token_hex(48).encode() +
+                                    b"\n-----END CERTIFICATE-----\n").decode()
+        key = base64.b64encode(b"-----BEGIN PRIVATE KEY-----\n" + token.token_hex(48).encode() +
+                               b"\n-----END PRIVATE KEY-----\n").decode()
+        try:
+            cluster.api.create(cluster.api.type_of("", "secrets"), {
+                "metadata": {"name": "istio-ca-secret", "namespace": NS}, "type": "istio.io/ca-root",
+                "data": {"ca-cert.pem": fake_pem, "ca-key.pem": key, "cert-chain.pem": "", "key.pem": "",
+                         "root-cert.pem": ""}}, NS, RequestOptions(internal=True))
+        except ApiError:
+            pass
 
     @property
     def pod_name(self) -> str:
@@ -403,9 +424,14 @@ class Proxy(Program):
         request.headers = dict(request.headers)
         request.headers["x-istio-proxy-version"] = self.version
         request.headers.setdefault("x-request-id", f"{time.time_ns():x}")
+        reject = self.ctx.services.faults.proxy_reject_for(self.ctx.container["image"])
         try:
-            response = forward(request)
-            flags = "-"
+            if reject is not None:
+                response, flags = HttpResponse(reject.code, b"upstream connect error or disconnect/reset before "
+                                                            b"headers. reset reason: connection termination"), "UC"
+            else:
+                response = forward(request)
+                flags = "-"
         except ConnectionRefused:
             response, flags = HttpResponse(503, b"upstream connect error or disconnect/reset before headers. "
                                                 b"reset reason: connection failure"), "UF"

@@ -1,0 +1,223 @@
+"""The rehearsal end to end: the suites run as a user runs them (pytest in a subprocess) on the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = ["profile=default", "components.cni.enabled=true", "values.cni.enabled=true", "values.cni.chained=false",
+              "hub=registry.example.com/istio", "values.global.imagePullSecrets[0]=registry-secret",
+              "components.pilot.k8s.securityContext.runAsUser=1337",
+              "components.pilot.k8s.securityContext.runAsGroup=1337",
+              "components.pilot.k8s.securityContext.runAsNonRoot=true",
+              "values.gateways.istio-ingressgateway.type=ClusterIP"]
+
+
+def rehearse(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], dict]:
+    reports = tmp_path / "reports"
+    result = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
+                             "--report-dir", str(reports), "--traffic-requests", "10", *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    record = reports / "latest" / "rehearsal.json"
+    data = json.loads(record.read_text()) if record.exists() else {}
+    return result, data
+
+
+def sets(values: list[str]) -> list[str]:
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def step(data: dict, name: str) -> dict:
+    return next(s for s in data["steps"] if s["name"] == name)
+
+
+@pytest.mark.parametrize("source, target, strategy", [
+    ("1.29.5", "1.30.1", "in-place"), ("1.28.2", "1.29.5", "istioctl"), ("1.27.4", "1.28.2", "in-place"),
+    ("1.29.5", "1.30.1", "istioctl"),
+])
+def test_happy_path_with_production_settings(tmp_path, source, target, strategy):
+    result, data = rehearse(tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", strategy,
+                            *sets(PRODUCTION))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert data["verdict"] == "upgraded" and (data["from"], data["to"], data["strategy"]) == (source, target, strategy)
+    assert data["versions"]["before"]["control_plane"] == [source]
+    assert data["versions"]["after"]["control_plane"] == [target]
+    assert set(data["versions"]["after"]["data_plane"].values()) == {target}
+    assert set(data["versions"]["after"]["pod_specs"].values()) == {target}
+    assert "17 passed" in result.stdout
+    inspect = step(data, "inspect manifest")["reason"]
+    assert "registry.example.com/istio:" + target in inspect and "CNI DaemonSet present" in inspect
+    assert "gateway Service ClusterIP" in inspect
+    run_dir = tmp_path / "reports" / "latest"
+    assert (run_dir / "report.html").exists() and (run_dir / "junit.xml").exists()
+    assert stat.S_IMODE((run_dir / "artifacts" / "backup" / "secrets.yaml").stat().st_mode) == 0o600
+
+
+def test_report_holds_evidence_and_never_secret_data(tmp_path):
+    result, data = rehearse(tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    run_dir = tmp_path / "reports" / "latest"
+    secrets = yaml.safe_load_all((run_dir / "artifacts" / "backup" / "secrets.yaml").read_text())
+    values = [v for s in secrets if s for v in (s.get("data") or {}).values() if v]
+    assert values, "the backup should hold istiod's CA secret"
+    kubeconfig = yaml.safe_load((run_dir / "artifacts" / "kubeconfig").read_text())
+    token = kubeconfig["users"][0]["user"]["token"]
+    for name in ("report.html", "rehearsal.json", "junit.xml"):
+        text = (run_dir / name).read_text()
+        assert token not in text
+        assert not any(v in text for v in values)
+    html = (run_dir / "report.html").read_text()
+    assert "Verdict: upgraded" in html and "istioctl" in html
+    assert all(s["ended"] >= s["started"] for s in data["steps"])
+    commands = [e for s in data["steps"] for e in s["evidence"] if e["type"] == "command"]
+    assert any(c["argv"][1:3] == ["x", "precheck"] and c["exit_code"] == 0 for c in commands)
+
+
+def test_unpullable_target_image_rolls_back(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - type: image-pull\n    image: docker.io/istio/pilot:1.30.1\n")
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    assert result.returncode != 0
+    assert data["verdict"] == "rolled-back", data.get("failure")
+    assert "ImagePullBackOff" in data["failure"]
+    assert data["rollback"]["ran"] and data["rollback"]["verified"]
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+    assert step(data, "rollback: verify")["outcome"] == "passed"
+
+
+def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_path):
+    # Removed in 1.24: the source (1.23) accepts it, the target rejects it.
+    result, data = rehearse(tmp_path, "--istio-from", "1.23.6", "--istio-to", "1.24.6", "--k8s-version", "1.30.4",
+                            "--set", "values.global.autoscalingv2API=true")
+    assert result.returncode != 0 and data["verdict"] == "failed"
+    precheck = step(data, "precheck")
+    assert precheck["outcome"] == "failed"
+    assert 'unknown field "autoscalingv2API" in istio.operator.v1alpha1.GlobalConfig' in precheck["reason"]
+    assert "global.autoscalingv2API removed in Istio 1.24" in precheck["reason"]
+    assert not any(s["name"] == "apply" for s in data["steps"])
+    assert data["rollback"]["ran"] is False and data["rollback"]["verified"]
+
+
+def test_skipping_two_minors_is_stopped_before_apply(tmp_path):
+    result, data = rehearse(tmp_path, "--istio-from", "1.27.4", "--istio-to", "1.29.5")
+    assert result.returncode != 0 and data["verdict"] == "failed"
+    assert "in-place upgrades may move at most 1 minor version at a time; 1.27.4 -> 1.29.5 skips 1" in \
+        step(data, "precheck")["reason"]
+    assert not any(s["name"] == "apply" for s in data["steps"])
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.27.4"]
+
+
+def test_api_failing_during_apply_rolls_back(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    # The dry run patches istiod's Deployment first (let through), then the apply: that one fails.
+    faults.write_text("faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
+                      "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 1\n")
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults))
+    assert data["verdict"] == "rolled-back", data.get("failure")
+    assert "Internal error occurred: rehearsal-sim: injected fault" in step(data, "apply")["reason"]
+    assert data["rollback"]["verified"]
+
+
+def test_istiod_never_ready_rolls_back(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - type: readiness\n    image: docker.io/istio/pilot:1.30.1\n    never: true\n")
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    assert data["verdict"] == "rolled-back", data.get("failure")
+    assert step(data, "restart control plane")["outcome"] == "failed"
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+
+
+def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path):
+    # Every step succeeds, but the upgraded sidecars reset inbound requests: only the traffic check sees it.
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - type: proxy-reject\n    image: docker.io/istio/proxyv2:1.30.1\n")
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults))
+    assert result.returncode != 0
+    assert data["verdict"] == "rolled-back", data.get("failure")
+    assert "test_traffic_flows_through_the_ingress_from_upgraded_proxies" in data["failure"]
+    assert all(s["outcome"] in ("passed", "not-needed") for s in data["steps"] if not s["name"].startswith("rollback"))
+    assert data["rollback"]["verified"]
+    assert data["rollback"]["verification"]["traffic"]["codes"] == {"200": 10}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "yolo"], "--strategy 'yolo' is not one of: in-place, istioctl"),
+    (["--istio-to", "1.99.0"], "--istio-to: Istio 1.99 is not in the catalog"),
+    (["--rollback", "sometimes"], "--rollback 'sometimes' is not one of: on-failure, always, never"),
+    (["--cluster", "kubeconfig"], "--cluster kubeconfig needs --rehearsal-kubeconfig PATH"),
+    (["--set", "novalue"], "--set novalue: expected KEY=VALUE"),
+])
+def test_bad_options_are_usage_errors_and_touch_nothing(tmp_path, args, message):
+    result, data = rehearse(tmp_path, *args, timeout=60)
+    assert result.returncode == 4
+    assert message in result.stderr
+    assert not data
+
+
+def test_malformed_plan_file_is_a_usage_error(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("kind: Deployment\n")
+    result, _ = rehearse(tmp_path, "--plan", str(plan), timeout=60)
+    assert result.returncode == 4 and "is not an IstioOperator" in result.stderr
+
+
+def test_plan_file_carries_settings(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values:\n    gateways:\n"
+                    "      istio-ingressgateway:\n        type: NodePort\n")
+    result, data = rehearse(tmp_path, "--plan", str(plan))
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "gateway Service NodePort" in step(data, "inspect manifest")["reason"]
+
+
+def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
+    kubeconfig = tmp_path / "cluster.kubeconfig"
+    faults = tmp_path / "faults.yaml"
+    # istiod's Deployment is patched by the source install, then by the dry run, then by the apply: the API
+    # hangs on the third, long enough to kill the run mid-apply.
+    faults.write_text("faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
+                      "    namespace: istio-system\n    name: istiod\n    code: 504\n    delay: 60s\n"
+                      "    skip: 2\n    times: 1\n")
+    server = subprocess.Popen([sys.executable, "-m", "rehearsal.sim", "serve", "--kubeconfig", str(kubeconfig),
+                               "--time-scale", "0", "--faults", str(faults)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert "ready at" in server.stdout.readline()
+        reports = tmp_path / "reports"
+        run = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
+                                "--cluster", "kubeconfig", "--rehearsal-kubeconfig", str(kubeconfig),
+                                "--istio-from", "1.29.5", "--istio-to", "1.30.1", "--report-dir", str(reports),
+                                "--traffic-requests", "5"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        journal = None
+        while time.monotonic() < deadline:
+            journals = list(reports.glob("run-*/journal.json"))
+            if journals and json.loads(journals[0].read_text()).get("changed_cluster"):
+                journal = journals[0]
+                break
+            time.sleep(0.2)
+        assert journal is not None, "the run never reached apply"
+        time.sleep(1.0)
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+        # The fault fired once; the replay goes through.
+        replay = subprocess.run([sys.executable, "-m", "rehearsal", "rollback", str(journal.parent)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert f"{journal.parent.name}: rolled-back" in replay.stdout
+        record = json.loads((journal.parent / "rehearsal.json").read_text())
+        assert record["verdict"] == "rolled-back"
+        assert record["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
