@@ -19,6 +19,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/sim_scale.py
+	$(VENV)/bin/python bench/rehearsal.py
 
 clean:
 	rm -rf $(VENV) reports/run-* reports/latest
