@@ -1,3 +1,3 @@
 """Root conftest: only the plugin list. Fixtures live in fixtures/, logic in rehearsal/."""
 
-pytest_plugins = ["rehearsal.pytest_plugin", "fixtures.sim", "fixtures.rehearsal"]
+pytest_plugins = ["fixtures.plugin", "fixtures.sim", "fixtures.rehearsal"]

@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def demo(argv: list[str]) -> int:
-    import pytest
-    args = [str(ROOT / "suites"), "-p", "no:cacheprovider", "-q", "-rA"]
+    import subprocess
+    args = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", "-q", "-rA"]
     if not any(a.startswith("--sim-time-scale") for a in argv):
         args += ["--sim-time-scale", "0.02"]
     print("Rehearsing an Istio upgrade on the embedded simulated cluster (python -m rehearsal demo --help for "
           "options)...", flush=True)
-    code = pytest.main(args + argv)
+    code = subprocess.run(args + argv, cwd=ROOT).returncode
     latest = ROOT / "reports" / "latest"
     record = latest / "rehearsal.json"
     if record.exists():
