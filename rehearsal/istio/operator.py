@@ -250,6 +250,13 @@ def get(spec: dict[str, Any], path: str, default: Any = None) -> Any:
     return cur
 
 
+def apply_time_labels(version: str, namespace: str = "istio-system") -> dict[str, str]:
+    """The labels ``istioctl install`` puts on every object it applies (operator/pkg/install): a plain
+    ``kubectl apply`` of ``manifest generate`` output lacks them."""
+    return {"operator.istio.io/version": version, "operator.istio.io/managed": "Reconcile",
+            "install.operator.istio.io/owning-resource-namespace": namespace}
+
+
 def is_removed(path: str, version: str) -> bool:
     return path.removeprefix("values.") in minor_of(version).removed_values()
 

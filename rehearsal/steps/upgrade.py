@@ -20,8 +20,6 @@ from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
 from .mesh import pod_problems, plan_files
 
 Obj = dict[str, Any]
-OPERATOR_LABELS = ("operator.istio.io/version", "operator.istio.io/managed",
-                   "install.operator.istio.io/owning-resource-namespace")
 
 
 def precheck(ctx: Rehearsal) -> None:
@@ -151,9 +149,7 @@ def with_operator_labels(docs: list[Obj], version: str) -> list[Obj]:
     out = []
     for doc in docs:
         doc = json.loads(json.dumps(doc))
-        doc["metadata"].setdefault("labels", {}).update({
-            "operator.istio.io/version": version, "operator.istio.io/managed": "Reconcile",
-            "install.operator.istio.io/owning-resource-namespace": ISTIO_NS})
+        doc["metadata"].setdefault("labels", {}).update(operator.apply_time_labels(version, ISTIO_NS))
         out.append(doc)
     return out
 

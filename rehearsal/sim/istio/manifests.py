@@ -462,10 +462,6 @@ def to_yaml(objs: list[Obj]) -> str:
     return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objs)
 
 
-INSTALLED_BY_ISTIOCTL = ("operator.istio.io/version", "operator.istio.io/managed",
-                         "install.operator.istio.io/owning-resource-namespace")
-
-
 def apply_time_additions(objs: list[Obj], version: str, spec: Obj, default_exists: bool) -> list[Obj]:
     """What ``istioctl install`` adds that a plain ``kubectl apply`` of the manifest does not: its labels on every
     object, and, when no default revision exists yet, the default tag webhooks (operator/pkg/webhook)."""
@@ -473,9 +469,7 @@ def apply_time_additions(objs: list[Obj], version: str, spec: Obj, default_exist
     out = []
     for obj in objs:
         obj = json.loads(json.dumps(obj))
-        obj["metadata"].setdefault("labels", {}).update({
-            "operator.istio.io/version": version, "operator.istio.io/managed": "Reconcile",
-            "install.operator.istio.io/owning-resource-namespace": NS})
+        obj["metadata"].setdefault("labels", {}).update(operator.apply_time_labels(version, NS))
         out.append(obj)
     if not default_exists and not s.revision and s.pilot_enabled:
         tag_labels = {"istio.io/rev": "default", "istio.io/tag": "default", "app": "sidecar-injector",
