@@ -140,7 +140,7 @@ def test_serve_with_istio_and_apps_prints_a_url_that_answers(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert "Istio 1.29.5 installed; sample apps at http://127.0.0.1:" in line, proc.stderr.read()
+        assert "Istio 1.29.5 installed; sample apps at http://127.0.0.1:" in line, line
         url = line.strip().rsplit(" ", 1)[-1]
         body = requests.get(url + "/hello", timeout=10).json()
         assert body["path"] == "/echo/hello" and body["headers"]["x-istio-proxy-version"] == "1.29.5"

@@ -117,7 +117,7 @@ class Api:
         self.mutating: list[AdmissionPlugin] = []
         self.validating: list[AdmissionPlugin] = []
         self.service_ips = IPAllocator("10.96.0.0/16", skip=0)
-        self._node_ports = iter(range(30000, 32768))
+        self._node_ports_used: set[int] = set()
         self._lock = store.lock
         for rt in BUILTIN_TYPES:
             self._types[rt.gr] = rt
@@ -321,7 +321,19 @@ class Api:
         spec.setdefault("clusterIPs", [spec["clusterIP"]])
         if spec.get("type") in ("NodePort", "LoadBalancer"):
             for port in spec.get("ports") or []:
-                port.setdefault("nodePort", next(self._node_ports))
+                if port.get("nodePort"):
+                    self._node_ports_used.add(port["nodePort"])
+                else:
+                    port["nodePort"] = self._allocate_node_port()
+
+    def _allocate_node_port(self) -> int:
+        """A free port of 30000-32767 picked at random, as kube-apiserver's allocator does (so two clusters on
+        one host rarely want the same one)."""
+        while True:
+            candidate = random.randrange(30000, 32768)
+            if candidate not in self._node_ports_used:
+                self._node_ports_used.add(candidate)
+                return candidate
 
     def _commit(self, rt: ResourceType, obj: Obj, event: str, opts: RequestOptions) -> Obj:
         if opts.dry_run:

@@ -176,7 +176,6 @@ class Kubelet(Controller):
         self.logs = LogBook()
         self.images_on_node: dict[str, set[str]] = {}
         self._next_ip: dict[str, int] = {}
-        self._free_ips: dict[str, list[str]] = {}
 
     # -- events ---------------------------------------------------------------------------------------------
     def on_event(self, event: WatchEvent) -> None:
@@ -276,13 +275,12 @@ class Kubelet(Controller):
 
     # -- pod lifecycle --------------------------------------------------------------------------------------
     def _allocate_ip(self, node: str) -> str:
-        free = self._free_ips.setdefault(node, [])
-        if free:
-            return free.pop()
+        """The next address of the node's pod range (10.244.<node>.x, then further /24s): never reused."""
         index = self.cluster.node_names.index(node)
         n = self._next_ip.get(node, 1) + 1
         self._next_ip[node] = n
-        return f"10.244.{index}.{n}" if n < 255 else f"10.244.{index + 100 + n // 255}.{n % 255}"
+        block, host = divmod(n, 254)
+        return f"10.244.{index + 16 * block}.{host + 1}"
 
     def _start_pod(self, pod: Obj) -> None:
         meta, spec = pod["metadata"], pod["spec"]
@@ -599,10 +597,12 @@ class Kubelet(Controller):
         drain = min(grace, 1.0)
 
         def finish() -> None:
-            for c in state.containers:
-                if c.state == "running":
-                    self._stop_program(state, c)
-                    c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, self.api.now()
+            running = [c for c in state.containers if c.state == "running"]
+            for c in running:
+                c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, self.api.now()
+            # Requests already routed to the pod finish: its servers stay up for a short wall-clock drain, even
+            # when simulated time jumps (Envoy drains the same way, terminationDrainDuration).
+            self._stop_later(state, running)
             current = self._pod(state)
             if current is not None:
                 try:
@@ -614,6 +614,20 @@ class Kubelet(Controller):
 
         self.manager.after(drain, finish)
 
+    DRAIN_WALL_SECONDS = 0.5
+
+    def _stop_later(self, state: PodState, containers: list[ContainerState]) -> None:
+        def stop() -> None:
+            with self.api.store.lock:
+                for c in containers:
+                    self._stop_program(state, c)
+                if state.uid not in self.pods:
+                    self.cluster.network.close(state.ip) if state.ip != self.cluster.node_ip(state.node) else None
+
+        timer = threading.Timer(self.DRAIN_WALL_SECONDS, stop)
+        timer.daemon = True
+        timer.start()
+
     def _forget(self, uid: str) -> None:
         state = self.pods.pop(uid, None)
         if state is None:
@@ -621,11 +635,13 @@ class Kubelet(Controller):
         if self.uid_of.get((state.namespace, state.name)) == uid:
             del self.uid_of[(state.namespace, state.name)]
         self.pods_on[state.node] = max(0, self.pods_on.get(state.node, 1) - 1)
+        draining = any(c.program is not None and c.state == "terminated" for c in state.containers)
         for c in state.containers:
-            self._stop_program(state, c)
-        if state.ip != self.cluster.node_ip(state.node):
+            if c.state != "terminated" or not draining:
+                self._stop_program(state, c)
+        if state.ip != self.cluster.node_ip(state.node) and not draining:
             self.cluster.network.close(state.ip)
-            self._free_ips.setdefault(state.node, []).append(state.ip)
+        # Pod IPs are not reused: a draining pod's servers must never answer for a newer pod.
         self.logs.forget_pod(state.namespace, state.name)
 
     # -- status ----------------------------------------------------------------------------------------------
