@@ -39,48 +39,51 @@ def complete(d: dict, generation: int) -> bool:
             and s.get("updatedReplicas", 0) == 2 and s.get("availableReplicas", 0) == 2 and s.get("replicas") == 2)
 
 
-def wait_all_available(apps: client.AppsV1Api, expected: int, generation: int, timeout: float) -> None:
-    """One cluster-wide list+watch of Deployments until every one reports its rollout complete."""
+def follow(list_call, update, finished, timeout: float, what: str) -> None:
+    """List, then watch from the list's resourceVersion, feeding every object to ``update`` until ``finished()``."""
     deadline = time.monotonic() + timeout
-    body = json.loads(apps.list_deployment_for_all_namespaces(_preload_content=False).data)
-    done = {f"{d['metadata']['namespace']}/{d['metadata']['name']}": complete(d, generation) for d in body["items"]}
+    body = json.loads(list_call(_preload_content=False).data)
+    for obj in body["items"]:
+        update("ADDED", obj)
     rv = body["metadata"]["resourceVersion"]
-    while sum(done.values()) < expected:
+    while not finished():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"only {sum(done.values())}/{expected} deployments available")
+            raise TimeoutError(f"timed out waiting for {what}")
         w = watch.Watch()
-        for event in w.stream(apps.list_deployment_for_all_namespaces, resource_version=rv,
-                              timeout_seconds=max(1, int(remaining)), _preload_content=False):
-            d = event["raw_object"]
-            rv = d["metadata"]["resourceVersion"]
-            done[f"{d['metadata']['namespace']}/{d['metadata']['name']}"] = complete(d, generation)
-            if sum(done.values()) >= expected:
+        for event in w.stream(list_call, resource_version=rv, timeout_seconds=max(1, int(remaining)),
+                              _preload_content=False):
+            rv = event["raw_object"]["metadata"]["resourceVersion"]
+            update(event["type"], event["raw_object"])
+            if finished():
                 w.stop()
                 break
+
+
+def _key(obj: dict) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+
+
+def wait_all_available(apps: client.AppsV1Api, expected: int, generation: int, timeout: float) -> None:
+    """Every Deployment reports its rollout complete (one cluster-wide list+watch)."""
+    done: dict[str, bool] = {}
+
+    def update(kind: str, d: dict) -> None:
+        done[_key(d)] = complete(d, generation)
+
+    follow(apps.list_deployment_for_all_namespaces, update, lambda: sum(done.values()) >= expected, timeout,
+           f"{expected} deployments to be available")
 
 
 def wait_pod_count(core: client.CoreV1Api, expected: int, timeout: float) -> None:
-    """List+watch all pods until exactly ``expected`` exist (old pods of a rollout have terminated)."""
-    deadline = time.monotonic() + timeout
-    body = json.loads(core.list_pod_for_all_namespaces(_preload_content=False).data)
-    names = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in body["items"]}
-    rv = body["metadata"]["resourceVersion"]
-    while len(names) != expected:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            listed = json.loads(core.list_pod_for_all_namespaces(_preload_content=False).data)["items"]
-            raise TimeoutError(f"{len(names)} pods seen by the watch ({len(listed)} listed) instead of {expected}")
-        w = watch.Watch()
-        for event in w.stream(core.list_pod_for_all_namespaces, resource_version=rv,
-                              timeout_seconds=max(1, int(remaining)), _preload_content=False):
-            p = event["raw_object"]
-            rv = p["metadata"]["resourceVersion"]
-            key = f"{p['metadata']['namespace']}/{p['metadata']['name']}"
-            (names.discard if event["type"] == "DELETED" else names.add)(key)
-            if len(names) == expected:
-                w.stop()
-                break
+    """Exactly ``expected`` pods exist (the old pods of a rollout have terminated)."""
+    names: set[str] = set()
+
+    def update(kind: str, p: dict) -> None:
+        (names.discard if kind == "DELETED" else names.add)(_key(p))
+
+    follow(core.list_pod_for_all_namespaces, update, lambda: len(names) == expected, timeout,
+           f"{expected} pods")
 
 
 def requests_counted(api_client: client.ApiClient) -> int:

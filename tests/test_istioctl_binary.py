@@ -11,11 +11,10 @@ import sys
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from rehearsal.istio.istioctl import Istioctl, IstioctlError, archive_name, download, resolve
+from rehearsal.istio.istioctl import IstioctlError, archive_name, download, resolve
 
 FAKE = "#!/bin/sh\necho '{\"clientVersion\":{\"version\":\"%s\"}}'\n"
 

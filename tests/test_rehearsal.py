@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -221,3 +220,21 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path):
+    result, data = rehearse(tmp_path, "--rollback", "always")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert data["verdict"] == "upgraded"
+    assert data["rollback"]["ran"] and data["rollback"]["verified"]
+    assert data["versions"]["after"]["control_plane"] == ["1.30.1"]
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+
+
+def test_rollback_never_leaves_a_failed_upgrade_in_place(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - type: proxy-reject\n    image: docker.io/istio/proxyv2:1.30.1\n")
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--rollback", "never")
+    assert result.returncode != 0
+    assert data["verdict"] == "failed" and data["rollback"]["ran"] is False
+    assert "--rollback never" in data["rollback"]["reason"]

@@ -98,9 +98,9 @@ def method_not_allowed(method: str, resource: str = "") -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                    f"accepted media types include: application/json-patch+json, "
-                    f"application/merge-patch+json, application/apply-patch+yaml", {})
+    return ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                    "accepted media types include: application/json-patch+json, "
+                    "application/merge-patch+json, application/apply-patch+yaml", {})
 
 
 def forbidden(resource: str, group: str, name: str, why: str) -> ApiError:

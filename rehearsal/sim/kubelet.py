@@ -17,14 +17,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .api import Api, RequestOptions, rfc3339
+from .api import Api, RequestOptions
 from .errors import ApiError
 from .images import Image, PullError
 from .manager import Controller, ControllerManager
 from .network import HttpRequest
 from .programs import PROGRAMS, ContainerContext, Program
 from .selectors import match_label_selector_object
-from .store import WatchEvent, clone
+from .store import WatchEvent
 
 if TYPE_CHECKING:
     from .cluster import SimCluster

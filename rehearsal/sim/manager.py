@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Callable
 
 from .clock import SimClock
 from .store import Store, WatchEvent

@@ -615,9 +615,9 @@ class Handler(BaseHTTPRequestHandler):
     def _proxy(self, method: str, route: Route, query: dict[str, str], body: bytes) -> None:
         api = self.cluster.api
         name, _, port_text = (route.name or "").partition(":")
-        scheme = ""
-        if port_text.count(":") == 1:  # scheme:name:port is also accepted by the real server
-            scheme, name, port_text = name, *port_text.split(":")
+        if port_text.count(":") == 1:
+            # scheme:name:port is accepted as by the real server; in-process, http and https are the same.
+            name, port_text = port_text.split(":")
         obj = api.get(route.rt, route.namespace or "", name)
         raw_query = urllib.parse.urlsplit(self.path).query
         path = "/" + route.rest + (f"?{raw_query}" if raw_query else "")

@@ -48,7 +48,7 @@ def _meta(obj: Obj) -> list[Cause]:
     causes: list[Cause] = []
     for key, value in (obj["metadata"].get("labels") or {}).items():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            causes.append(("FieldValueInvalid", f"metadata.labels", f'Invalid value: "{value}": a valid label '
+            causes.append(("FieldValueInvalid", "metadata.labels", f'Invalid value: "{value}": a valid label '
                            "must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
                            "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  "
                            "or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"))

@@ -235,7 +235,7 @@ class Emulator:
                 summary = ", ".join(f"{v} ({n} proxies)" for v, n in sorted(counts.items()))
                 self.say(f"data plane version: {summary or 'none'}")
         else:
-            raise UsageError(f"--output must be 'yaml' or 'json' or 'short'")
+            raise UsageError("--output must be 'yaml' or 'json' or 'short'")
         return 0
 
     # -- manifest generate ----------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ class Emulator:
             self.say(json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data).rstrip())
             return 0
         if output != "log":
-            raise UsageError(f"--output must be one of: log, json, yaml")
+            raise UsageError("--output must be one of: log, json, yaml")
         for level, code, origin, text in shown:
             self.say(f"{level} [{code}] ({origin}) {text}")
         if not shown:
@@ -418,7 +418,7 @@ class Emulator:
     def cmd_proxy_status(self) -> int:
         output = self.args.get("-o", "--output")
         if output is not None and not self.minor.at_least("1.27"):
-            raise UsageError(f"unknown shorthand flag: 'o' in -o")
+            raise UsageError("unknown shorthand flag: 'o' in -o")
         revision = self.args.get("-r", "--revision")
         rows = []
         responses = []
