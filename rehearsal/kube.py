@@ -38,6 +38,23 @@ def load_manifests(*paths: str | Path) -> list[dict[str, Any]]:
     return docs
 
 
+def with_registry(docs: list[dict[str, Any]], registry: str | None) -> list[dict[str, Any]]:
+    """The same manifests with every container image pulled from ``registry`` (its path kept):
+    ``docker.io/mendhak/http-https-echo:37`` -> ``registry.example.com/mirror/mendhak/http-https-echo:37``."""
+    if not registry:
+        return docs
+    import json
+    out = json.loads(json.dumps(docs))
+    for doc in out:
+        spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            image = container["image"]
+            first, _, rest = image.partition("/")
+            path = rest if rest and ("." in first or ":" in first or first == "localhost") else image
+            container["image"] = f"{registry.rstrip('/')}/{path}"
+    return out
+
+
 @dataclass
 class Applied:
     kind: str

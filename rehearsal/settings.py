@@ -42,6 +42,7 @@ class Settings:
     kind_name: str = "istio-rehearsal"
     istioctl_from_path: str | None = None
     istioctl_to_path: str | None = None
+    apps_registry: str | None = None
     traffic_requests: int = 50
     timeout: float = 300.0
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -159,6 +160,7 @@ def resolve(values: dict[str, Any]) -> Settings:
                     sim_faults=faults, sim_time_scale=scale, k8s_version=str(v.get("k8s_version", "1.33.1")),
                     kind_name=str(v.get("kind_name", "istio-rehearsal")),
                     istioctl_from_path=v.get("istioctl_from_path"), istioctl_to_path=v.get("istioctl_to_path"),
+                    apps_registry=v.get("apps_registry"),
                     traffic_requests=requests_n, timeout=timeout, plan_spec=plan_spec)
 
 

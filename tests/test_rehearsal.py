@@ -170,6 +170,24 @@ def test_malformed_plan_file_is_a_usage_error(tmp_path):
     assert result.returncode == 4 and "is not an IstioOperator" in result.stderr
 
 
+def test_sample_app_images_come_from_the_users_registry(tmp_path):
+    result, data = rehearse(tmp_path, "--apps-registry", "registry.example.com/mirror")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "(images from registry.example.com/mirror)" in step(data, "deploy sample apps")["reason"]
+    pulled = [e["data"] for s in data["steps"] for e in s["evidence"] if e.get("title") == "traffic"]
+    assert pulled and pulled[0]["codes"] == {"200": 10}
+
+
+def test_with_registry_rewrites_images_keeping_their_path():
+    from rehearsal.kube import with_registry
+    docs = [{"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
+        {"name": "a", "image": "docker.io/mendhak/http-https-echo:37"}, {"name": "b", "image": "busybox:1.36"}]}}}}]
+    images = [c["image"] for c in with_registry(docs, "reg.example.com/mirror/")[0]["spec"]["template"]["spec"][
+        "containers"]]
+    assert images == ["reg.example.com/mirror/mendhak/http-https-echo:37", "reg.example.com/mirror/busybox:1.36"]
+    assert with_registry(docs, None) is docs
+
+
 def test_plan_file_carries_settings(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values:\n    gateways:\n"

@@ -13,7 +13,7 @@ import requests
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider
 from ..istio import istioctl as istioctl_mod
 from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
-from ..kube import Kube, RolloutTimeout, load_manifests
+from ..kube import Kube, RolloutTimeout, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
 from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
@@ -33,11 +33,22 @@ def provision(settings: Settings, run: Run) -> Cluster:
             hub = _plan_hub(settings)
 
             def mirror_plan_hub(sim: Any) -> None:
-                # The plan's private registry exists in the simulated world, unless its host can never resolve
-                # (".invalid" is reserved for exactly that, RFC 6761).
+                # The plan's private registry (and the apps' one) exist in the simulated world, unless a host can
+                # never resolve (".invalid" is reserved for exactly that, RFC 6761).
+                from ..sim.images import Image
                 from ..sim.istio.mesh import mirror
                 if hub and not hub.split("/")[0].endswith(".invalid"):
                     mirror(sim, hub, [settings.istio_from, settings.istio_to])
+                registry = settings.apps_registry
+                if registry and not registry.split("/")[0].endswith(".invalid"):
+                    for doc in with_registry(load_manifests(SAMPLE_APPS), registry):
+                        original = {c["name"]: c["image"] for d in load_manifests(SAMPLE_APPS)
+                                    if d["metadata"]["name"] == doc["metadata"]["name"] and d["kind"] == doc["kind"]
+                                    for c in ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get(
+                                        "containers", [])}
+                        for c in ((doc.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers", []):
+                            public = sim.registry.pull(original[c["name"]], [])
+                            sim.registry.add(Image(**{**public.__dict__, "reference": c["image"]}))
 
             provider: Any = SimProvider(k8s_version=settings.k8s_version, time_scale=settings.sim_time_scale,
                                         setup=[mirror_plan_hub])
@@ -92,7 +103,7 @@ def install_source(ctx: Rehearsal) -> None:
 
 def deploy_apps(ctx: Rehearsal) -> None:
     with ctx.run.step("deploy sample apps") as step:
-        docs = load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh")
+        docs = with_registry(load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh"), ctx.settings.apps_registry)
         ctx.kube.invalidate_discovery()
         ctx.kube.apply(docs)
         try:
@@ -102,7 +113,8 @@ def deploy_apps(ctx: Rehearsal) -> None:
                                           ctx.settings.timeout)
         except RolloutTimeout as exc:
             raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
-        step.note(f"{len(docs)} objects from sample_apps/ applied and rolled out")
+        step.note(f"{len(docs)} objects from sample_apps/ applied and rolled out" + (
+            f" (images from {ctx.settings.apps_registry})" if ctx.settings.apps_registry else ""))
 
 
 def pod_problems(ctx: Rehearsal, namespace: str) -> str:
