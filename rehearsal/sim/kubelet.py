@@ -621,8 +621,8 @@ class Kubelet(Controller):
             with self.api.store.lock:
                 for c in containers:
                     self._stop_program(state, c)
-                if state.uid not in self.pods:
-                    self.cluster.network.close(state.ip) if state.ip != self.cluster.node_ip(state.node) else None
+                if state.uid not in self.pods and state.ip != self.cluster.node_ip(state.node):
+                    self.cluster.network.close(state.ip)
 
         timer = threading.Timer(self.DRAIN_WALL_SECONDS, stop)
         timer.daemon = True

@@ -116,6 +116,8 @@ def _crds(s: Settings) -> list[Obj]:
     for full in s.minor.crds:
         plural, group = full.split(".", 1)
         versions = _CRD_VERSIONS[group]
+        # Stored as v1alpha3 for networking (historically), as the newest version elsewhere.
+        storage = versions[0] if group == "networking.istio.io" else versions[-1]
         out.append({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                     "metadata": {"name": full, "labels": {"app": "istio-pilot", "chart": "istio", "heritage": "Tiller",
                                                           "release": "istio"},
@@ -125,8 +127,7 @@ def _crds(s: Settings) -> list[Obj]:
                                        "plural": plural, "singular": _CRD_KINDS[plural].lower(),
                                        "categories": ["istio-io", group.split(".")[0] + "-istio-io"],
                                        **({"shortNames": _SHORT[plural]} if plural in _SHORT else {})},
-                             "versions": [{"name": v, "served": True, "storage": v == versions[-1] or (
-                                 group == "networking.istio.io" and v == "v1alpha3") and False,
+                             "versions": [{"name": v, "served": True, "storage": v == storage,
                                            "subresources": {"status": {}},
                                            "schema": {"openAPIV3Schema": {
                                                "type": "object", "properties": {
@@ -135,10 +136,6 @@ def _crds(s: Settings) -> list[Obj]:
                                                    "status": {"type": "object",
                                                               "x-kubernetes-preserve-unknown-fields": True}}}}}
                                           for v in versions]}})
-        # storage: the first version for networking (v1alpha3 historically), else the newest.
-        storage = versions[0] if group == "networking.istio.io" else versions[-1]
-        for v in out[-1]["spec"]["versions"]:
-            v["storage"] = v["name"] == storage
     return out
 
 
@@ -177,7 +174,7 @@ def _pilot(s: Settings) -> list[Obj]:
                   "istio.io/dataplane-mode": "none", "app.kubernetes.io/name": "istiod",
                   "app.kubernetes.io/part-of": "istio", "app.kubernetes.io/version": s.version}
     pod_spec: Obj = {
-        "serviceAccountName": name.replace(rev, "") if False else "istiod" + rev,
+        "serviceAccountName": name,
         "tolerations": [{"key": "cni.istio.io/not-ready", "operator": "Exists"}],
         "securityContext": _pod_security(s.pilot_security_context),
         "containers": [{"name": "discovery", "image": s.image("pilot"),
