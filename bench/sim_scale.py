@@ -20,10 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-import requests
 from kubernetes import client, config, watch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # ahead of bench/, whose rehearsal.py would shadow the package
+
+from rehearsal.kube import http_session  # noqa: E402
 
 
 def deployment(name: str) -> dict:
@@ -88,11 +90,7 @@ def wait_pod_count(core: client.CoreV1Api, expected: int, timeout: float) -> Non
 
 def requests_counted(api_client: client.ApiClient) -> int:
     """The sum of ``apiserver_request_total`` on the cluster's /metrics."""
-    cfg = api_client.configuration
-    session = requests.Session()
-    session.trust_env = False
-    text = session.get(f"{cfg.host}/metrics", verify=cfg.ssl_ca_cert,
-                       headers={"Authorization": cfg.api_key["BearerToken"]}, timeout=30).text
+    text = http_session(api_client).get(f"{api_client.configuration.host}/metrics", timeout=30).text
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("apiserver_request_total{"))
 

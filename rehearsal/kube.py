@@ -38,6 +38,23 @@ def load_manifests(*paths: str | Path) -> list[dict[str, Any]]:
     return docs
 
 
+def http_session(api_client: ApiClient) -> Any:
+    """A ``requests`` session that reaches the API server as ``api_client`` does (same CA, token or client
+    certificate), for raw paths such as service and pod proxies or /metrics. Environment CA bundles are
+    ignored: the cluster's own CA decides."""
+    import requests
+    cfg = api_client.configuration
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = cfg.ssl_ca_cert if cfg.verify_ssl else False
+    token = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization")
+    if token:
+        session.headers["Authorization"] = token
+    if cfg.cert_file and cfg.key_file:
+        session.cert = (cfg.cert_file, cfg.key_file)
+    return session
+
+
 def with_registry(docs: list[dict[str, Any]], registry: str | None) -> list[dict[str, Any]]:
     """The same manifests with every container image pulled from ``registry`` (its path kept):
     ``docker.io/mendhak/http-https-echo:37`` -> ``registry.example.com/mirror/mendhak/http-https-echo:37``."""

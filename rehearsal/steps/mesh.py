@@ -13,7 +13,7 @@ import requests
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider
 from ..istio import istioctl as istioctl_mod
 from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
-from ..kube import Kube, RolloutTimeout, load_manifests, with_registry
+from ..kube import Kube, RolloutTimeout, http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
 from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
@@ -136,16 +136,9 @@ def pod_problems(ctx: Rehearsal, namespace: str) -> str:
 def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> dict[str, Any]:
     """``count`` requests through the ingress gateway (via the API server's service proxy, which reaches a
     ClusterIP gateway as well as a LoadBalancer one, on any cluster)."""
-    cfg = ctx.kube.api_client.configuration
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = cfg.ssl_ca_cert if cfg.verify_ssl else False
-    auth = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization")
-    if auth:
-        session.headers["Authorization"] = auth
-    if cfg.cert_file and cfg.key_file:
-        session.cert = (cfg.cert_file, cfg.key_file)
-    base = f"{cfg.host}/api/v1/namespaces/{ISTIO_NS}/services/istio-ingressgateway:http2/proxy"
+    session = http_session(ctx.kube.api_client)
+    base = (f"{ctx.kube.api_client.configuration.host}/api/v1/namespaces/{ISTIO_NS}/services/"
+            "istio-ingressgateway:http2/proxy")
     codes: dict[str, int] = {}
     versions: dict[str, int] = {}
     failures: list[str] = []

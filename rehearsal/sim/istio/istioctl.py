@@ -91,6 +91,7 @@ class Emulator:
         self.minor = minor_of(version)
         self.out, self.err, self.stdin = out, err, stdin
         self._client: Any = None
+        self._session: Any = None
         self.args = Args()
 
     # -- cluster access ----------------------------------------------------------------------------------
@@ -119,13 +120,10 @@ class Emulator:
         return self._proxy_get(f"/api/v1/namespaces/{NS}/pods/{name}:15014/proxy{path}")
 
     def _proxy_get(self, path: str) -> Any:
-        cfg = self.client().configuration
-        import requests
-        session = requests.Session()
-        session.trust_env = False
-        headers = {"Authorization": cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization", "")}
-        response = session.get(cfg.host + path, headers=headers, verify=cfg.ssl_ca_cert if cfg.verify_ssl else False,
-                               timeout=30)
+        from ...kube import http_session
+        if self._session is None:
+            self._session = http_session(self.client())
+        response = self._session.get(self.client().configuration.host + path, timeout=30)
         if response.status_code != 200:
             raise CommandError(f"failed to reach istiod: {response.status_code} {response.text[:200]}")
         return response.json()
