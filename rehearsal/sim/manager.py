@@ -62,7 +62,6 @@ class ControllerManager:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._warming = False
         self.errors: list[str] = []
         self.idle = threading.Event()
         store.subscribe(self._on_store_event)
@@ -84,7 +83,6 @@ class ControllerManager:
 
     def enqueue(self, controller: Controller, key: Key) -> None:
         with self._cond:
-            self._warming = True
             self._queue[(id(controller), key)] = controller
             self.idle.clear()
             self._cond.notify()
@@ -129,13 +127,9 @@ class ControllerManager:
                     work: Callable[[], None] | None = lambda c=controller, k=key: c.reconcile(k)
                 else:
                     work = self._due_timer_locked()
-                if work is None and not self._warming:
+                if work is None:
                     self._wait_locked()
                     continue
-            if work is None:
-                # Idle: serialize recently written objects so that the next list is served from cache.
-                self._warming = self.store.warm()
-                continue
             try:
                 with self.store.lock:
                     work()

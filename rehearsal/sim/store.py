@@ -3,7 +3,7 @@
 It keeps one dict per object, a cluster-wide resourceVersion counter, and a bounded history of watch events
 so that watches can resume from a resourceVersion (and get ``410 Expired`` when it is too old, as from etcd
 after compaction). Stored dicts are never mutated after they are written, which lets readers share them
-and lets the serialized JSON of each object be cached: a list of 2,000 pods is a join of cached bytes.
+and lets each version be serialized once, when written: a list of 2,000 pods is a join of cached bytes.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class Store:
         # group/resource -> namespace ("" when cluster-scoped) -> name -> object
         self._objects: dict[GR, dict[str, dict[str, dict[str, Any]]]] = {}
         self._json: dict[int, bytes] = {}  # id(stored dict) -> its JSON, valid while the dict is stored
-        self._unserialized: dict[int, tuple[GR, dict[str, Any]]] = {}  # written since last serialized
         self._rv = 1000
         self._history: list[WatchEvent] = []  # ascending rv; trimmed to HISTORY events
         self._listeners: list[Callable[[WatchEvent], None]] = []
@@ -82,17 +81,7 @@ class Store:
             meta = obj["metadata"]
             if self.get(gr, meta.get("namespace", ""), meta["name"]) is obj:
                 self._json[id(obj)] = cached
-                self._unserialized.pop(id(obj), None)
         return cached
-
-    def warm(self, budget: int = 200) -> bool:
-        """Serialize up to ``budget`` recently written objects ahead of the next read (the API server's
-        watch cache keeps serialized objects the same way). Returns True if more remain."""
-        with self.lock:
-            for _ in range(min(budget, len(self._unserialized))):
-                _, (gr, obj) = self._unserialized.popitem()
-                self.json_of(gr, obj)
-            return bool(self._unserialized)
 
     # -- writing -------------------------------------------------------------------------------------------
     def next_rv(self) -> int:
@@ -108,9 +97,10 @@ class Store:
             old = bucket.get(key[1])
             if old is not None:
                 self._json.pop(id(old), None)
-                self._unserialized.pop(id(old), None)
             bucket[key[1]] = obj
-            self._unserialized[id(obj)] = (gr, obj)
+            # Serialized once per version, as the API server's watch cache does: lists and watches then only
+            # join bytes, however many clients read.
+            self._json[id(obj)] = json.dumps(obj, separators=(",", ":")).encode()
             self._publish(WatchEvent(event, int(meta["resourceVersion"]), gr, key[0], key[1], obj, old))
             return obj
 
@@ -123,7 +113,6 @@ class Store:
             if not bucket:
                 self._objects[gr].pop(namespace, None)
             self._json.pop(id(old), None)
-            self._unserialized.pop(id(old), None)
             rv = self.next_rv()
             gone = dict(old)
             gone["metadata"] = dict(old["metadata"], resourceVersion=str(rv))
