@@ -19,9 +19,6 @@ from typing import Any, Iterator
 from .evidence import CommandRecord, redact
 from .settings import Settings
 
-VERDICTS = ("upgraded", "failed", "rolled-back", "rollback-failed")
-
-
 class StepFailed(Exception):
     """A step could not be performed; the message says why (shown as the step's reason)."""
 

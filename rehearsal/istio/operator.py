@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .catalog import IstioMinor, minor_of
+from .catalog import minor_of
 
 ANY = "*"
 
@@ -260,5 +260,3 @@ def apply_time_labels(version: str, namespace: str = "istio-system") -> dict[str
 def is_removed(path: str, version: str) -> bool:
     return path.removeprefix("values.") in minor_of(version).removed_values()
 
-
-__all__ = ["OperatorError", "build_spec", "validate", "get", "set_path", "parse_set", "load_file", "IstioMinor"]

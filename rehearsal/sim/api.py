@@ -16,11 +16,10 @@ import ipaddress
 import json
 import random
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from . import defaults, errors, ssa, validation
 from .clock import SimClock
@@ -621,19 +620,6 @@ def _version_priority(version: str) -> tuple[int, int, int]:
     return (rank, -major, -minor)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, store: Store, what: str = "condition") -> Any:
-    """Block until ``predicate()`` is truthy, waking on every store change; deadline-bound, no polling."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        store.wait(min(remaining, 0.5))
-
-
 def owner_reference(obj: Obj, controller: bool = True) -> Obj:
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
             "uid": obj["metadata"]["uid"], "controller": controller, "blockOwnerDeletion": True}
@@ -644,8 +630,3 @@ def controller_of(obj: Obj) -> Obj | None:
         if ref.get("controller"):
             return ref
     return None
-
-
-def iter_containers(spec: Obj) -> Iterable[Obj]:
-    yield from spec.get("initContainers") or []
-    yield from spec.get("containers") or []

@@ -103,11 +103,6 @@ def unsupported_media_type(content_type: str) -> ApiError:
                     "application/merge-patch+json, application/apply-patch+yaml", {})
 
 
-def forbidden(resource: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(403, "Forbidden", f'{_qualified(resource, group)} "{name}" is forbidden: {why}',
-                    _details(name, group, resource))
-
-
 def gone(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 

@@ -111,9 +111,6 @@ class ImageRegistry:
     def has(self, reference: str) -> bool:
         return normalize(reference) in self._images
 
-    def references(self) -> list[str]:
-        return sorted(self._images)
-
     def pull(self, reference: str, pull_secrets: list[dict[str, Any]]) -> Image:
         """Resolve ``reference`` as a node would, or raise :class:`PullError` with containerd's message."""
         ref = normalize(reference)

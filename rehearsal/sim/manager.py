@@ -63,7 +63,6 @@ class ControllerManager:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.errors: list[str] = []
-        self.idle = threading.Event()
         store.subscribe(self._on_store_event)
         clock.on_advance(self._wake)
 
@@ -84,7 +83,6 @@ class ControllerManager:
     def enqueue(self, controller: Controller, key: Key) -> None:
         with self._cond:
             self._queue[(id(controller), key)] = controller
-            self.idle.clear()
             self._cond.notify()
 
     def after(self, seconds: float, callback: Callable[[], None], repeat: bool = False) -> None:
@@ -96,7 +94,6 @@ class ControllerManager:
         with self._cond:
             heapq.heappush(self._periodic if repeat else self._timers,
                            (self.clock.now() + max(0.0, seconds), next(self._seq), repeat, callback))
-            self.idle.clear()
             self._cond.notify()
 
     def _wake(self) -> None:
@@ -157,22 +154,18 @@ class ControllerManager:
 
     def _wait_locked(self) -> None:
         heap = self._next_heap()
-        timeout = 0.5
-        if heap is None:
-            self.idle.set()
-        elif self.clock.manual:
-            timeout = 0.5
-        elif self.clock.time_scale == 0:
-            # Only periodic timers are left: let them come round at a gentle wall pace.
-            delta = heap[0][0] - self.clock.now()
-            self._cond.wait(min(0.5, max(0.005, delta * 0.01)))
-            if self._periodic and not self._queue and not self._timers:
-                self.clock.advance_to(self._periodic[0][0])
+        if heap is None or self.clock.manual:
+            # Nothing scheduled, or only advance() moves time: wake on new work (or to re-check).
+            self._cond.wait(0.5)
             return
-        else:
-            delta = heap[0][0] - self.clock.now()
-            timeout = min(0.5, max(0.0, delta * self.clock.time_scale))
-        self._cond.wait(timeout)
+        delta = heap[0][0] - self.clock.now()
+        if self.clock.time_scale > 0:
+            self._cond.wait(min(0.5, max(0.0, delta * self.clock.time_scale)))
+            return
+        # Time scale 0 with only periodic timers left: let them come round at a gentle wall pace.
+        self._cond.wait(min(0.5, max(0.005, delta * 0.01)))
+        if self._periodic and not self._queue and not self._timers:
+            self.clock.advance_to(self._periodic[0][0])
 
     def settle(self, timeout: float = 30.0) -> None:
         """Block until the queue is empty and no timer is due (for tests and benchmarks)."""
