@@ -21,13 +21,31 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         reports = Path(work) / "reports"
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
-                                 "--report-dir", str(reports), "--sim-time-scale", "0", *sys.argv[1:]],
-                                cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(ROOT / "suites"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--report-dir",
+                str(reports),
+                "--sim-time-scale",
+                "0",
+                *sys.argv[1:],
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         wall = time.monotonic() - started
         record = json.loads((reports / "latest" / "rehearsal.json").read_text())
-    print(f"rehearsal {record['from']} -> {record['to']} ({record['strategy']}): verdict {record['verdict']}, "
-          f"pytest exit {result.returncode}")
+    print(
+        f"rehearsal {record['from']} -> {record['to']} ({record['strategy']}): verdict {record['verdict']}, "
+        f"pytest exit {result.returncode}"
+    )
     total = 0.0
     for step in record["steps"]:
         seconds = step["ended"] - step["started"]

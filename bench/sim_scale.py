@@ -1,6 +1,6 @@
 """Scale benchmark of the simulated cluster: 100 namespaces x 10 Deployments x 2 replicas (2,000 pods).
 
-The cluster runs in its own process (``python -m rehearsal.sim serve --time-scale 0``), as a kind cluster
+The cluster runs in its own process (``python -m kubesim serve --time-scale 0``), as a kind cluster
 would. Through the official client the benchmark creates 100 namespaces and 1,000 Deployments, waits until
 every Deployment is available, restarts them all (the ``kubectl rollout restart`` patch), waits again, then
 times a list of all pods. It prints wall time per phase, API requests per second (counted by the cluster's own
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes import client, config, watch
@@ -29,16 +29,30 @@ from rehearsal.kube import http_session  # noqa: E402
 
 
 def deployment(name: str) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }
 
 
 def complete(d: dict, generation: int) -> bool:
     s, m = d.get("status") or {}, d["metadata"]
-    return (m.get("generation", 1) >= generation and s.get("observedGeneration", 0) >= m.get("generation", 1)
-            and s.get("updatedReplicas", 0) == 2 and s.get("availableReplicas", 0) == 2 and s.get("replicas") == 2)
+    return (
+        m.get("generation", 1) >= generation
+        and s.get("observedGeneration", 0) >= m.get("generation", 1)
+        and s.get("updatedReplicas", 0) == 2
+        and s.get("availableReplicas", 0) == 2
+        and s.get("replicas") == 2
+    )
 
 
 def follow(list_call, update, finished, timeout: float, what: str) -> None:
@@ -53,8 +67,9 @@ def follow(list_call, update, finished, timeout: float, what: str) -> None:
         if remaining <= 0:
             raise TimeoutError(f"timed out waiting for {what}")
         w = watch.Watch()
-        for event in w.stream(list_call, resource_version=rv, timeout_seconds=max(1, int(remaining)),
-                              _preload_content=False):
+        for event in w.stream(
+            list_call, resource_version=rv, timeout_seconds=max(1, int(remaining)), _preload_content=False
+        ):
             rv = event["raw_object"]["metadata"]["resourceVersion"]
             update(event["type"], event["raw_object"])
             if finished():
@@ -73,8 +88,13 @@ def wait_all_available(apps: client.AppsV1Api, expected: int, generation: int, t
     def update(kind: str, d: dict) -> None:
         done[_key(d)] = complete(d, generation)
 
-    follow(apps.list_deployment_for_all_namespaces, update, lambda: sum(done.values()) >= expected, timeout,
-           f"{expected} deployments to be available")
+    follow(
+        apps.list_deployment_for_all_namespaces,
+        update,
+        lambda: sum(done.values()) >= expected,
+        timeout,
+        f"{expected} deployments to be available",
+    )
 
 
 def wait_pod_count(core: client.CoreV1Api, expected: int, timeout: float) -> None:
@@ -84,15 +104,19 @@ def wait_pod_count(core: client.CoreV1Api, expected: int, timeout: float) -> Non
     def update(kind: str, p: dict) -> None:
         (names.discard if kind == "DELETED" else names.add)(_key(p))
 
-    follow(core.list_pod_for_all_namespaces, update, lambda: len(names) == expected, timeout,
-           f"{expected} pods")
+    follow(
+        core.list_pod_for_all_namespaces, update, lambda: len(names) == expected, timeout, f"{expected} pods"
+    )
 
 
 def requests_counted(api_client: client.ApiClient) -> int:
     """The sum of ``apiserver_request_total`` on the cluster's /metrics."""
     text = http_session(api_client).get(f"{api_client.configuration.host}/metrics", timeout=30).text
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("apiserver_request_total{"))
+    return sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("apiserver_request_total{")
+    )
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -112,8 +136,22 @@ def main() -> int:
     phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as work:
         kubeconfig = Path(work) / "kubeconfig"
-        server = subprocess.Popen([sys.executable, "-m", "rehearsal.sim", "serve", "--kubeconfig", str(kubeconfig),
-                                   "--time-scale", "0", "--no-system-workloads"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubesim",
+                "serve",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--time-scale",
+                "0",
+                "--no-system-workloads",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             server.stdout.readline()
             api_client = config.new_client_from_config(config_file=str(kubeconfig))
@@ -122,21 +160,46 @@ def main() -> int:
             before = requests_counted(api_client)
             start = time.monotonic()
             with ThreadPoolExecutor(args.workers) as pool:
-                list(pool.map(lambda n: core.create_namespace({"metadata": {"name": f"bench-{n:03d}"}},
-                                                              _preload_content=False), range(args.namespaces)))
-                list(pool.map(lambda i: apps.create_namespaced_deployment(
-                    f"bench-{i // args.deployments:03d}", deployment(f"web-{i % args.deployments}"),
-                    _preload_content=False), range(total)))
+                list(
+                    pool.map(
+                        lambda n: core.create_namespace(
+                            {"metadata": {"name": f"bench-{n:03d}"}}, _preload_content=False
+                        ),
+                        range(args.namespaces),
+                    )
+                )
+                list(
+                    pool.map(
+                        lambda i: apps.create_namespaced_deployment(
+                            f"bench-{i // args.deployments:03d}",
+                            deployment(f"web-{i % args.deployments}"),
+                            _preload_content=False,
+                        ),
+                        range(total),
+                    )
+                )
             phases["create"] = time.monotonic() - start
             wait_all_available(apps, total, 1, 300)
             phases["ready"] = time.monotonic() - start - phases["create"]
-            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            patch = {
+                "spec": {
+                    "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}
+                }
+            }
             t = time.monotonic()
             with ThreadPoolExecutor(args.workers) as pool:
-                list(pool.map(lambda i: apps.patch_namespaced_deployment(
-                    f"web-{i % args.deployments}", f"bench-{i // args.deployments:03d}", patch,
-                    _preload_content=False), range(total)))
+                list(
+                    pool.map(
+                        lambda i: apps.patch_namespaced_deployment(
+                            f"web-{i % args.deployments}",
+                            f"bench-{i // args.deployments:03d}",
+                            patch,
+                            _preload_content=False,
+                        ),
+                        range(total),
+                    )
+                )
             phases["restart"] = time.monotonic() - t
             wait_all_available(apps, total, 2, 300)
             wait_pod_count(core, 2 * total, 300)
@@ -154,14 +217,18 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"deployments: {total} in {args.namespaces} namespaces; pods listed: {len(raw['items'])} ({running} Running)")
+    print(
+        f"deployments: {total} in {args.namespaces} namespaces; pods listed: {len(raw['items'])} ({running} Running)"
+    )
     for name, seconds in phases.items():
         print(f"  {name:12s} {seconds:6.2f} s")
     print(f"wall time (create -> ready -> restart -> ready): {wall:.2f} s   (goal < 60 s)")
     print(f"API requests served: {served} ({served / wall:.0f} requests/s)")
     print(f"cluster process peak memory (VmHWM): {peak:.0f} MiB   (goal < 1024 MiB)")
-    print(f"list all {len(typed.items)} pods: {raw_list:.3f} s as JSON, {typed_list:.3f} s into the client's typed "
-          "models   (goal < 0.5 s)")
+    print(
+        f"list all {len(typed.items)} pods: {raw_list:.3f} s as JSON, {typed_list:.3f} s into the client's typed "
+        "models   (goal < 0.5 s)"
+    )
     return 0
 
 

@@ -1,7 +1,7 @@
 """istio-upgrade-rehearsal: the library behind the rehearsal harness.
 
 Plain Python with no pytest import, so every piece can be driven from a REPL or a script:
-``rehearsal.sim`` is the simulated cluster, ``rehearsal.cluster`` the providers that hand out a cluster
+``kubesim`` is the simulated cluster, ``rehearsal.cluster`` the providers that hand out a cluster
 (simulated, kind or an existing kubeconfig).
 """
 

@@ -18,18 +18,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def demo(argv: list[str]) -> int:
     import subprocess
+
     args = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", "-q", "-rA"]
     if not any(a.startswith("--sim-time-scale") for a in argv):
         args += ["--sim-time-scale", "0.02"]
-    print("Rehearsing an Istio upgrade on the embedded simulated cluster (python -m rehearsal demo --help for "
-          "options)...", flush=True)
+    print(
+        "Rehearsing an Istio upgrade on the embedded simulated cluster (python -m rehearsal demo --help for "
+        "options)...",
+        flush=True,
+    )
     code = subprocess.run(args + argv, cwd=ROOT).returncode
     latest = ROOT / "reports" / "latest"
     record = latest / "rehearsal.json"
     if record.exists():
         data = json.loads(record.read_text())
-        print(f"\nverdict: {data['verdict']} (Istio {data['from']} -> {data['to']}, {data['cluster']}, "
-              f"{data['strategy']})")
+        print(
+            f"\nverdict: {data['verdict']} (Istio {data['from']} -> {data['to']}, {data['cluster']}, "
+            f"{data['strategy']})"
+        )
         print(f"report:  {(latest / 'report.html').resolve()}")
         print(f"record:  {record.resolve()}")
     return int(code)
@@ -40,6 +46,7 @@ def rollback(argv: list[str]) -> int:
         print("usage: python -m rehearsal rollback RUN_DIR", file=sys.stderr)
         return 2
     from .steps.replay import replay
+
     return replay(Path(argv[0]))
 
 

@@ -13,8 +13,13 @@ from typing import Any
 
 _PATTERNS = [
     (re.compile(r"(?i)(authorization:\s*bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1<redacted>"),
-    (re.compile(r"(?i)(\"?(?:token|password|client-key-data|client-certificate-data|\.dockerconfigjson)\"?\s*[:=]\s*)"
-                r"\"?[^\s\",}]+\"?"), r"\1<redacted>"),
+    (
+        re.compile(
+            r"(?i)(\"?(?:token|password|client-key-data|client-certificate-data|\.dockerconfigjson)\"?\s*[:=]\s*)"
+            r"\"?[^\s\",}]+\"?"
+        ),
+        r"\1<redacted>",
+    ),
 ]
 
 
@@ -52,9 +57,12 @@ class EvidenceLog:
     commands: list[CommandRecord] = field(default_factory=list)
     listeners: list[Any] = field(default_factory=list)
 
-    def record_command(self, argv: list[str], exit_code: int, stdout: str, stderr: str, started: float) -> CommandRecord:
-        record = CommandRecord(tuple(argv), exit_code, redact(stdout), redact(stderr), started,
-                               round(time.time() - started, 3))
+    def record_command(
+        self, argv: list[str], exit_code: int, stdout: str, stderr: str, started: float
+    ) -> CommandRecord:
+        record = CommandRecord(
+            tuple(argv), exit_code, redact(stdout), redact(stderr), started, round(time.time() - started, 3)
+        )
         self.commands.append(record)
         for listener in self.listeners:
             listener(record)

@@ -7,9 +7,10 @@ Manifests are applied with server-side apply under one field manager; rollouts a
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from kubernetes import dynamic, watch
@@ -43,6 +44,7 @@ def http_session(api_client: ApiClient) -> Any:
     certificate), for raw paths such as service and pod proxies or /metrics. Environment CA bundles are
     ignored: the cluster's own CA decides."""
     import requests
+
     cfg = api_client.configuration
     session = requests.Session()
     session.trust_env = False
@@ -61,6 +63,7 @@ def with_registry(docs: list[dict[str, Any]], registry: str | None) -> list[dict
     if not registry:
         return docs
     import json
+
     out = json.loads(json.dumps(docs))
     for doc in out:
         spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -85,7 +88,9 @@ class Kube:
 
     def __init__(self, api_client: ApiClient, discovery_cache: str | Path | None = None) -> None:
         self.api_client = api_client
-        self.dynamic = dynamic.DynamicClient(api_client, cache_file=str(discovery_cache) if discovery_cache else None)
+        self.dynamic = dynamic.DynamicClient(
+            api_client, cache_file=str(discovery_cache) if discovery_cache else None
+        )
 
     def resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -93,12 +98,20 @@ class Kube:
     def invalidate_discovery(self) -> None:
         self.dynamic.resources.invalidate_cache()
 
-    def apply(self, docs: Iterable[dict[str, Any]], *, dry_run: bool = False, force: bool = True,
-              default_namespace: str = "default") -> list[Applied]:
+    def apply(
+        self,
+        docs: Iterable[dict[str, Any]],
+        *,
+        dry_run: bool = False,
+        force: bool = True,
+        default_namespace: str = "default",
+    ) -> list[Applied]:
         applied = []
         for doc in docs:
             resource = self.resource(doc["apiVersion"], doc["kind"])
-            namespace = (doc["metadata"].get("namespace") or default_namespace) if resource.namespaced else None
+            namespace = (
+                (doc["metadata"].get("namespace") or default_namespace) if resource.namespaced else None
+            )
             kwargs: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": force}
             if dry_run:
                 kwargs["dry_run"] = "All"
@@ -114,12 +127,19 @@ class Kube:
         while not rollout_complete(obj):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RolloutTimeout(f"{kind.lower()} {namespace}/{name} did not finish rolling out within "
-                                     f"{timeout:.0f}s: {rollout_message(obj)}")
+                raise RolloutTimeout(
+                    f"{kind.lower()} {namespace}/{name} did not finish rolling out within "
+                    f"{timeout:.0f}s: {rollout_message(obj)}"
+                )
             w = watch.Watch()
-            for event in self.dynamic.watch(resource, namespace=namespace, name=name,
-                                            resource_version=obj["metadata"]["resourceVersion"],
-                                            timeout=max(1, int(remaining)), watcher=w):
+            for event in self.dynamic.watch(
+                resource,
+                namespace=namespace,
+                name=name,
+                resource_version=obj["metadata"]["resourceVersion"],
+                timeout=max(1, int(remaining)),
+                watcher=w,
+            ):
                 obj = event["raw_object"]
                 if rollout_complete(obj):
                     w.stop()
@@ -135,11 +155,15 @@ def rollout_complete(obj: dict[str, Any]) -> bool:
     kind = obj.get("kind")
     if kind == "Deployment":
         want = spec.get("replicas", 1)
-        return (status.get("updatedReplicas", 0) >= want and status.get("replicas", 0) <= status.get(
-            "updatedReplicas", 0) and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0))
+        return (
+            status.get("updatedReplicas", 0) >= want
+            and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
+            and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
+        )
     if kind == "DaemonSet":
-        return (status.get("updatedNumberScheduled", 0) >= status.get("desiredNumberScheduled", 0)
-                and status.get("numberAvailable", 0) >= status.get("desiredNumberScheduled", 0))
+        return status.get("updatedNumberScheduled", 0) >= status.get(
+            "desiredNumberScheduled", 0
+        ) and status.get("numberAvailable", 0) >= status.get("desiredNumberScheduled", 0)
     if kind == "StatefulSet":
         want = spec.get("replicas", 1)
         return status.get("readyReplicas", 0) >= want and status.get("updatedReplicas", 0) >= want
@@ -151,5 +175,7 @@ def rollout_message(obj: dict[str, Any]) -> str:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Progressing" and condition.get("status") == "False":
             return condition.get("message", "")
-    return (f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available of "
-            f"{(obj.get('spec') or {}).get('replicas', 1)} wanted")
+    return (
+        f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available of "
+        f"{(obj.get('spec') or {}).get('replicas', 1)} wanted"
+    )

@@ -11,13 +11,15 @@ import os
 import secrets
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .evidence import CommandRecord, redact
 from .settings import Settings
+
 
 class StepFailed(Exception):
     """A step could not be performed; the message says why (shown as the step's reason)."""
@@ -124,11 +126,19 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         s = self.settings
         return {
-            "run_id": self.run_id, "from": s.istio_from, "to": s.istio_to, "cluster": self.cluster_name or s.cluster,
-            "strategy": s.strategy, "verdict": self.verdict, "failure": self.failure,
-            "started": self.started, "ended": time.time(),
+            "run_id": self.run_id,
+            "from": s.istio_from,
+            "to": s.istio_to,
+            "cluster": self.cluster_name or s.cluster,
+            "strategy": s.strategy,
+            "verdict": self.verdict,
+            "failure": self.failure,
+            "started": self.started,
+            "ended": time.time(),
             "settings": {k: v for k, v in s.to_dict().items() if k != "plan_spec"},
-            "steps": [asdict(step) for step in self.steps], "versions": self.versions, "rollback": self.rollback,
+            "steps": [asdict(step) for step in self.steps],
+            "versions": self.versions,
+            "rollback": self.rollback,
         }
 
     def save(self) -> None:

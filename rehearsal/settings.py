@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .istio import catalog, operator
+from istiofacts import catalog, operator
 
 CLUSTERS = ("sim", "kind", "kubeconfig")
 STRATEGIES = ("in-place", "istioctl")
@@ -72,7 +72,8 @@ class Settings:
     def install_sets(self, version: str) -> list[str]:
         """--set arguments for istioctl: the user's, minus any tag, plus ``tag=<version>``."""
         return [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")] + [
-            f"tag={version}"]
+            f"tag={version}"
+        ]
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
@@ -133,16 +134,19 @@ def resolve(values: dict[str, Any]) -> Settings:
     plan_spec = load_plan(plan) if plan else {}
     kubeconfig = v.get("kubeconfig")
     if cluster == "kubeconfig" and not kubeconfig:
-        raise SettingsError("--cluster kubeconfig needs --rehearsal-kubeconfig PATH (and optionally "
-                            "--rehearsal-context NAME)")
+        raise SettingsError(
+            "--cluster kubeconfig needs --rehearsal-kubeconfig PATH (and optionally --rehearsal-context NAME)"
+        )
     faults = v.get("sim_faults")
     if faults:
         if cluster != "sim":
             raise SettingsError("--sim-faults only applies to --cluster sim")
-        from .sim.faults import Faults, FaultSpecError
+        from .cluster.base import ClusterError
+        from .cluster.sim import check_faults_file
+
         try:
-            Faults.from_file(faults)
-        except FaultSpecError as exc:
+            check_faults_file(faults)
+        except ClusterError as exc:
             raise SettingsError(f"--sim-faults: {exc}") from None
     try:
         scale = float(v.get("sim_time_scale", 0.0))
@@ -154,14 +158,29 @@ def resolve(values: dict[str, Any]) -> Settings:
         raise SettingsError("--sim-time-scale must be 0 or more")
     if requests_n < 1:
         raise SettingsError("--traffic-requests must be at least 1")
-    return Settings(cluster=cluster, kubeconfig=kubeconfig, context=v.get("context"), istio_from=istio_from,
-                    istio_to=istio_to, plan=plan, sets=sets, strategy=strategy, rollback=rollback,
-                    keep_cluster=bool(v.get("keep_cluster", False)), report_dir=str(v.get("report_dir", "reports")),
-                    sim_faults=faults, sim_time_scale=scale, k8s_version=str(v.get("k8s_version", "1.33.1")),
-                    kind_name=str(v.get("kind_name", "istio-rehearsal")),
-                    istioctl_from_path=v.get("istioctl_from_path"), istioctl_to_path=v.get("istioctl_to_path"),
-                    apps_registry=v.get("apps_registry"),
-                    traffic_requests=requests_n, timeout=timeout, plan_spec=plan_spec)
+    return Settings(
+        cluster=cluster,
+        kubeconfig=kubeconfig,
+        context=v.get("context"),
+        istio_from=istio_from,
+        istio_to=istio_to,
+        plan=plan,
+        sets=sets,
+        strategy=strategy,
+        rollback=rollback,
+        keep_cluster=bool(v.get("keep_cluster", False)),
+        report_dir=str(v.get("report_dir", "reports")),
+        sim_faults=faults,
+        sim_time_scale=scale,
+        k8s_version=str(v.get("k8s_version", "1.33.1")),
+        kind_name=str(v.get("kind_name", "istio-rehearsal")),
+        istioctl_from_path=v.get("istioctl_from_path"),
+        istioctl_to_path=v.get("istioctl_to_path"),
+        apps_registry=v.get("apps_registry"),
+        traffic_requests=requests_n,
+        timeout=timeout,
+        plan_spec=plan_spec,
+    )
 
 
 def dumps(settings: Settings) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubesim import SimCluster
 from rehearsal.cluster import KIND_NODE_IMAGE, ClusterError, KindProvider, KubeconfigProvider, SimProvider
-from rehearsal.sim import SimCluster
 
 
 def test_sim_provider_gives_a_reachable_cluster(tmp_path):
@@ -32,13 +32,18 @@ def test_kubeconfig_provider_uses_an_existing_cluster_and_never_deletes_it(tmp_p
         assert existing.store.get(("", "namespaces"), "", "default") is not None
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda p: None, "does not exist"),
-    (lambda p: p.write_text("clusters: [unclosed"), "cannot be read as YAML"),
-    (lambda p: p.write_text("just a string"), "is not a kubeconfig"),
-    (lambda p: p.write_text(yaml.safe_dump({"contexts": [{"name": "a"}], "current-context": "b"})),
-     "context 'b' is not in kubeconfig"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_text("clusters: [unclosed"), "cannot be read as YAML"),
+        (lambda p: p.write_text("just a string"), "is not a kubeconfig"),
+        (
+            lambda p: p.write_text(yaml.safe_dump({"contexts": [{"name": "a"}], "current-context": "b"})),
+            "context 'b' is not in kubeconfig",
+        ),
+    ],
+)
 def test_kubeconfig_provider_explains_bad_input(tmp_path, setup, message):
     path = tmp_path / "config"
     setup(path)
@@ -73,7 +78,7 @@ FAKE_KIND = textwrap.dedent("""\
     elif args[:2] == ["create", "cluster"]:
         opts = dict(a.split("=", 1) for a in args[2:] if "=" in a)
         name, kubeconfig = opts["--name"], opts["--kubeconfig"]
-        proc = subprocess.Popen([sys.executable, "-m", "rehearsal.sim", "serve", "--name", name,
+        proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--name", name,
                                  "--kubeconfig", kubeconfig], stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()
         (state / f"{{name}}.pid").write_text(str(proc.pid))
@@ -92,12 +97,15 @@ FAKE_KIND = textwrap.dedent("""\
 @pytest.fixture
 def fake_kind(tmp_path, monkeypatch):
     import sys
+
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     kind = bin_dir / "kind"
     kind.write_text(FAKE_KIND.format(python=sys.executable))
     kind.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(
+        "PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
     monkeypatch.setenv("FAKE_KIND_STATE", str(tmp_path / "kind-state"))
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     monkeypatch.chdir(tmp_path)
@@ -106,6 +114,7 @@ def fake_kind(tmp_path, monkeypatch):
 
 def test_kind_provider_creates_and_deletes_through_pytest_kind(fake_kind, tmp_path):
     import json
+
     provider = KindProvider(cluster_name="rehearse-me")
     cluster = provider.provision(tmp_path)
     try:
@@ -122,6 +131,7 @@ def test_kind_provider_creates_and_deletes_through_pytest_kind(fake_kind, tmp_pa
 
 def test_kind_provider_keep_leaves_the_cluster(fake_kind, tmp_path):
     import json
+
     cluster = KindProvider(cluster_name="kept", keep=True).provision(tmp_path)
     cluster.close()
     calls = [json.loads(line) for line in fake_kind.read_text().splitlines()]

@@ -10,9 +10,10 @@ import pytest
 import requests
 import yaml
 
+import kubesim.istio
+from kubesim import SimCluster
 from rehearsal.istio.istioctl import IstioctlFailed
 from rehearsal.kube import Kube, load_manifests
-from rehearsal.sim import SimCluster
 
 from .test_sim_kubectl import ROOT
 
@@ -31,9 +32,21 @@ def deploy_apps(cluster: SimCluster) -> Kube:
 
 def restart(kube: Kube, name: str, namespace: str) -> None:
     kube.resource("apps/v1", "Deployment").patch(
-        name=name, namespace=namespace, content_type="application/strategic-merge-patch+json",
-        body={"spec": {"template": {"metadata": {"annotations": {
-            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}})
+        name=name,
+        namespace=namespace,
+        content_type="application/strategic-merge-patch+json",
+        body={
+            "spec": {
+                "template": {
+                    "metadata": {
+                        "annotations": {
+                            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ")
+                        }
+                    }
+                }
+            }
+        },
+    )
     kube.wait_rollout("Deployment", name, namespace, 60)
 
 
@@ -42,8 +55,17 @@ def test_version_json_has_the_real_keys_and_values_from_the_cluster(make_istioct
     istioctl = make_istioctl(version)
     before = istioctl.run("version", "-o", "json")
     assert json.loads(before.stdout) == {"clientVersion": json.loads(before.stdout)["clientVersion"]}
-    assert before.stderr.strip() == 'Istio is not present in the cluster: no running Istio pods in "istio-system"'
-    assert set(json.loads(before.stdout)["clientVersion"]) == {"version", "revision", "golang_version", "status", "tag"}
+    assert (
+        before.stderr.strip()
+        == 'Istio is not present in the cluster: no running Istio pods in "istio-system"'
+    )
+    assert set(json.loads(before.stdout)["clientVersion"]) == {
+        "version",
+        "revision",
+        "golang_version",
+        "status",
+        "tag",
+    }
     istioctl.install()
     info = istioctl.version_info()
     assert set(info) == {"clientVersion", "meshVersion", "dataPlaneVersion"}
@@ -60,18 +82,24 @@ def test_version_json_has_the_real_keys_and_values_from_the_cluster(make_istioct
 def test_precheck_verdicts(make_istioctl, version, tmp_path):
     ok = make_istioctl(version).precheck()
     assert ok.exit_code == 0 and ok.stdout == ""
-    assert ok.stderr.startswith("\u2714 No issues found when checking the cluster. Istio is safe to install or "
-                                "upgrade!")
-    with SimCluster(time_scale=0, k8s_version="1.24.17", kubeconfig=tmp_path / "old-k8s") as old:
+    assert ok.stderr.startswith(
+        "\u2714 No issues found when checking the cluster. Istio is safe to install or upgrade!"
+    )
+    with SimCluster(
+        time_scale=0, k8s_version="1.24.17", kubeconfig=tmp_path / "old-k8s", addons=[kubesim.istio.addon]
+    ) as old:
         from rehearsal.istio.istioctl import Istioctl
+
         istioctl = Istioctl(version, make_istioctl(version).path, old.kubeconfig_path)
         bad = istioctl.precheck()
         minimum = {"1.23.6": "1.26", "1.26.6": "1.29", "1.30.1": "1.32"}[version]
         assert bad.exit_code == 1
-        assert bad.stdout.strip() == (f'Error [IST0142] The Kubernetes Version "1.24.17" is lower than the minimum '
-                                      f"version: {minimum}")
-        assert bad.stderr.startswith("Error: Issues found when checking the cluster. Istio may not be safe to "
-                                     "install or upgrade.")
+        assert bad.stdout.strip() == (
+            f'Error [IST0142] The Kubernetes Version "1.24.17" is lower than the minimum version: {minimum}'
+        )
+        assert bad.stderr.startswith(
+            "Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade."
+        )
 
 
 @pytest.mark.parametrize("version", [OLD, MIDDLE, NEWEST])
@@ -80,30 +108,47 @@ def test_manifest_generate_rejects_unknown_values_and_renders_the_real_objects(m
     with pytest.raises(IstioctlFailed) as exc:
         istioctl.manifest_generate(sets=["values.global.proxy.securityContext.runAsUser=1337"])
     assert exc.value.record.exit_code == 1
-    assert exc.value.record.stderr.strip() == ('Error: could not unmarshal: error unmarshaling JSON: while decoding '
-                                               'JSON: unknown field "securityContext" in '
-                                               'istio.operator.v1alpha1.ProxyConfig')
+    assert exc.value.record.stderr.strip() == (
+        "Error: could not unmarshal: error unmarshaling JSON: while decoding "
+        'JSON: unknown field "securityContext" in '
+        "istio.operator.v1alpha1.ProxyConfig"
+    )
     docs = [d for d in yaml.safe_load_all(istioctl.manifest_generate()) if d]
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     crds = {n for k, n in names if k == "CustomResourceDefinition"}
     assert len(crds) == (15 if version == NEWEST else 14)
     assert ("trafficextensions.extensions.istio.io" in crds) == (version == NEWEST)
-    expected = {("Deployment", "istiod"), ("Service", "istiod"), ("ServiceAccount", "istiod"), ("ConfigMap", "istio"),
-                ("ConfigMap", "istio-sidecar-injector"), ("HorizontalPodAutoscaler", "istiod"),
-                ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
-                ("ValidatingWebhookConfiguration", "istio-validator-istio-system"),
-                ("ClusterRole", "istiod-clusterrole-istio-system"), ("Role", "istiod"),
-                ("Deployment", "istio-ingressgateway"), ("Service", "istio-ingressgateway"),
-                ("ServiceAccount", "istio-ingressgateway-service-account"), ("Role", "istio-ingressgateway-sds"),
-                ("ServiceAccount", "istio-reader-service-account")}
+    expected = {
+        ("Deployment", "istiod"),
+        ("Service", "istiod"),
+        ("ServiceAccount", "istiod"),
+        ("ConfigMap", "istio"),
+        ("ConfigMap", "istio-sidecar-injector"),
+        ("HorizontalPodAutoscaler", "istiod"),
+        ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
+        ("ValidatingWebhookConfiguration", "istio-validator-istio-system"),
+        ("ClusterRole", "istiod-clusterrole-istio-system"),
+        ("Role", "istiod"),
+        ("Deployment", "istio-ingressgateway"),
+        ("Service", "istio-ingressgateway"),
+        ("ServiceAccount", "istio-ingressgateway-service-account"),
+        ("Role", "istio-ingressgateway-sds"),
+        ("ServiceAccount", "istio-reader-service-account"),
+    }
     assert expected <= names
     assert (("ConfigMap", "values") in names) == (version != OLD)  # the values ConfigMap exists from 1.26
-    assert (("PodDisruptionBudget", "istiod") in names) == (version in (OLD, MIDDLE))  # 1.28+: only with >1 replica
+    assert (("PodDisruptionBudget", "istiod") in names) == (
+        version in (OLD, MIDDLE)
+    )  # 1.28+: only with >1 replica
     istiod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod")
     assert istiod["spec"]["template"]["spec"]["containers"][0]["image"] == f"docker.io/istio/pilot:{version}"
-    gateway_svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "istio-ingressgateway")
+    gateway_svc = next(
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "istio-ingressgateway"
+    )
     assert gateway_svc["spec"]["type"] == "LoadBalancer"
-    assert not any(d["metadata"]["name"] == "istio-revision-tag-default" for d in docs)  # added by install only
+    assert not any(
+        d["metadata"]["name"] == "istio-revision-tag-default" for d in docs
+    )  # added by install only
 
 
 @pytest.mark.parametrize("version, exists", [(OLD, True), (MIDDLE, False), (NEWEST, False)])
@@ -121,16 +166,25 @@ def test_verify_install_exists_only_up_to_1_23(make_istioctl, version, exists):
 
 
 def test_settings_render_and_apply_cni_hub_pull_secrets_security_context(make_istioctl, sim_cluster):
-    from rehearsal.sim.istio.mesh import mirror
+    from kubesim.istio.mesh import mirror
+
     mirror(sim_cluster, "registry.example.com/istio", ["1.28.2"])
     istioctl = make_istioctl("1.28.2")
-    sets = ["components.cni.enabled=true", "values.cni.enabled=true", "hub=registry.example.com/istio",
-            "values.global.imagePullSecrets[0]=registry-secret", "components.pilot.k8s.securityContext.runAsUser=1337",
-            "components.pilot.k8s.securityContext.runAsGroup=1337",
-            "components.pilot.k8s.securityContext.runAsNonRoot=true",
-            "values.gateways.istio-ingressgateway.type=ClusterIP"]
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(istioctl.manifest_generate(sets=sets))
-            if d}
+    sets = [
+        "components.cni.enabled=true",
+        "values.cni.enabled=true",
+        "hub=registry.example.com/istio",
+        "values.global.imagePullSecrets[0]=registry-secret",
+        "components.pilot.k8s.securityContext.runAsUser=1337",
+        "components.pilot.k8s.securityContext.runAsGroup=1337",
+        "components.pilot.k8s.securityContext.runAsNonRoot=true",
+        "values.gateways.istio-ingressgateway.type=ClusterIP",
+    ]
+    docs = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in yaml.safe_load_all(istioctl.manifest_generate(sets=sets))
+        if d
+    }
     istiod = docs[("Deployment", "istiod")]["spec"]["template"]["spec"]
     assert istiod["containers"][0]["image"] == "registry.example.com/istio/pilot:1.28.2"
     assert istiod["imagePullSecrets"] == [{"name": "registry-secret"}]
@@ -139,19 +193,35 @@ def test_settings_render_and_apply_cni_hub_pull_secrets_security_context(make_is
     assert ("DaemonSet", "istio-cni-node") in docs
     istioctl.install(sets=sets)
     deploy_apps(sim_cluster)
-    echo = [p for p in sim_cluster.store.items(("", "pods"), "rehearsal-apps") if p["metadata"]["labels"]["app"] == "echo"]
+    echo = [
+        p
+        for p in sim_cluster.store.items(("", "pods"), "rehearsal-apps")
+        if p["metadata"]["labels"]["app"] == "echo"
+    ]
     init = [c["name"] for c in echo[0]["spec"]["initContainers"]]
     assert init == ["istio-validation", "istio-proxy"]  # CNI, and native sidecars (1.28 on Kubernetes 1.33)
     proxy = echo[0]["spec"]["initContainers"][1]
-    assert proxy["image"] == "registry.example.com/istio/proxyv2:1.28.2" and proxy["restartPolicy"] == "Always"
+    assert (
+        proxy["image"] == "registry.example.com/istio/proxyv2:1.28.2" and proxy["restartPolicy"] == "Always"
+    )
     assert {"name": "registry-secret"} in echo[0]["spec"]["imagePullSecrets"]
 
 
 def test_values_cni_enabled_alone_renders_no_daemonset_from_1_24(make_istioctl):
-    old = {d["kind"] for d in yaml.safe_load_all(make_istioctl("1.23.6").manifest_generate(
-        sets=["values.cni.enabled=true"])) if d}
-    new = {d["kind"] for d in yaml.safe_load_all(make_istioctl("1.28.2").manifest_generate(
-        sets=["values.cni.enabled=true"])) if d}
+    old = {
+        d["kind"]
+        for d in yaml.safe_load_all(
+            make_istioctl("1.23.6").manifest_generate(sets=["values.cni.enabled=true"])
+        )
+        if d
+    }
+    new = {
+        d["kind"]
+        for d in yaml.safe_load_all(
+            make_istioctl("1.28.2").manifest_generate(sets=["values.cni.enabled=true"])
+        )
+        if d
+    }
     assert "DaemonSet" in old and "DaemonSet" not in new
 
 
@@ -211,8 +281,11 @@ def test_unpullable_hub_leaves_istiod_in_image_pull_back_off(make_istioctl, sim_
     with pytest.raises(IstioctlFailed) as exc:
         istioctl.install(sets=["hub=registry.invalid/istio"], readiness_timeout="3s")
     assert "\u2718 Istiod encountered an error: failed to wait for resource" in exc.value.record.stdout
-    istiod = next(p for p in sim_cluster.store.items(("", "pods"), "istio-system")
-                  if p["metadata"]["labels"].get("app") == "istiod")
+    istiod = next(
+        p
+        for p in sim_cluster.store.items(("", "pods"), "istio-system")
+        if p["metadata"]["labels"].get("app") == "istiod"
+    )
     waiting = istiod["status"]["containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] in ("ErrImagePull", "ImagePullBackOff")
     events = [e["message"] for e in sim_cluster.store.items(("", "events"), "istio-system")]
@@ -223,14 +296,24 @@ def test_unpullable_hub_leaves_istiod_in_image_pull_back_off(make_istioctl, sim_
     # With failurePolicy Fail and no ready istiod, injected pods cannot be created at all.
     kube = Kube(sim_cluster.api_client())
     kube.apply(load_manifests(ROOT / "sample_apps"))
-    sim_cluster.wait_for(lambda: any(e["reason"] == "FailedCreate" for e in sim_cluster.store.items(
-        ("", "events"), "rehearsal-apps")), 10, "FailedCreate")
-    failed = next(e["message"] for e in sim_cluster.store.items(("", "events"), "rehearsal-apps")
-                  if e["reason"] == "FailedCreate")
-    assert failed == ('Error creating: Internal error occurred: failed calling webhook '
-                      '"namespace.sidecar-injector.istio.io": failed to call webhook: Post '
-                      '"https://istiod.istio-system.svc:443/inject?timeout=10s": no endpoints available for service '
-                      '"istiod"')
+    sim_cluster.wait_for(
+        lambda: any(
+            e["reason"] == "FailedCreate" for e in sim_cluster.store.items(("", "events"), "rehearsal-apps")
+        ),
+        10,
+        "FailedCreate",
+    )
+    failed = next(
+        e["message"]
+        for e in sim_cluster.store.items(("", "events"), "rehearsal-apps")
+        if e["reason"] == "FailedCreate"
+    )
+    assert failed == (
+        "Error creating: Internal error occurred: failed calling webhook "
+        '"namespace.sidecar-injector.istio.io": failed to call webhook: Post '
+        '"https://istiod.istio-system.svc:443/inject?timeout=10s": no endpoints available for service '
+        '"istiod"'
+    )
     messages = istioctl.analyze()
     assert not [m for m in messages if m.level == "Error"]
 
@@ -245,21 +328,36 @@ def test_telemetry_counts_requests_and_503_without_endpoints(make_istioctl, sim_
     assert session.get(f"{url}/nowhere").status_code == 404
     core_api = sim_cluster.api_client()
     from kubernetes import client
+
     core = client.CoreV1Api(core_api)
     total = 0
     for pod in core.list_namespaced_pod("rehearsal-apps", label_selector="app=echo").items:
-        text = core.connect_get_namespaced_pod_proxy_with_path(f"{pod.metadata.name}:15020", "rehearsal-apps",
-                                                               "stats/prometheus")
+        text = core.connect_get_namespaced_pod_proxy_with_path(
+            f"{pod.metadata.name}:15020", "rehearsal-apps", "stats/prometheus"
+        )
         for line in text.splitlines():
             if line.startswith("istio_requests_total{") and 'reporter="destination"' in line:
                 assert 'destination_workload="echo"' in line and 'response_code="200"' in line
                 assert 'source_workload="istio-ingressgateway"' in line
                 total += int(line.rsplit(" ", 1)[1])
     assert total == 7
-    kube.resource("apps/v1", "Deployment").patch(name="echo", namespace="rehearsal-apps", body={"spec": {"replicas": 0}},
-                                                 content_type="application/merge-patch+json")
-    sim_cluster.wait_for(lambda: not [p for p in sim_cluster.store.items(("", "pods"), "rehearsal-apps")
-                                      if p["metadata"]["labels"].get("app") == "echo"], 10, "echo gone")
+    kube.resource("apps/v1", "Deployment").patch(
+        name="echo",
+        namespace="rehearsal-apps",
+        body={"spec": {"replicas": 0}},
+        content_type="application/merge-patch+json",
+    )
+    sim_cluster.wait_for(
+        lambda: (
+            not [
+                p
+                for p in sim_cluster.store.items(("", "pods"), "rehearsal-apps")
+                if p["metadata"]["labels"].get("app") == "echo"
+            ]
+        ),
+        10,
+        "echo gone",
+    )
     gone = session.get(f"{url}/echo/none")
     assert (gone.status_code, gone.text) == (503, "no healthy upstream")
 
@@ -270,8 +368,14 @@ def test_proxy_status_columns_by_version(make_istioctl, sim_cluster):
     header = old.run("proxy-status").stdout.splitlines()[0].split()
     assert header == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
     new = make_istioctl("1.30.1")
-    assert new.run("proxy-status").stdout.splitlines()[0].split() == ["NAME", "CLUSTER", "ISTIOD", "VERSION",
-                                                                      "SUBSCRIBED", "TYPES"]
+    assert new.run("proxy-status").stdout.splitlines()[0].split() == [
+        "NAME",
+        "CLUSTER",
+        "ISTIOD",
+        "VERSION",
+        "SUBSCRIBED",
+        "TYPES",
+    ]
     doc = json.loads(new.run("proxy-status", "-o", "json").stdout)
     assert doc["resources"][0]["node"]["metadata"]["ISTIO_VERSION"] == "1.26.6"
     assert json.loads(doc["controlPlane"]["identifier"])["Component"] == "istiod"
@@ -281,7 +385,7 @@ def test_proxy_status_columns_by_version(make_istioctl, sim_cluster):
 def test_tags_and_uninstall_revision(make_istioctl, sim_cluster):
     istioctl = make_istioctl("1.28.2")
     istioctl.install(sets=["revision=canary"])
-    assert "Revision tag \"prod\" created" in istioctl.tag_set("prod", "canary").stdout
+    assert 'Revision tag "prod" created' in istioctl.tag_set("prod", "canary").stdout
     assert "prod" in istioctl.run("tag", "list").stdout
     istioctl.uninstall("canary")
     assert not [p for p in sim_cluster.store.items(("apps", "deployments"), "istio-system")]

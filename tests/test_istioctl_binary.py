@@ -16,7 +16,7 @@ import pytest
 
 from rehearsal.istio.istioctl import IstioctlError, archive_name, download, resolve
 
-FAKE = "#!/bin/sh\necho '{\"clientVersion\":{\"version\":\"%s\"}}'\n"
+FAKE = '#!/bin/sh\necho \'{"clientVersion":{"version":"%s"}}\'\n'
 
 
 def fake_archive(version: str) -> bytes:
@@ -65,8 +65,12 @@ def test_download_verifies_the_published_checksum_and_caches(release_server, tmp
     publish("1.28.2")
     path = download("1.28.2", tmp_path / "cache", url)
     assert path == tmp_path / "cache" / "1.28.2" / "istioctl" and os.access(path, os.X_OK)
-    assert json.loads(subprocess.run([str(path)], capture_output=True, text=True).stdout)["clientVersion"]["version"] \
+    assert (
+        json.loads(subprocess.run([str(path)], capture_output=True, text=True).stdout)["clientVersion"][
+            "version"
+        ]
         == "1.28.2"
+    )
     count = len(seen)
     assert download("1.28.2", tmp_path / "cache", url) == path
     assert len(seen) == count  # served from the cache
@@ -75,7 +79,9 @@ def test_download_verifies_the_published_checksum_and_caches(release_server, tmp
 def test_a_corrupt_download_is_refused_and_leaves_nothing(release_server, tmp_path):
     url, publish, _ = release_server
     publish("1.27.4", corrupt=True)
-    with pytest.raises(IstioctlError, match="the SHA-256 of istioctl-1.27.4-.* is .*, but the release publishes"):
+    with pytest.raises(
+        IstioctlError, match="the SHA-256 of istioctl-1.27.4-.* is .*, but the release publishes"
+    ):
         download("1.27.4", tmp_path / "cache", url)
     leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert leftovers == []
@@ -126,17 +132,34 @@ def test_every_call_is_recorded_as_evidence(make_istioctl):
 
 
 def test_versions_command_lists_oldest_first():
-    out = subprocess.run([sys.executable, "-m", "rehearsal.sim", "versions"], capture_output=True, text=True,
-                         timeout=60).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-m", "kubesim", "versions"], capture_output=True, text=True, timeout=60
+    ).stdout.split()
     assert out[0] == "1.20.0" and out[-1] == "1.30.1" and "1.28.2" in out
     assert out == sorted(out, key=lambda v: tuple(int(x) for x in v.split(".")))
 
 
 def test_serve_with_istio_and_apps_prints_a_url_that_answers(tmp_path):
     import requests
-    proc = subprocess.Popen([sys.executable, "-m", "rehearsal.sim", "serve", "--kubeconfig", str(tmp_path / "kc"),
-                             "--time-scale", "0", "--istio", "1.29.5", "--apps"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(tmp_path / "kc"),
+            "--time-scale",
+            "0",
+            "--istio",
+            "1.29.5",
+            "--apps",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "Istio 1.29.5 installed; sample apps at http://127.0.0.1:" in line, line
@@ -149,6 +172,10 @@ def test_serve_with_istio_and_apps_prints_a_url_that_answers(tmp_path):
 
 
 def test_serve_rejects_an_unknown_istio_version(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "rehearsal.sim", "serve", "--kubeconfig", str(tmp_path / "kc"),
-                             "--istio", "1.99.0"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(tmp_path / "kc"), "--istio", "1.99.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Istio 1.99 is not in the catalog" in result.stderr

@@ -14,19 +14,44 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ["profile=default", "components.cni.enabled=true", "values.cni.enabled=true", "values.cni.chained=false",
-              "hub=registry.example.com/istio", "values.global.imagePullSecrets[0]=registry-secret",
-              "components.pilot.k8s.securityContext.runAsUser=1337",
-              "components.pilot.k8s.securityContext.runAsGroup=1337",
-              "components.pilot.k8s.securityContext.runAsNonRoot=true",
-              "values.gateways.istio-ingressgateway.type=ClusterIP"]
+PRODUCTION = [
+    "profile=default",
+    "components.cni.enabled=true",
+    "values.cni.enabled=true",
+    "values.cni.chained=false",
+    "hub=registry.example.com/istio",
+    "values.global.imagePullSecrets[0]=registry-secret",
+    "components.pilot.k8s.securityContext.runAsUser=1337",
+    "components.pilot.k8s.securityContext.runAsGroup=1337",
+    "components.pilot.k8s.securityContext.runAsNonRoot=true",
+    "values.gateways.istio-ingressgateway.type=ClusterIP",
+]
 
 
-def rehearse(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], dict]:
+def rehearse(
+    tmp_path: Path, *args: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], dict]:
     reports = tmp_path / "reports"
-    result = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
-                             "--report-dir", str(reports), "--traffic-requests", "10", *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "suites"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--report-dir",
+            str(reports),
+            "--traffic-requests",
+            "10",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     record = reports / "latest" / "rehearsal.json"
     data = json.loads(record.read_text()) if record.exists() else {}
     return result, data
@@ -40,15 +65,25 @@ def step(data: dict, name: str) -> dict:
     return next(s for s in data["steps"] if s["name"] == name)
 
 
-@pytest.mark.parametrize("source, target, strategy", [
-    ("1.29.5", "1.30.1", "in-place"), ("1.28.2", "1.29.5", "istioctl"), ("1.27.4", "1.28.2", "in-place"),
-    ("1.29.5", "1.30.1", "istioctl"),
-])
+@pytest.mark.parametrize(
+    "source, target, strategy",
+    [
+        ("1.29.5", "1.30.1", "in-place"),
+        ("1.28.2", "1.29.5", "istioctl"),
+        ("1.27.4", "1.28.2", "in-place"),
+        ("1.29.5", "1.30.1", "istioctl"),
+    ],
+)
 def test_happy_path_with_production_settings(tmp_path, source, target, strategy):
-    result, data = rehearse(tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", strategy,
-                            *sets(PRODUCTION))
+    result, data = rehearse(
+        tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", strategy, *sets(PRODUCTION)
+    )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert data["verdict"] == "upgraded" and (data["from"], data["to"], data["strategy"]) == (source, target, strategy)
+    assert data["verdict"] == "upgraded" and (data["from"], data["to"], data["strategy"]) == (
+        source,
+        target,
+        strategy,
+    )
     assert data["versions"]["before"]["control_plane"] == [source]
     assert data["versions"]["after"]["control_plane"] == [target]
     assert set(data["versions"]["after"]["data_plane"].values()) == {target}
@@ -96,8 +131,17 @@ def test_unpullable_target_image_rolls_back(tmp_path):
 
 def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_path):
     # Removed in 1.24: the source (1.23) accepts it, the target rejects it.
-    result, data = rehearse(tmp_path, "--istio-from", "1.23.6", "--istio-to", "1.24.6", "--k8s-version", "1.30.4",
-                            "--set", "values.global.autoscalingv2API=true")
+    result, data = rehearse(
+        tmp_path,
+        "--istio-from",
+        "1.23.6",
+        "--istio-to",
+        "1.24.6",
+        "--k8s-version",
+        "1.30.4",
+        "--set",
+        "values.global.autoscalingv2API=true",
+    )
     assert result.returncode != 0 and data["verdict"] == "failed"
     precheck = step(data, "precheck")
     assert precheck["outcome"] == "failed"
@@ -110,8 +154,10 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
 def test_skipping_two_minors_is_stopped_before_apply(tmp_path):
     result, data = rehearse(tmp_path, "--istio-from", "1.27.4", "--istio-to", "1.29.5")
     assert result.returncode != 0 and data["verdict"] == "failed"
-    assert "in-place upgrades may move at most 1 minor version at a time; 1.27.4 -> 1.29.5 skips 1" in \
-        step(data, "precheck")["reason"]
+    assert (
+        "in-place upgrades may move at most 1 minor version at a time; 1.27.4 -> 1.29.5 skips 1"
+        in step(data, "precheck")["reason"]
+    )
     assert not any(s["name"] == "apply" for s in data["steps"])
     assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.27.4"]
 
@@ -119,8 +165,10 @@ def test_skipping_two_minors_is_stopped_before_apply(tmp_path):
 def test_api_failing_during_apply_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
     # The dry run patches istiod's Deployment first (let through), then the apply: that one fails.
-    faults.write_text("faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
-                      "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 1\n")
+    faults.write_text(
+        "faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
+        "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 1\n"
+    )
     result, data = rehearse(tmp_path, "--sim-faults", str(faults))
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "Internal error occurred: rehearsal-sim: injected fault" in step(data, "apply")["reason"]
@@ -129,7 +177,9 @@ def test_api_failing_during_apply_rolls_back(tmp_path):
 
 def test_istiod_never_ready_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text("faults:\n  - type: readiness\n    image: docker.io/istio/pilot:1.30.1\n    never: true\n")
+    faults.write_text(
+        "faults:\n  - type: readiness\n    image: docker.io/istio/pilot:1.30.1\n    never: true\n"
+    )
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert step(data, "restart control plane")["outcome"] == "failed"
@@ -144,18 +194,25 @@ def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path):
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "test_traffic_flows_through_the_ingress_from_upgraded_proxies" in data["failure"]
-    assert all(s["outcome"] in ("passed", "not-needed") for s in data["steps"] if not s["name"].startswith("rollback"))
+    assert all(
+        s["outcome"] in ("passed", "not-needed")
+        for s in data["steps"]
+        if not s["name"].startswith("rollback")
+    )
     assert data["rollback"]["verified"]
     assert data["rollback"]["verification"]["traffic"]["codes"] == {"200": 10}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--strategy", "yolo"], "--strategy 'yolo' is not one of: in-place, istioctl"),
-    (["--istio-to", "1.99.0"], "--istio-to: Istio 1.99 is not in the catalog"),
-    (["--rollback", "sometimes"], "--rollback 'sometimes' is not one of: on-failure, always, never"),
-    (["--cluster", "kubeconfig"], "--cluster kubeconfig needs --rehearsal-kubeconfig PATH"),
-    (["--set", "novalue"], "--set novalue: expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategy", "yolo"], "--strategy 'yolo' is not one of: in-place, istioctl"),
+        (["--istio-to", "1.99.0"], "--istio-to: Istio 1.99 is not in the catalog"),
+        (["--rollback", "sometimes"], "--rollback 'sometimes' is not one of: on-failure, always, never"),
+        (["--cluster", "kubeconfig"], "--cluster kubeconfig needs --rehearsal-kubeconfig PATH"),
+        (["--set", "novalue"], "--set novalue: expected KEY=VALUE"),
+    ],
+)
 def test_bad_options_are_usage_errors_and_touch_nothing(tmp_path, args, message):
     result, data = rehearse(tmp_path, *args, timeout=60)
     assert result.returncode == 4
@@ -180,18 +237,39 @@ def test_sample_app_images_come_from_the_users_registry(tmp_path):
 
 def test_with_registry_rewrites_images_keeping_their_path():
     from rehearsal.kube import with_registry
-    docs = [{"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
-        {"name": "a", "image": "docker.io/mendhak/http-https-echo:37"}, {"name": "b", "image": "busybox:1.36"}]}}}}]
-    images = [c["image"] for c in with_registry(docs, "reg.example.com/mirror/")[0]["spec"]["template"]["spec"][
-        "containers"]]
-    assert images == ["reg.example.com/mirror/mendhak/http-https-echo:37", "reg.example.com/mirror/busybox:1.36"]
+
+    docs = [
+        {
+            "kind": "Deployment",
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "a", "image": "docker.io/mendhak/http-https-echo:37"},
+                            {"name": "b", "image": "busybox:1.36"},
+                        ]
+                    }
+                }
+            },
+        }
+    ]
+    images = [
+        c["image"]
+        for c in with_registry(docs, "reg.example.com/mirror/")[0]["spec"]["template"]["spec"]["containers"]
+    ]
+    assert images == [
+        "reg.example.com/mirror/mendhak/http-https-echo:37",
+        "reg.example.com/mirror/busybox:1.36",
+    ]
     assert with_registry(docs, None) is docs
 
 
 def test_plan_file_carries_settings(tmp_path):
     plan = tmp_path / "plan.yaml"
-    plan.write_text("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values:\n    gateways:\n"
-                    "      istio-ingressgateway:\n        type: NodePort\n")
+    plan.write_text(
+        "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values:\n    gateways:\n"
+        "      istio-ingressgateway:\n        type: NodePort\n"
+    )
     result, data = rehearse(tmp_path, "--plan", str(plan))
     assert result.returncode == 0, result.stdout[-2000:]
     assert "gateway Service NodePort" in step(data, "inspect manifest")["reason"]
@@ -202,19 +280,65 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
     faults = tmp_path / "faults.yaml"
     # istiod's Deployment is patched by the source install, then by the dry run, then by the apply: the API
     # hangs on the third, long enough to kill the run mid-apply.
-    faults.write_text("faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
-                      "    namespace: istio-system\n    name: istiod\n    code: 504\n    delay: 60s\n"
-                      "    skip: 2\n    times: 1\n")
-    server = subprocess.Popen([sys.executable, "-m", "rehearsal.sim", "serve", "--kubeconfig", str(kubeconfig),
-                               "--time-scale", "0", "--faults", str(faults)], cwd=ROOT, stdout=subprocess.PIPE,
-                              text=True)
+    faults.write_text(
+        "faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
+        "    namespace: istio-system\n    name: istiod\n    code: 504\n    delay: 60s\n"
+        "    skip: 2\n    times: 1\n"
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--time-scale",
+            "0",
+            "--faults",
+            str(faults),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "ready at" in server.stdout.readline()
         reports = tmp_path / "reports"
-        run = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
-                                "--cluster", "kubeconfig", "--rehearsal-kubeconfig", str(kubeconfig),
-                                "--istio-from", "1.29.5", "--istio-to", "1.30.1", "--report-dir", str(reports),
-                                "--traffic-requests", "5"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        # On a cluster reached by kubeconfig the harness runs the istioctl it is given: here, the emulator's.
+        from kubesim.istio.istioctl import write_executable
+
+        ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in ("1.29.5", "1.30.1"))
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(ROOT / "suites"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--cluster",
+                "kubeconfig",
+                "--rehearsal-kubeconfig",
+                str(kubeconfig),
+                "--istio-from",
+                "1.29.5",
+                "--istio-to",
+                "1.30.1",
+                "--report-dir",
+                str(reports),
+                "--istioctl-from",
+                str(ctl_from),
+                "--istioctl-to",
+                str(ctl_to),
+                "--traffic-requests",
+                "5",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 120
         journal = None
         while time.monotonic() < deadline:
@@ -228,8 +352,13 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
         # The fault fired once; the replay goes through.
-        replay = subprocess.run([sys.executable, "-m", "rehearsal", "rollback", str(journal.parent)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=300)
+        replay = subprocess.run(
+            [sys.executable, "-m", "rehearsal", "rollback", str(journal.parent)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert f"{journal.parent.name}: rolled-back" in replay.stdout
         record = json.loads((journal.parent / "rehearsal.json").read_text())

@@ -27,12 +27,20 @@ def apps(sim_cluster):
 
 
 def deployment(name: str, replicas: int = 2, image: str = "registry.k8s.io/pause:3.10", **strategy) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     **({"strategy": {"type": "RollingUpdate", "rollingUpdate": strategy}} if strategy else {}),
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "main", "image": image}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            **({"strategy": {"type": "RollingUpdate", "rollingUpdate": strategy}} if strategy else {}),
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            },
+        },
+    }
 
 
 def status_of(exc: ApiException) -> dict:
@@ -40,8 +48,14 @@ def status_of(exc: ApiException) -> dict:
 
 
 def test_typed_clients_read_every_kind_the_cluster_starts_with(core, apps, sim_cluster):
-    sim_cluster.wait_for(lambda: len([p for p in sim_cluster.store.items(("", "pods"))
-                                      if p["status"].get("phase") == "Running"]) == 4, 10, "system pods")
+    sim_cluster.wait_for(
+        lambda: (
+            len([p for p in sim_cluster.store.items(("", "pods")) if p["status"].get("phase") == "Running"])
+            == 4
+        ),
+        10,
+        "system pods",
+    )
     pods = core.list_pod_for_all_namespaces()
     assert {p.metadata.namespace for p in pods.items} == {"kube-system"}
     assert all(p.status.container_statuses[0].ready for p in pods.items)
@@ -68,13 +82,21 @@ def test_server_side_apply_dry_run_and_conflicts(dyn, sim_cluster):
     assert managers == {"rehearsal": "Apply"}
     assert "f:replicas" in json.dumps(created.metadata.managedFields[0].fieldsV1.to_dict())
     # Another manager changes replicas with an ordinary patch: it now owns that field.
-    deployments.patch(name="web", namespace="default", body={"spec": {"replicas": 5}},
-                      content_type="application/merge-patch+json", field_manager="autoscaler")
+    deployments.patch(
+        name="web",
+        namespace="default",
+        body={"spec": {"replicas": 5}},
+        content_type="application/merge-patch+json",
+        field_manager="autoscaler",
+    )
     with pytest.raises(ConflictError) as conflict:
         deployments.server_side_apply(body=body, field_manager="rehearsal")
     status = json.loads(conflict.value.body)
     assert status["reason"] == "Conflict" and status["code"] == 409
-    assert status["message"] == 'Apply failed with 1 conflict: conflict with "autoscaler" using apps/v1: .spec.replicas'
+    assert (
+        status["message"]
+        == 'Apply failed with 1 conflict: conflict with "autoscaler" using apps/v1: .spec.replicas'
+    )
     forced = deployments.server_side_apply(body=body, field_manager="rehearsal", force_conflicts=True)
     assert forced.spec.replicas == 2
     # Dropping a field from the applied configuration removes it from the object.
@@ -87,14 +109,21 @@ def test_server_side_apply_dry_run_and_conflicts(dyn, sim_cluster):
 def test_label_field_selectors_and_pagination(dyn, sim_cluster):
     configmaps = dyn.resources.get(api_version="v1", kind="ConfigMap")
     for n in range(7):
-        configmaps.create(namespace="default", body={"metadata": {"name": f"cm-{n}", "labels": {
-            "tier": "a" if n % 2 else "b", "n": str(n)}}, "data": {"n": str(n)}})
+        configmaps.create(
+            namespace="default",
+            body={
+                "metadata": {"name": f"cm-{n}", "labels": {"tier": "a" if n % 2 else "b", "n": str(n)}},
+                "data": {"n": str(n)},
+            },
+        )
     assert len(configmaps.get(namespace="default", label_selector="tier=a").items) == 3
     assert len(configmaps.get(namespace="default", label_selector="tier!=a,n").items) == 4
     assert len(configmaps.get(namespace="default", label_selector="n in (1,2,9)").items) == 2
     assert len(configmaps.get(namespace="default", label_selector="!n").items) == 1  # kube-root-ca.crt
-    assert [i.metadata.name for i in configmaps.get(namespace="default", field_selector="metadata.name=cm-3").items] \
-        == ["cm-3"]
+    assert [
+        i.metadata.name
+        for i in configmaps.get(namespace="default", field_selector="metadata.name=cm-3").items
+    ] == ["cm-3"]
     names, token, pages = [], None, 0
     while True:
         page = configmaps.get(namespace="default", label_selector="n", limit=3, _continue=token)
@@ -111,32 +140,53 @@ def test_optimistic_concurrency_and_status_bodies(core, sim_cluster):
     stale = cm.metadata.resource_version
     core.patch_namespaced_config_map("conf", "default", {"data": {"a": "2"}})
     with pytest.raises(ApiException) as exc:
-        core.replace_namespaced_config_map("conf", "default", {"metadata": {"name": "conf", "resourceVersion": stale},
-                                                               "data": {"a": "3"}})
+        core.replace_namespaced_config_map(
+            "conf", "default", {"metadata": {"name": "conf", "resourceVersion": stale}, "data": {"a": "3"}}
+        )
     assert exc.value.status == 409
     assert status_of(exc.value) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
         "message": 'Operation cannot be fulfilled on configmaps "conf": the object has been modified; please apply '
-                   "your changes to the latest version and try again",
-        "reason": "Conflict", "details": {"name": "conf", "kind": "configmaps"}, "code": 409}
+        "your changes to the latest version and try again",
+        "reason": "Conflict",
+        "details": {"name": "conf", "kind": "configmaps"},
+        "code": 409,
+    }
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_config_map("default", {"metadata": {"name": "conf"}})
     assert status_of(exc.value)["reason"] == "AlreadyExists"
     assert status_of(exc.value)["message"] == 'configmaps "conf" already exists'
     with pytest.raises(ApiException) as exc:
         core.read_namespaced_pod("missing", "default")
-    assert status_of(exc.value) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                    "message": 'pods "missing" not found', "reason": "NotFound",
-                                    "details": {"name": "missing", "kind": "pods"}, "code": 404}
+    assert status_of(exc.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "missing" not found',
+        "reason": "NotFound",
+        "details": {"name": "missing", "kind": "pods"},
+        "code": 404,
+    }
     with pytest.raises(ApiException) as exc:
-        core.create_namespaced_pod("default", {"metadata": {"name": "Bad_Name"},
-                                               "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        core.create_namespaced_pod(
+            "default",
+            {"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        )
     body = status_of(exc.value)
     assert exc.value.status == 422 and body["reason"] == "Invalid"
-    assert body["message"].startswith('Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": '
-                                      "a lowercase RFC 1123 subdomain must consist of")
-    assert body["details"]["causes"][0] == {"reason": "FieldValueInvalid", "message": body["details"]["causes"][0][
-        "message"], "field": "metadata.name"}
+    assert body["message"].startswith(
+        'Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": '
+        "a lowercase RFC 1123 subdomain must consist of"
+    )
+    assert body["details"]["causes"][0] == {
+        "reason": "FieldValueInvalid",
+        "message": body["details"]["causes"][0]["message"],
+        "field": "metadata.name",
+    }
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_pod("default", {"metadata": {"name": "empty"}, "spec": {"containers": []}})
     assert status_of(exc.value)["message"] == 'Pod "empty" is invalid: spec.containers: Required value'
@@ -150,6 +200,7 @@ def test_optimistic_concurrency_and_status_bodies(core, sim_cluster):
 
 def test_raw_bad_requests(sim_cluster, tmp_path):
     import requests
+
     ca = tmp_path / "ca.pem"
     ca.write_bytes(sim_cluster.ca_pem)
     session = requests.Session()
@@ -164,10 +215,15 @@ def test_raw_bad_requests(sim_cluster, tmp_path):
     assert unknown.json()["message"] == "the server could not find the requested resource"
     no_token = session.get(f"{url}/api/v1/pods")
     assert no_token.status_code == 401 and no_token.json()["reason"] == "Unauthorized"
-    bad_dry_run = session.post(f"{url}/api/v1/namespaces/default/configmaps?dryRun=Maybe", json={}, headers=headers)
+    bad_dry_run = session.post(
+        f"{url}/api/v1/namespaces/default/configmaps?dryRun=Maybe", json={}, headers=headers
+    )
     assert bad_dry_run.status_code == 400
-    no_manager = session.patch(f"{url}/apis/apps/v1/namespaces/default/deployments/x", json=deployment("x"),
-                               headers={**headers, "Content-Type": "application/apply-patch+yaml"})
+    no_manager = session.patch(
+        f"{url}/apis/apps/v1/namespaces/default/deployments/x",
+        json=deployment("x"),
+        headers={**headers, "Content-Type": "application/apply-patch+yaml"},
+    )
     assert no_manager.status_code == 422
     assert "fieldManager: Required value: is required for apply patch" in no_manager.json()["message"]
     listed = session.get(f"{url}/api/v1/pods", headers=headers)
@@ -181,8 +237,12 @@ def test_watch_streams_changes_from_a_resource_version(core, sim_cluster):
 
     def consume() -> None:
         w = watch.Watch()
-        for event in w.stream(core.list_namespaced_config_map, "default",
-                              resource_version=listed.metadata.resource_version, timeout_seconds=10):
+        for event in w.stream(
+            core.list_namespaced_config_map,
+            "default",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=10,
+        ):
             seen.append((event["type"], event["object"].metadata.name))
             if event["type"] == "DELETED":
                 w.stop()
@@ -199,31 +259,85 @@ def test_watch_streams_changes_from_a_resource_version(core, sim_cluster):
 
 def test_custom_resource_definitions_are_served_once_established(dyn, sim_cluster, tmp_path):
     crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    crds.create(body={
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                                   "spec": {"type": "object", "required": ["size"], "properties": {
-                                       "size": {"type": "integer"}}},
-                                   "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}})
-    sim_cluster.wait_for(lambda: any(c["type"] == "Established" and c["status"] == "True" for c in (
-        sim_cluster.store.get(("apiextensions.k8s.io", "customresourcedefinitions"), "", "widgets.example.com")
-        .get("status") or {}).get("conditions", [])), 5, "CRD established")
+    crds.create(
+        body={
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "subresources": {"status": {}},
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "properties": {
+                                    "spec": {
+                                        "type": "object",
+                                        "required": ["size"],
+                                        "properties": {"size": {"type": "integer"}},
+                                    },
+                                    "status": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    sim_cluster.wait_for(
+        lambda: any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (
+                sim_cluster.store.get(
+                    ("apiextensions.k8s.io", "customresourcedefinitions"), "", "widgets.example.com"
+                ).get("status")
+                or {}
+            ).get("conditions", [])
+        ),
+        5,
+        "CRD established",
+    )
     fresh = dynamic.DynamicClient(sim_cluster.api_client(), cache_file=str(tmp_path / "fresh.json"))
     widgets = fresh.resources.get(api_version="example.com/v1", kind="Widget")
-    made = widgets.create(namespace="default", body={"apiVersion": "example.com/v1", "kind": "Widget",
-                                                     "metadata": {"name": "w1"}, "spec": {"size": 3},
-                                                     "status": {"ignored": True}})
+    made = widgets.create(
+        namespace="default",
+        body={
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"size": 3},
+            "status": {"ignored": True},
+        },
+    )
     assert made.spec.size == 3 and "status" not in made.to_dict()  # status only through the subresource
     with pytest.raises(UnprocessibleEntityError):
-        widgets.create(namespace="default", body={"apiVersion": "example.com/v1", "kind": "Widget",
-                                                  "metadata": {"name": "w2"}, "spec": {"size": "big"}})
+        widgets.create(
+            namespace="default",
+            body={
+                "apiVersion": "example.com/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w2"},
+                "spec": {"size": "big"},
+            },
+        )
     generation = made.metadata.generation
-    patched = widgets.patch(namespace="default", name="w1", body={"spec": {"size": 4}},
-                            content_type="application/merge-patch+json")
+    patched = widgets.patch(
+        namespace="default",
+        name="w1",
+        body={"spec": {"size": 4}},
+        content_type="application/merge-patch+json",
+    )
     assert patched.metadata.generation == generation + 1
     crds.delete(name="widgets.example.com")
     sim_cluster.wait_for(lambda: not sim_cluster.store.items(("example.com", "widgets")), 5, "widgets gone")
@@ -233,8 +347,14 @@ def test_scale_and_status_subresources(apps, sim_cluster):
     apps.create_namespaced_deployment("default", deployment("scaled", replicas=1))
     scale = apps.patch_namespaced_deployment_scale("scaled", "default", {"spec": {"replicas": 3}})
     assert scale.spec.replicas == 3
-    sim_cluster.wait_for(lambda: (sim_cluster.store.get(("apps", "deployments"), "default", "scaled")["status"]
-                                  .get("readyReplicas") == 3), 10, "3 ready replicas")
+    sim_cluster.wait_for(
+        lambda: (
+            sim_cluster.store.get(("apps", "deployments"), "default", "scaled")["status"].get("readyReplicas")
+            == 3
+        ),
+        10,
+        "3 ready replicas",
+    )
     read = apps.read_namespaced_deployment_scale("scaled", "default")
     assert read.status.replicas == 3 and read.status.selector == "app=scaled"
     # Writing status through the main resource is ignored, as on a real API server.
@@ -246,12 +366,19 @@ def test_scale_and_status_subresources(apps, sim_cluster):
 def test_foreground_and_orphan_deletion(apps, sim_cluster):
     apps.create_namespaced_deployment("default", deployment("fg"))
     apps.create_namespaced_deployment("default", deployment("orphaned"))
-    sim_cluster.wait_for(lambda: len([p for p in sim_cluster.store.items(("", "pods"), "default")]) == 4, 10, "pods")
+    sim_cluster.wait_for(
+        lambda: len([p for p in sim_cluster.store.items(("", "pods"), "default")]) == 4, 10, "pods"
+    )
     apps.delete_namespaced_deployment("orphaned", "default", propagation_policy="Orphan")
     apps.delete_namespaced_deployment("fg", "default", propagation_policy="Foreground")
-    sim_cluster.wait_for(lambda: sim_cluster.store.get(("apps", "deployments"), "default", "fg") is None, 10, "fg gone")
-    sim_cluster.wait_for(lambda: sim_cluster.store.get(("apps", "deployments"), "default", "orphaned") is None, 10,
-                         "orphaned gone")
+    sim_cluster.wait_for(
+        lambda: sim_cluster.store.get(("apps", "deployments"), "default", "fg") is None, 10, "fg gone"
+    )
+    sim_cluster.wait_for(
+        lambda: sim_cluster.store.get(("apps", "deployments"), "default", "orphaned") is None,
+        10,
+        "orphaned gone",
+    )
     rs = [r for r in sim_cluster.store.items(("apps", "replicasets"), "default")]
     assert [r["metadata"]["labels"]["app"] for r in rs] == ["orphaned"]
     assert not rs[0]["metadata"].get("ownerReferences")

@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from rehearsal.sim import Faults, FaultSpecError, SimClock, SimCluster
-from rehearsal.sim.workloads import pod_ready
+from kubesim import Faults, FaultSpecError, SimClock, SimCluster
+from kubesim.controllers.workloads import pod_ready
 
 from .test_sim_client import deployment
 from .test_sim_rollouts import _advance, _available, _create, _pods
@@ -19,11 +19,20 @@ from .test_sim_rollouts import _advance, _available, _create, _pods
 def test_image_pull_fault_fails_an_existing_image(sim_cluster):
     sim_cluster.faults.fail_image("registry.k8s.io/pause:3.10")
     _create(sim_cluster, deployment("nopull", replicas=1))
-    sim_cluster.wait_for(lambda: any(e["message"] == "Error: ImagePullBackOff" for e in sim_cluster.store.items(
-        ("", "events"), "default")), 10, "pull failure")
-    failed = [e["message"] for e in sim_cluster.store.items(("", "events"), "default")
-              if e["message"].startswith("Failed to pull image")]
-    assert failed[0].endswith('registry.k8s.io/pause:3.10: not found')
+    sim_cluster.wait_for(
+        lambda: any(
+            e["message"] == "Error: ImagePullBackOff"
+            for e in sim_cluster.store.items(("", "events"), "default")
+        ),
+        10,
+        "pull failure",
+    )
+    failed = [
+        e["message"]
+        for e in sim_cluster.store.items(("", "events"), "default")
+        if e["message"].startswith("Failed to pull image")
+    ]
+    assert failed[0].endswith("registry.k8s.io/pause:3.10: not found")
     assert not pod_ready(_pods(sim_cluster, "nopull")[0])
 
 
@@ -89,7 +98,9 @@ def test_crash_loop_restarts_with_back_off_and_keeps_previous_logs():
         _advance(cluster, 5)
         status = _pods(cluster, "crashy")[0]["status"]["containerStatuses"][0]
         assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-        assert status["state"]["waiting"]["message"].startswith("back-off 10s restarting failed container=main pod=")
+        assert status["state"]["waiting"]["message"].startswith(
+            "back-off 10s restarting failed container=main pod="
+        )
         assert status["lastState"]["terminated"]["exitCode"] == 3
         assert status["restartCount"] == 1
         _advance(cluster, 40, step=1)
@@ -121,12 +132,19 @@ faults:
 """)
     faults = Faults.from_file(path)
     assert faults.image_pull[0].image == "docker.io/istio/pilot:1.28.2"
-    assert (faults.api_errors[0].verb, faults.api_errors[0].code, faults.api_errors[0].retry_after) == ("patch", 429, 2)
+    assert (faults.api_errors[0].verb, faults.api_errors[0].code, faults.api_errors[0].retry_after) == (
+        "patch",
+        429,
+        2,
+    )
     assert faults.readiness[0].delay == 30 and faults.crash_loops[0].after == 0.5
-    for text, message in (("faults: [{type: melt}]", "unknown type 'melt'"),
-                          ("faults: [{type: api-error, resource: pods, code: 418}]", "code 418 is not one of"),
-                          ("faults: [{type: readiness, delay: soon}]", "'soon' is not a duration"),
-                          ("faults: {a: 1}", "must hold a list"), ("faults: [", "is not valid YAML")):
+    for text, message in (
+        ("faults: [{type: melt}]", "unknown type 'melt'"),
+        ("faults: [{type: api-error, resource: pods, code: 418}]", "code 418 is not one of"),
+        ("faults: [{type: readiness, delay: soon}]", "'soon' is not a duration"),
+        ("faults: {a: 1}", "must hold a list"),
+        ("faults: [", "is not valid YAML"),
+    ):
         with pytest.raises(FaultSpecError, match=message):
             Faults.from_yaml(text)
     with pytest.raises(FaultSpecError, match="cannot read faults file"):

@@ -34,14 +34,22 @@ def test_server_side_apply_of_sample_apps_and_pods_listing(kubectl, sim_cluster)
 
 def test_rollout_restart_then_status_returns_once_new_pods_are_ready(kubectl, sim_cluster):
     _apply_samples(kubectl)
-    before = {p["metadata"]["name"] for p in json.loads(
-        kubectl("get", "pods", "-n", APPS, "-l", "app=echo", "-o", "json").stdout)["items"]}
+    before = {
+        p["metadata"]["name"]
+        for p in json.loads(kubectl("get", "pods", "-n", APPS, "-l", "app=echo", "-o", "json").stdout)[
+            "items"
+        ]
+    }
     assert "restarted" in kubectl("rollout", "restart", "deployment/echo", "-n", APPS).stdout
     status = kubectl("rollout", "status", "deployment/echo", "-n", APPS, "--timeout=60s").stdout
     assert 'deployment "echo" successfully rolled out' in status
     after = json.loads(kubectl("get", "pods", "-n", APPS, "-l", "app=echo", "-o", "json").stdout)["items"]
-    ready = [p for p in after if any(c["type"] == "Ready" and c["status"] == "True"
-                                      for c in p["status"]["conditions"]) and not p["metadata"].get("deletionTimestamp")]
+    ready = [
+        p
+        for p in after
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+        and not p["metadata"].get("deletionTimestamp")
+    ]
     assert len(ready) == 2
     assert not {p["metadata"]["name"] for p in ready} & before
     annotations = [p["metadata"].get("annotations", {}) for p in ready]
@@ -52,8 +60,15 @@ def test_rollout_restart_then_status_returns_once_new_pods_are_ready(kubectl, si
 
 def test_wait_for_available_condition(kubectl, sim_cluster):
     kubectl("apply", "--server-side", "-f", str(ROOT / "sample_apps"))
-    out = kubectl("wait", "--for=condition=Available", "deployment/echo", "deployment/client", "-n", APPS,
-                  "--timeout=60s").stdout
+    out = kubectl(
+        "wait",
+        "--for=condition=Available",
+        "deployment/echo",
+        "deployment/client",
+        "-n",
+        APPS,
+        "--timeout=60s",
+    ).stdout
     assert "deployment.apps/echo condition met" in out
     assert "deployment.apps/client condition met" in out
 
@@ -64,8 +79,11 @@ def test_events_and_logs(kubectl, sim_cluster):
     assert "Scheduled" in events and "Started" in events and "ScalingReplicaSet" in events
     pod = json.loads(kubectl("get", "pods", "-n", APPS, "-l", "app=echo", "-o", "json").stdout)["items"][0]
     # A request through the service proxy lands in the echo pod's log.
-    body = json.loads(kubectl("get", "--raw", f"/api/v1/namespaces/{APPS}/pods/{pod['metadata']['name']}:8080/"
-                                              "proxy/from-test").stdout)
+    body = json.loads(
+        kubectl(
+            "get", "--raw", f"/api/v1/namespaces/{APPS}/pods/{pod['metadata']['name']}:8080/proxy/from-test"
+        ).stdout
+    )
     assert body["path"] == "/from-test" and body["pod"] == pod["metadata"]["name"]
     logs = kubectl("logs", pod["metadata"]["name"], "-n", APPS).stdout
     assert "Listening on ports 8080" in logs
@@ -75,8 +93,17 @@ def test_events_and_logs(kubectl, sim_cluster):
 def test_delete_removes_dependents(kubectl, sim_cluster):
     _apply_samples(kubectl)
     kubectl("delete", "deployment", "client", "-n", APPS, "--timeout=60s")
-    sim_cluster.wait_for(lambda: not [p for p in sim_cluster.store.items(("", "pods"), APPS)
-                                      if p["metadata"]["labels"].get("app") == "client"], 10, "client pods gone")
+    sim_cluster.wait_for(
+        lambda: (
+            not [
+                p
+                for p in sim_cluster.store.items(("", "pods"), APPS)
+                if p["metadata"]["labels"].get("app") == "client"
+            ]
+        ),
+        10,
+        "client pods gone",
+    )
     assert not json.loads(kubectl("get", "rs", "-n", APPS, "-l", "app=client", "-o", "json").stdout)["items"]
     kubectl("delete", "namespace", APPS, "--timeout=60s")
     assert "NotFound" in kubectl("get", "namespace", APPS, check=False).stderr
@@ -109,15 +136,21 @@ def test_client_side_apply_updates_and_errors_are_kubectl_shaped(kubectl, sim_cl
     path.write_text(yaml.safe_dump_all(docs))
     assert "deployment.apps/echo configured" in kubectl("apply", "-f", str(path)).stdout
     kubectl("rollout", "status", "deployment/echo", "-n", APPS, "--timeout=60s")
-    assert kubectl("get", "deploy", "echo", "-n", APPS, "-o", "jsonpath={.status.readyReplicas}").stdout == "3"
+    assert (
+        kubectl("get", "deploy", "echo", "-n", APPS, "-o", "jsonpath={.status.readyReplicas}").stdout == "3"
+    )
     missing = kubectl("get", "pod", "nope", "-n", APPS, check=False)
     assert missing.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: default}\nspec:\n"
-                   "  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: c}}\n"
-                   "    spec: {containers: [{name: c, image: busybox}]}\n")
+    bad.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: default}\nspec:\n"
+        "  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: c}}\n"
+        "    spec: {containers: [{name: c, image: busybox}]}\n"
+    )
     invalid = kubectl("apply", "-f", str(bad), check=False)
     assert invalid.returncode == 1
-    assert 'The Deployment "bad" is invalid: spec.template.metadata.labels: Invalid value: ' \
-           'map[string]string{"a":"c"}: `selector` does not match template `labels`' in invalid.stderr
+    assert (
+        'The Deployment "bad" is invalid: spec.template.metadata.labels: Invalid value: '
+        'map[string]string{"a":"c"}: `selector` does not match template `labels`' in invalid.stderr
+    )

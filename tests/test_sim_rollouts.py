@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from rehearsal.sim import SimClock, SimCluster
-from rehearsal.sim.api import RequestOptions
-from rehearsal.sim.workloads import pod_ready
+from kubesim import SimClock, SimCluster
+from kubesim.apiserver.api import RequestOptions
+from kubesim.controllers.workloads import pod_ready
 
 from .test_sim_client import deployment
 
@@ -20,14 +20,20 @@ def _create(cluster: SimCluster, body: dict, namespace: str = "default") -> dict
 
 
 def _pods(cluster: SimCluster, app: str) -> list[dict]:
-    return [p for p in cluster.store.items(("", "pods"), "default") if p["metadata"]["labels"].get("app") == app]
+    return [
+        p for p in cluster.store.items(("", "pods"), "default") if p["metadata"]["labels"].get("app") == app
+    ]
 
 
 def _available(cluster: SimCluster, name: str, want: int) -> bool:
     d = cluster.store.get(("apps", "deployments"), "default", name)
     s = d.get("status") or {}
-    return (s.get("observedGeneration") == d["metadata"]["generation"] and s.get("updatedReplicas") == want
-            and s.get("availableReplicas") == want and s.get("replicas") == want)
+    return (
+        s.get("observedGeneration") == d["metadata"]["generation"]
+        and s.get("updatedReplicas") == want
+        and s.get("availableReplicas") == want
+        and s.get("replicas") == want
+    )
 
 
 def _advance(cluster: SimCluster, seconds: float, step: float = 0.5) -> None:
@@ -41,23 +47,46 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
     with SimCluster(time_scale=0.002, system_workloads=False) as cluster:
         body = deployment("steady", replicas=replicas, maxSurge=1, maxUnavailable=0)
         body["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {
-            "exec": {"command": ["true"]}, "initialDelaySeconds": 2, "periodSeconds": 1}
+            "exec": {"command": ["true"]},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 1,
+        }
         _create(cluster, body)
         cluster.wait_for(lambda: _available(cluster, "steady", replicas), 20, "first rollout")
         ready_counts: list[int] = []
 
         def count(event) -> None:
             if event.gr == ("", "pods"):
-                ready_counts.append(sum(1 for p in _pods(cluster, "steady")
-                                        if pod_ready(p) and not p["metadata"].get("deletionTimestamp")))
+                ready_counts.append(
+                    sum(
+                        1
+                        for p in _pods(cluster, "steady")
+                        if pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+                    )
+                )
 
         cluster.store.subscribe(count)
-        cluster.api.patch(cluster.api.type_of("apps", "deployments"), "default", "steady", "strategic",
-                          {"spec": {"template": {"metadata": {"annotations": {
-                              "kubectl.kubernetes.io/restartedAt": "2026-11-21T10:00:00Z"}}}}},
-                          RequestOptions(manager="kubectl-rollout"))
-        cluster.wait_for(lambda: _available(cluster, "steady", replicas) and len(_pods(cluster, "steady")) == replicas,
-                         30, "second rollout")
+        cluster.api.patch(
+            cluster.api.type_of("apps", "deployments"),
+            "default",
+            "steady",
+            "strategic",
+            {
+                "spec": {
+                    "template": {
+                        "metadata": {
+                            "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-21T10:00:00Z"}
+                        }
+                    }
+                }
+            },
+            RequestOptions(manager="kubectl-rollout"),
+        )
+        cluster.wait_for(
+            lambda: _available(cluster, "steady", replicas) and len(_pods(cluster, "steady")) == replicas,
+            30,
+            "second rollout",
+        )
         assert ready_counts, "the rollout produced no pod events"
         assert min(ready_counts) >= replicas
 
@@ -73,12 +102,18 @@ def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
         waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
         assert waiting["reason"] == "ImagePullBackOff"
         assert waiting["message"] == 'Back-off pulling image "docker.io/library/does-not-exist:1.0"'
-        events = [(e["reason"], e["message"]) for e in cluster.store.items(("", "events"), "default")
-                  if e["involvedObject"]["name"] == pod["metadata"]["name"]]
-        assert ("Failed", 'Failed to pull image "docker.io/library/does-not-exist:1.0": failed to pull and unpack '
-                "image \"docker.io/library/does-not-exist:1.0\": failed to resolve reference "
-                "\"docker.io/library/does-not-exist:1.0\": pull access denied, repository does not exist or may "
-                "require authorization: server message: insufficient_scope: authorization failed") in events
+        events = [
+            (e["reason"], e["message"])
+            for e in cluster.store.items(("", "events"), "default")
+            if e["involvedObject"]["name"] == pod["metadata"]["name"]
+        ]
+        assert (
+            "Failed",
+            'Failed to pull image "docker.io/library/does-not-exist:1.0": failed to pull and unpack '
+            'image "docker.io/library/does-not-exist:1.0": failed to resolve reference '
+            '"docker.io/library/does-not-exist:1.0": pull access denied, repository does not exist or may '
+            "require authorization: server message: insufficient_scope: authorization failed",
+        ) in events
         assert ("Failed", "Error: ErrImagePull") in events and ("Failed", "Error: ImagePullBackOff") in events
         _advance(cluster, 40, step=2)
         status = cluster.store.get(("apps", "deployments"), "default", "broken")["status"]
@@ -97,10 +132,17 @@ def test_unpullable_image_rollout_keeps_old_pods_serving(kubectl, sim_cluster):
     kubectl("set", "image", "deployment/keep", "main=registry.invalid/pause:9", "-n", "default")
     result = kubectl("rollout", "status", "deployment/keep", "--timeout=3s", check=False)
     assert result.returncode != 0
-    assert "Waiting for deployment \"keep\" rollout to finish: 1 out of 2 new replicas have been updated" in result.stdout
+    assert (
+        'Waiting for deployment "keep" rollout to finish: 1 out of 2 new replicas have been updated'
+        in result.stdout
+    )
     ready_old = [p for p in _pods(sim_cluster, "keep") if pod_ready(p)]
     assert len(ready_old) >= 1
-    new = [p for p in _pods(sim_cluster, "keep") if p["spec"]["containers"][0]["image"].startswith("registry.invalid")]
+    new = [
+        p
+        for p in _pods(sim_cluster, "keep")
+        if p["spec"]["containers"][0]["image"].startswith("registry.invalid")
+    ]
     message = new[0]["status"]["containerStatuses"][0]["state"]["waiting"].get("message", "")
     assert "dial tcp: lookup registry.invalid" in message or "Back-off pulling image" in message
 
@@ -111,14 +153,30 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
     spec["containers"][0]["command"] = ["sleep", "infinity"]
     spec["securityContext"] = {"runAsNonRoot": True}
     _create(sim_cluster, body)
-    sim_cluster.wait_for(lambda: _pods(sim_cluster, "rooted") and _pods(sim_cluster, "rooted")[0]["status"].get(
-        "containerStatuses"), 10, "pod status")
-    sim_cluster.wait_for(lambda: _pods(sim_cluster, "rooted")[0]["status"]["containerStatuses"][0]["state"].get(
-        "waiting", {}).get("reason") == "CreateContainerConfigError", 10, "refusal")
+    sim_cluster.wait_for(
+        lambda: (
+            _pods(sim_cluster, "rooted")
+            and _pods(sim_cluster, "rooted")[0]["status"].get("containerStatuses")
+        ),
+        10,
+        "pod status",
+    )
+    sim_cluster.wait_for(
+        lambda: (
+            _pods(sim_cluster, "rooted")[0]["status"]["containerStatuses"][0]["state"]
+            .get("waiting", {})
+            .get("reason")
+            == "CreateContainerConfigError"
+        ),
+        10,
+        "refusal",
+    )
     pod = _pods(sim_cluster, "rooted")[0]
     message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
-    assert message == (f'container has runAsNonRoot and image will run as root (pod: "{pod["metadata"]["name"]}_default'
-                       f'({pod["metadata"]["uid"]})", container: main)')
+    assert message == (
+        f'container has runAsNonRoot and image will run as root (pod: "{pod["metadata"]["name"]}_default'
+        f'({pod["metadata"]["uid"]})", container: main)'
+    )
     # The same pod runs once it names a non-root user.
     fixed = deployment("unrooted", replicas=1, image="docker.io/library/busybox:1.36")
     fixed["spec"]["template"]["spec"]["containers"][0]["command"] = ["sleep", "infinity"]
@@ -131,13 +189,29 @@ def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
     sim_cluster.registry.add_registry("registry.example.com", "robot", "s3cret")
     sim_cluster.registry.add_image("registry.example.com/team/app:1", program="pause")
     _create(sim_cluster, deployment("private", replicas=1, image="registry.example.com/team/app:1"))
-    sim_cluster.wait_for(lambda: any("401 Unauthorized" in e["message"] for e in sim_cluster.store.items(
-        ("", "events"), "default")), 10, "unauthorized pull")
+    sim_cluster.wait_for(
+        lambda: any(
+            "401 Unauthorized" in e["message"] for e in sim_cluster.store.items(("", "events"), "default")
+        ),
+        10,
+        "unauthorized pull",
+    )
     assert not _available(sim_cluster, "private", 1)
-    auth = base64.b64encode(json.dumps({"auths": {"registry.example.com": {
-        "auth": base64.b64encode(b"robot:s3cret").decode()}}}).encode()).decode()
-    _create(sim_cluster, {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
-                          "metadata": {"name": "pull"}, "data": {".dockerconfigjson": auth}})
+    auth = base64.b64encode(
+        json.dumps(
+            {"auths": {"registry.example.com": {"auth": base64.b64encode(b"robot:s3cret").decode()}}}
+        ).encode()
+    ).decode()
+    _create(
+        sim_cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "pull"},
+            "data": {".dockerconfigjson": auth},
+        },
+    )
     body = deployment("authorized", replicas=1, image="registry.example.com/team/app:1")
     body["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "pull"}]
     _create(sim_cluster, body)
@@ -145,25 +219,86 @@ def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
 
 
 def test_daemonset_statefulset_and_job(sim_cluster):
-    template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [
-        {"name": "main", "image": "registry.k8s.io/pause:3.10"}]}}
-    _create(sim_cluster, {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
-                          "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": template}})
-    _create(sim_cluster, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
-                          "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-                                   "template": {"metadata": {"labels": {"app": "db"}},
-                                                "spec": template["spec"]}}})
-    _create(sim_cluster, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
-                          "spec": {"completions": 2, "template": {"spec": {"restartPolicy": "Never", "containers": [
-                              {"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", "echo done"]}]}}}})
-    sim_cluster.wait_for(lambda: (sim_cluster.store.get(("apps", "daemonsets"), "default", "agent").get("status") or {})
-                         .get("numberReady") == 1, 10, "daemonset ready")
-    sim_cluster.wait_for(lambda: (sim_cluster.store.get(("apps", "statefulsets"), "default", "db").get("status") or {})
-                         .get("readyReplicas") == 3, 10, "statefulset ready")
+    template = {
+        "metadata": {"labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]},
+    }
+    _create(
+        sim_cluster,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": template},
+        },
+    )
+    _create(
+        sim_cluster,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "db"},
+            "spec": {
+                "replicas": 3,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": template["spec"]},
+            },
+        },
+    )
+    _create(
+        sim_cluster,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "once"},
+            "spec": {
+                "completions": 2,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", "echo done"]}
+                        ],
+                    }
+                },
+            },
+        },
+    )
+    sim_cluster.wait_for(
+        lambda: (
+            (sim_cluster.store.get(("apps", "daemonsets"), "default", "agent").get("status") or {}).get(
+                "numberReady"
+            )
+            == 1
+        ),
+        10,
+        "daemonset ready",
+    )
+    sim_cluster.wait_for(
+        lambda: (
+            (sim_cluster.store.get(("apps", "statefulsets"), "default", "db").get("status") or {}).get(
+                "readyReplicas"
+            )
+            == 3
+        ),
+        10,
+        "statefulset ready",
+    )
     assert sorted(p["metadata"]["name"] for p in _pods(sim_cluster, "db")) == ["db-0", "db-1", "db-2"]
-    sim_cluster.wait_for(lambda: any(c["type"] == "Complete" for c in (sim_cluster.store.get(
-        ("batch", "jobs"), "default", "once").get("status") or {}).get("conditions", [])), 10, "job complete")
-    job_pods = [p for p in sim_cluster.store.items(("", "pods"), "default") if p["metadata"]["labels"].get("job-name")]
+    sim_cluster.wait_for(
+        lambda: any(
+            c["type"] == "Complete"
+            for c in (sim_cluster.store.get(("batch", "jobs"), "default", "once").get("status") or {}).get(
+                "conditions", []
+            )
+        ),
+        10,
+        "job complete",
+    )
+    job_pods = [
+        p for p in sim_cluster.store.items(("", "pods"), "default") if p["metadata"]["labels"].get("job-name")
+    ]
     assert [p["status"]["phase"] for p in job_pods] == ["Succeeded", "Succeeded"]
     key = ("default", job_pods[0]["metadata"]["name"], "main")
     assert sim_cluster.kubelet.logs.read(key) == ["done\n"]

@@ -13,5 +13,14 @@ from .sim import SimProvider
 
 PROVIDERS = ("sim", "kind", "kubeconfig")
 
-__all__ = ["Cluster", "ClusterError", "ClusterProvider", "KIND_NODE_IMAGE", "KIND_VERSION", "KindProvider",
-           "KubeconfigProvider", "PROVIDERS", "SimProvider"]
+__all__ = [
+    "Cluster",
+    "ClusterError",
+    "ClusterProvider",
+    "KIND_NODE_IMAGE",
+    "KIND_VERSION",
+    "KindProvider",
+    "KubeconfigProvider",
+    "PROVIDERS",
+    "SimProvider",
+]

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class ClusterError(Exception):
     """A cluster could not be provided; the message says what is wrong and how to fix it."""
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """What a simulated cluster offers beyond a kubeconfig. Only the ``sim`` provider hands one out; everything
+    else in the harness treats the cluster as any cluster, through its kubeconfig and the real CLIs."""
+
+    def istioctl(self, version: str, directory: Path) -> Path:
+        """An executable that behaves as istioctl ``version`` does against this cluster."""
+        ...
+
+    def arm_faults(self, path: Path) -> None:
+        """Arm the faults described in ``path`` (a faults file) from now on."""
+        ...
 
 
 @dataclass
@@ -22,6 +37,7 @@ class Cluster:
     context: str | None = None
     release: Callable[[], None] = field(default=lambda: None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
+    simulator: Simulator | None = field(default=None, repr=False)
 
     @property
     def stable_name(self) -> str:
@@ -30,10 +46,12 @@ class Cluster:
 
     def api_client(self) -> Any:
         from kubernetes import config
+
         return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
 
     def server_version(self) -> str:
         from kubernetes import client
+
         info = client.VersionApi(self.api_client()).get_code()
         return str(info.git_version).lstrip("v")
 
@@ -57,10 +75,12 @@ def wait_until_reachable(cluster: Cluster, timeout: float) -> str:
     while True:
         try:
             return cluster.server_version()
-        except Exception as exc:  # noqa: BLE001 - any failure to connect is retried until the deadline
+        except Exception as exc:
             if time.monotonic() + delay > deadline:
-                raise ClusterError(f"cannot reach the Kubernetes API of {cluster.stable_name}: {_reason(exc)}; "
-                                   "check that the cluster is running and the kubeconfig points at it") from None
+                raise ClusterError(
+                    f"cannot reach the Kubernetes API of {cluster.stable_name}: {_reason(exc)}; "
+                    "check that the cluster is running and the kubeconfig points at it"
+                ) from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 

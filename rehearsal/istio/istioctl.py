@@ -3,8 +3,8 @@
 An :class:`Istioctl` is resolved once per version: from an explicit path, from ``istioctl`` on PATH when its
 version matches, from the cache folder, or downloaded from the official release archive for this OS and
 architecture with its published SHA-256 verified (a progress bar on a terminal; a clear error when offline; the
-cache never holds a half-written file). On the simulated cluster the same class runs the emulator through a
-per-version executable (:func:`simulated`). Typed methods cover what the suites use and parse the outputs.
+cache never holds a half-written file). On the simulated cluster the sim provider hands out the
+emulator as such a binary. Typed methods cover what the suites use and parse the outputs.
 """
 
 from __future__ import annotations
@@ -20,16 +20,20 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
-from ..evidence import CommandRecord, EvidenceLog
-from .catalog import check_known, minor_of
+from istiofacts.catalog import minor_of
 
-RELEASE_URL = os.environ.get("REHEARSAL_ISTIO_RELEASE_URL", "https://github.com/istio/istio/releases/download")
+from ..evidence import CommandRecord, EvidenceLog
+
+RELEASE_URL = os.environ.get(
+    "REHEARSAL_ISTIO_RELEASE_URL", "https://github.com/istio/istio/releases/download"
+)
 DEFAULT_CACHE = Path(os.environ.get("REHEARSAL_CACHE", Path.home() / ".cache" / "istio-upgrade-rehearsal"))
 
 
@@ -41,8 +45,10 @@ class IstioctlFailed(Exception):
     """An istioctl command exited non-zero."""
 
     def __init__(self, record: CommandRecord) -> None:
-        super().__init__(f"istioctl {' '.join(record.argv[1:])} exited {record.exit_code}: "
-                         f"{(record.stderr or record.stdout).strip()[:2000]}")
+        super().__init__(
+            f"istioctl {' '.join(record.argv[1:])} exited {record.exit_code}: "
+            f"{(record.stderr or record.stdout).strip()[:2000]}"
+        )
         self.record = record
 
 
@@ -65,15 +71,20 @@ def archive_name(version: str) -> str:
 
 def _binary_version(path: Path) -> str | None:
     try:
-        result = subprocess.run([str(path), "version", "--remote=false", "-o", "json"], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [str(path), "version", "--remote=false", "-o", "json"], capture_output=True, text=True, timeout=60
+        )
         return json.loads(result.stdout)["clientVersion"]["version"]
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
         return None
 
 
-def download(version: str, cache: Path = DEFAULT_CACHE, base_url: str = RELEASE_URL,
-             progress: Callable[[int, int], None] | None = None) -> Path:
+def download(
+    version: str,
+    cache: Path = DEFAULT_CACHE,
+    base_url: str = RELEASE_URL,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Fetch istioctl ``version`` into ``cache`` and return its path, verifying the published SHA-256."""
     target = cache / version / "istioctl"
     if target.exists():
@@ -103,10 +114,14 @@ def download(version: str, cache: Path = DEFAULT_CACHE, base_url: str = RELEASE_
                         if progress:
                             progress(done, total)
             if digest.hexdigest() != expected:
-                raise IstioctlError(f"the SHA-256 of {name} is {digest.hexdigest()}, but the release publishes "
-                                    f"{expected}; the download is corrupt or tampered with, so it was discarded")
+                raise IstioctlError(
+                    f"the SHA-256 of {name} is {digest.hexdigest()}, but the release publishes "
+                    f"{expected}; the download is corrupt or tampered with, so it was discarded"
+                )
             with tarfile.open(archive) as tar:
-                member = next((m for m in tar.getmembers() if Path(m.name).name == "istioctl" and m.isfile()), None)
+                member = next(
+                    (m for m in tar.getmembers() if Path(m.name).name == "istioctl" and m.isfile()), None
+                )
                 if member is None:
                     raise IstioctlError(f"{name} holds no istioctl binary")
                 extracted = tar.extractfile(member)
@@ -117,9 +132,11 @@ def download(version: str, cache: Path = DEFAULT_CACHE, base_url: str = RELEASE_
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)  # atomic: the cache never holds a half-written binary
     except requests.ConnectionError as exc:
-        raise IstioctlError(f"cannot download istioctl {version} from {url} (offline? {type(exc).__name__}); put "
-                            f"istioctl {version} on PATH or pass its path, or set REHEARSAL_ISTIO_RELEASE_URL to a "
-                            "mirror") from None
+        raise IstioctlError(
+            f"cannot download istioctl {version} from {url} (offline? {type(exc).__name__}); put "
+            f"istioctl {version} on PATH or pass its path, or set REHEARSAL_ISTIO_RELEASE_URL to a "
+            "mirror"
+        ) from None
     except requests.HTTPError as exc:
         raise IstioctlError(f"downloading istioctl {version} from {url} failed: {exc}") from None
     return target
@@ -132,8 +149,10 @@ def terminal_progress(version: str) -> Callable[[int, int], None] | None:
     def show(done: int, total: int) -> None:
         if total:
             filled = int(30 * done / total)
-            sys.stderr.write(f"\rdownloading istioctl {version} [{'#' * filled}{'.' * (30 - filled)}] "
-                             f"{done / 1e6:.1f}/{total / 1e6:.1f} MB")
+            sys.stderr.write(
+                f"\rdownloading istioctl {version} [{'#' * filled}{'.' * (30 - filled)}] "
+                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+            )
             if done >= total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
@@ -141,8 +160,9 @@ def terminal_progress(version: str) -> Callable[[int, int], None] | None:
     return show
 
 
-def resolve(version: str, explicit: str | Path | None = None, cache: Path = DEFAULT_CACHE,
-            allow_download: bool = True) -> Path:
+def resolve(
+    version: str, explicit: str | Path | None = None, cache: Path = DEFAULT_CACHE, allow_download: bool = True
+) -> Path:
     """Find istioctl ``version``: explicit path, PATH (same version only), cache, then download."""
     if explicit:
         path = Path(explicit)
@@ -158,19 +178,6 @@ def resolve(version: str, explicit: str | Path | None = None, cache: Path = DEFA
     if not allow_download:
         raise IstioctlError(f"istioctl {version} is not on PATH or in {cache}")
     return download(version, cache, progress=terminal_progress(version))
-
-
-def simulated(version: str, directory: Path) -> Path:
-    """A per-version executable that runs the emulator (for the simulated cluster)."""
-    check_known(version)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"istioctl-{version}"
-    root = Path(__file__).resolve().parent.parent.parent
-    path.write_text(f"#!{sys.executable}\n# istioctl {version} emulator of the simulated cluster\n"
-                    f"import sys\nsys.path.insert(0, {str(root)!r})\n"
-                    f"from rehearsal.sim.istio.istioctl import main\nsys.exit(main({version!r}, sys.argv[1:]))\n")
-    path.chmod(0o755)
-    return path
 
 
 @dataclass(frozen=True)
@@ -204,11 +211,18 @@ class Istioctl:
             argv += ["--context", self.context]
         started = time.time()
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, input=stdin,
-                                    stdin=None if stdin is not None else subprocess.DEVNULL)
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as exc:
-            record = self.evidence.record_command(argv, -1, str(exc.stdout or ""), f"timed out after {self.timeout}s",
-                                                  started)
+            record = self.evidence.record_command(
+                argv, -1, str(exc.stdout or ""), f"timed out after {self.timeout}s", started
+            )
             raise IstioctlFailed(record) from None
         except OSError as exc:
             raise IstioctlError(f"cannot run {self.path}: {exc.strerror}") from None
@@ -226,8 +240,9 @@ class Istioctl:
     def precheck(self) -> CommandRecord:
         return self.run("x", "precheck", check=False)
 
-    def manifest_generate(self, files: list[str | Path] = (), sets: list[str] = (), revision: str | None = None
-                          ) -> str:
+    def manifest_generate(
+        self, files: list[str | Path] = (), sets: list[str] = (), revision: str | None = None
+    ) -> str:
         args = ["manifest", "generate"]
         for f in files:
             args += ["-f", str(f)]
@@ -237,8 +252,13 @@ class Istioctl:
             args += ["--revision", revision]
         return self.run(*args).stdout
 
-    def install(self, files: list[str | Path] = (), sets: list[str] = (), readiness_timeout: str = "5m0s",
-                upgrade: bool = False) -> CommandRecord:
+    def install(
+        self,
+        files: list[str | Path] = (),
+        sets: list[str] = (),
+        readiness_timeout: str = "5m0s",
+        upgrade: bool = False,
+    ) -> CommandRecord:
         args = ["upgrade" if upgrade else "install", "-y", "--readiness-timeout", readiness_timeout]
         for f in files:
             args += ["-f", str(f)]
@@ -254,8 +274,10 @@ class Istioctl:
 
     def verify_install(self, files: list[str | Path] = (), sets: list[str] = ()) -> CommandRecord:
         if not self.minor.verify_install:
-            raise IstioctlError(f"istioctl {self.version} has no verify-install (removed in 1.24); use the "
-                                "harness's own readiness checks")
+            raise IstioctlError(
+                f"istioctl {self.version} has no verify-install (removed in 1.24); use the "
+                "harness's own readiness checks"
+            )
         args = ["verify-install"]
         for f in files:
             args += ["-f", str(f)]
@@ -277,7 +299,9 @@ class Istioctl:
         return rows
 
     def tag_set(self, tag: str, revision: str, overwrite: bool = True) -> CommandRecord:
-        return self.run("tag", "set", tag, "--revision", revision, *(["--overwrite"] if overwrite else []), "-y")
+        return self.run(
+            "tag", "set", tag, "--revision", revision, *(["--overwrite"] if overwrite else []), "-y"
+        )
 
     def uninstall(self, revision: str) -> CommandRecord:
         return self.run("uninstall", "--revision", revision, "-y")

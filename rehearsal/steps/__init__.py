@@ -39,24 +39,23 @@ class Rehearsal:
     istioctl_to: Istioctl
     state: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def simulated(self) -> Any:
-        """The SimCluster when the run owns one (for arming faults), else None."""
-        return self.cluster.details.get("sim")
-
     def core(self) -> Any:
         from kubernetes import client
+
         return client.CoreV1Api(self.kube.api_client)
 
-    def objects(self, api_version: str, kind: str, namespace: str | None = None,
-                label_selector: str | None = None) -> list[dict[str, Any]]:
+    def objects(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         try:
             resource = self.kube.resource(api_version, kind)
-        except Exception:  # noqa: BLE001 - the kind is not served on this cluster
+        except Exception:
             return []
         kwargs = {"label_selector": label_selector} if label_selector else {}
-        return [i.to_dict() for i in resource.get(namespace=namespace if resource.namespaced else None,
-                                                   **kwargs).items]
+        return [
+            i.to_dict()
+            for i in resource.get(namespace=namespace if resource.namespaced else None, **kwargs).items
+        ]
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:

@@ -13,12 +13,10 @@ import requests
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider
 from ..istio import istioctl as istioctl_mod
 from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
-from ..kube import Kube, RolloutTimeout, http_session, load_manifests, with_registry
+from ..kube import RolloutTimeout, http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
 from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
-
-SIM_LABEL = "rehearsal.sim/simulated"
 
 
 def _plan_hub(settings: Settings) -> str | None:
@@ -30,28 +28,19 @@ def provision(settings: Settings, run: Run) -> Cluster:
     """Create (sim, kind) or connect to (kubeconfig) the cluster the rehearsal runs on."""
     with run.step("provision") as step:
         if settings.cluster == "sim":
-            hub = _plan_hub(settings)
-
-            def mirror_plan_hub(sim: Any) -> None:
-                # The plan's private registry (and the apps' one) exist in the simulated world, unless a host can
-                # never resolve (".invalid" is reserved for exactly that, RFC 6761).
-                from ..sim.images import Image
-                from ..sim.istio.mesh import mirror
-                if hub and not hub.split("/")[0].endswith(".invalid"):
-                    mirror(sim, hub, [settings.istio_from, settings.istio_to])
-                registry = settings.apps_registry
-                if registry and not registry.split("/")[0].endswith(".invalid"):
-                    for doc in with_registry(load_manifests(SAMPLE_APPS), registry):
-                        original = {c["name"]: c["image"] for d in load_manifests(SAMPLE_APPS)
-                                    if d["metadata"]["name"] == doc["metadata"]["name"] and d["kind"] == doc["kind"]
-                                    for c in ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get(
-                                        "containers", [])}
-                        for c in ((doc.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers", []):
-                            public = sim.registry.pull(original[c["name"]], [])
-                            sim.registry.add(Image(**{**public.__dict__, "reference": c["image"]}))
-
-            provider: Any = SimProvider(k8s_version=settings.k8s_version, time_scale=settings.sim_time_scale,
-                                        setup=[mirror_plan_hub])
+            # The plan's registry and the apps' one exist as mirrors, unless their host can never resolve
+            # (".invalid" is reserved for exactly that, RFC 6761).
+            mirrors = [
+                (prefix, upstreams)
+                for prefix, upstreams in (
+                    (_plan_hub(settings), ("docker.io/istio", "registry.istio.io/release")),
+                    (settings.apps_registry, ("",)),
+                )
+                if prefix and not prefix.split("/")[0].endswith(".invalid")
+            ]
+            provider: Any = SimProvider(
+                k8s_version=settings.k8s_version, time_scale=settings.sim_time_scale, mirrors=mirrors
+            )
         elif settings.cluster == "kind":
             provider = KindProvider(cluster_name=settings.kind_name, keep=settings.keep_cluster)
         else:
@@ -65,20 +54,17 @@ def provision(settings: Settings, run: Run) -> Cluster:
         return cluster
 
 
-def is_simulated(kube: Kube) -> bool:
-    nodes = kube.resource("v1", "Node").get().items
-    return bool(nodes) and all((n.metadata.labels or {}).get(SIM_LABEL) == "true" for n in nodes)
-
-
-def make_istioctl(settings: Settings, run: Run, cluster: Cluster, version: str, explicit: str | None,
-                  simulated: bool) -> Istioctl:
-    """The istioctl of ``version`` for this cluster: the emulator on a simulated cluster, the real one elsewhere."""
+def make_istioctl(
+    settings: Settings, run: Run, cluster: Cluster, version: str, explicit: str | None
+) -> Istioctl:
+    """The istioctl of ``version`` for this cluster: an explicit path, else the simulator's emulator on a simulated
+    cluster, else the real one (PATH, cache or a verified download)."""
     try:
-        if simulated and not explicit:
-            path = istioctl_mod.simulated(version, run.dir / "bin")
+        if cluster.simulator is not None and not explicit:
+            path = cluster.simulator.istioctl(version, run.dir / "bin")
         else:
             path = istioctl_mod.resolve(version, explicit)
-    except IstioctlError as exc:
+    except (IstioctlError, ClusterError) as exc:
         raise StepFailed(str(exc)) from None
     ctl = Istioctl(version, path, cluster.kubeconfig, cluster.context, timeout=settings.timeout + 60)
     ctl.evidence.listeners.append(run.on_command)
@@ -94,8 +80,9 @@ def install_source(ctx: Rehearsal) -> None:
     s = ctx.settings
     with ctx.run.step("install source") as step:
         try:
-            ctx.istioctl_from.install(plan_files(s), s.install_sets(s.istio_from),
-                                      readiness_timeout=f"{int(s.timeout)}s")
+            ctx.istioctl_from.install(
+                plan_files(s), s.install_sets(s.istio_from), readiness_timeout=f"{int(s.timeout)}s"
+            )
         except IstioctlFailed as exc:
             raise StepFailed(f"istioctl {s.istio_from} install failed: {exc}") from None
         step.note(f"Istio {s.istio_from} installed")
@@ -109,12 +96,18 @@ def deploy_apps(ctx: Rehearsal) -> None:
         try:
             for doc in docs:
                 if doc["kind"] == "Deployment":
-                    ctx.kube.wait_rollout("Deployment", doc["metadata"]["name"], doc["metadata"]["namespace"],
-                                          ctx.settings.timeout)
+                    ctx.kube.wait_rollout(
+                        "Deployment",
+                        doc["metadata"]["name"],
+                        doc["metadata"]["namespace"],
+                        ctx.settings.timeout,
+                    )
         except RolloutTimeout as exc:
             raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
-        step.note(f"{len(docs)} objects from sample_apps/ applied and rolled out" + (
-            f" (images from {ctx.settings.apps_registry})" if ctx.settings.apps_registry else ""))
+        step.note(
+            f"{len(docs)} objects from sample_apps/ applied and rolled out"
+            + (f" (images from {ctx.settings.apps_registry})" if ctx.settings.apps_registry else "")
+        )
 
 
 def pod_problems(ctx: Rehearsal, namespace: str) -> str:
@@ -122,11 +115,14 @@ def pod_problems(ctx: Rehearsal, namespace: str) -> str:
     reasons = []
     for pod in ctx.objects("v1", "Pod", namespace):
         for status in (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get(
-                "initContainerStatuses", []):
+            "initContainerStatuses", []
+        ):
             waiting = (status.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") and waiting["reason"] not in ("PodInitializing", "ContainerCreating"):
-                reasons.append(f"{pod['metadata']['name']}/{status['name']}: {waiting['reason']}"
-                               + (f" ({waiting.get('message')})" if waiting.get("message") else ""))
+                reasons.append(
+                    f"{pod['metadata']['name']}/{status['name']}: {waiting['reason']}"
+                    + (f" ({waiting.get('message')})" if waiting.get("message") else "")
+                )
     events = [e for e in ctx.objects("v1", "Event", namespace) if e.get("type") == "Warning"]
     for event in events[-3:]:
         reasons.append(f"{event.get('reason')}: {event.get('message')}")
@@ -137,8 +133,10 @@ def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> d
     """``count`` requests through the ingress gateway (via the API server's service proxy, which reaches a
     ClusterIP gateway as well as a LoadBalancer one, on any cluster)."""
     session = http_session(ctx.kube.api_client)
-    base = (f"{ctx.kube.api_client.configuration.host}/api/v1/namespaces/{ISTIO_NS}/services/"
-            "istio-ingressgateway:http2/proxy")
+    base = (
+        f"{ctx.kube.api_client.configuration.host}/api/v1/namespaces/{ISTIO_NS}/services/"
+        "istio-ingressgateway:http2/proxy"
+    )
     codes: dict[str, int] = {}
     versions: dict[str, int] = {}
     failures: list[str] = []
@@ -161,26 +159,37 @@ def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> d
             if len(failures) < 5:
                 failures.append(code)
         codes[code] = codes.get(code, 0) + 1
-    return {"requests": count, "codes": codes, "proxy_versions": versions, "failures": failures,
-            "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "requests": count,
+        "codes": codes,
+        "proxy_versions": versions,
+        "failures": failures,
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def echo_request_count(ctx: Rehearsal) -> int:
     """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020."""
     from kubernetes import client
+
     core = client.CoreV1Api(ctx.kube.api_client)
     total = 0
     for pod in core.list_namespaced_pod(APPS_NS, label_selector="app=echo").items:
         if pod.metadata.deletion_timestamp or pod.status.phase != "Running":
             continue
         try:
-            text = core.connect_get_namespaced_pod_proxy_with_path(f"{pod.metadata.name}:15020", APPS_NS,
-                                                                   "stats/prometheus")
-        except Exception:  # noqa: BLE001 - a pod going away mid-scrape counts nothing
+            text = core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod.metadata.name}:15020", APPS_NS, "stats/prometheus"
+            )
+        except Exception:
             continue
         for line in text.splitlines():
-            if line.startswith("istio_requests_total{") and 'reporter="destination"' in line \
-                    and 'response_code="200"' in line and 'destination_workload="echo"' in line:
+            if (
+                line.startswith("istio_requests_total{")
+                and 'reporter="destination"' in line
+                and 'response_code="200"' in line
+                and 'destination_workload="echo"' in line
+            ):
                 total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
@@ -192,11 +201,14 @@ def observe_versions(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
     for pod in ctx.objects("v1", "Pod"):
         for c in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers") or []):
             if c["name"] == "istio-proxy" and not pod["metadata"].get("deletionTimestamp"):
-                pods[f"{pod['metadata']['name']}.{pod['metadata']['namespace']}"] = c["image"].rsplit(":", 1)[-1] \
-                    .split("-")[0]
-    return {"control_plane": sorted({m["Info"]["version"] for m in info.get("meshVersion", [])}),
-            "data_plane": {p["ID"]: p["IstioVersion"] for p in info.get("dataPlaneVersion", [])},
-            "pod_specs": pods}
+                pods[f"{pod['metadata']['name']}.{pod['metadata']['namespace']}"] = (
+                    c["image"].rsplit(":", 1)[-1].split("-")[0]
+                )
+    return {
+        "control_plane": sorted({m["Info"]["version"] for m in info.get("meshVersion", [])}),
+        "data_plane": {p["ID"]: p["IstioVersion"] for p in info.get("dataPlaneVersion", [])},
+        "pod_specs": pods,
+    }
 
 
 def restart_counts(ctx: Rehearsal) -> dict[str, int]:
@@ -204,7 +216,8 @@ def restart_counts(ctx: Rehearsal) -> dict[str, int]:
     for ns in (ISTIO_NS, APPS_NS):
         for pod in ctx.objects("v1", "Pod", ns):
             statuses = (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get(
-                "initContainerStatuses", [])
+                "initContainerStatuses", []
+            )
             counts[f"{ns}/{pod['metadata']['name']}"] = sum(s.get("restartCount", 0) for s in statuses)
     return counts
 
@@ -217,8 +230,12 @@ def baseline(ctx: Rehearsal) -> dict[str, Any]:
         traffic = send_traffic(ctx, ctx.settings.traffic_requests)
         step.add_data("traffic", traffic)
         if traffic["codes"] != {"200": traffic["requests"]}:
-            raise StepFailed(f"the sample app does not answer through the ingress before the upgrade: "
-                             f"{json.dumps(traffic['codes'])} {traffic['failures']}")
-        step.note(f"control plane {versions['control_plane']}, {len(versions['data_plane'])} proxies, "
-                  f"{traffic['requests']} requests answered 200")
+            raise StepFailed(
+                f"the sample app does not answer through the ingress before the upgrade: "
+                f"{json.dumps(traffic['codes'])} {traffic['failures']}"
+            )
+        step.note(
+            f"control plane {versions['control_plane']}, {len(versions['data_plane'])} proxies, "
+            f"{traffic['requests']} requests answered 200"
+        )
         return {"versions": versions, "traffic": traffic}

@@ -10,8 +10,9 @@ resource identical to the backup.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..journal import JournalEntry
 from ..kube import RolloutTimeout
@@ -31,8 +32,12 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     others = [o for o in backup.get("cluster", []) if o["kind"] != "CustomResourceDefinition"]
     kube.apply(crds)
     kube.invalidate_discovery()
-    for group in (others, backup.get("istio-system", []), backup.get("secrets", []),
-                  backup.get("custom-resources", [])):
+    for group in (
+        others,
+        backup.get("istio-system", []),
+        backup.get("secrets", []),
+        backup.get("custom-resources", []),
+    ):
         kube.apply(group, default_namespace=ISTIO_NS)
         restored += len(group)
     restored += len(crds)
@@ -40,8 +45,13 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     removed = []
     current: list[tuple[Obj, str, str]] = []
     for api_version, kind in NAMESPACED:
-        current += [(o, api_version, kind) for o in ctx.objects(api_version, kind, ISTIO_NS)
-                    if not (kind == "ConfigMap" and o["metadata"]["name"] in ("kube-root-ca.crt", "istio-ca-root-cert"))]
+        current += [
+            (o, api_version, kind)
+            for o in ctx.objects(api_version, kind, ISTIO_NS)
+            if not (
+                kind == "ConfigMap" and o["metadata"]["name"] in ("kube-root-ca.crt", "istio-ca-root-cert")
+            )
+        ]
     for api_version, kind in CLUSTER:
         current += [(o, api_version, kind) for o in ctx.objects(api_version, kind) if istio_related(o)]
     for crd in istio_crds(ctx):
@@ -52,8 +62,10 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         if key({**obj, "kind": kind}) not in wanted:
             resource = kube.resource(api_version, kind)
             resource.delete(name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"))
-            removed.append(f"{kind}/{obj['metadata'].get('namespace', '') + '/' if obj['metadata'].get('namespace') else ''}"
-                           f"{obj['metadata']['name']}")
+            removed.append(
+                f"{kind}/{obj['metadata'].get('namespace', '') + '/' if obj['metadata'].get('namespace') else ''}"
+                f"{obj['metadata']['name']}"
+            )
     waited = []
     for kind in ("Deployment", "DaemonSet"):
         for obj in ctx.objects("apps/v1", kind, ISTIO_NS):
@@ -68,7 +80,9 @@ ACTIONS: dict[str, Callable[[Rehearsal, JournalEntry], dict[str, Any]]] = {"rest
 def custom_resource_differences(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> list[str]:
     def body(o: Obj) -> Obj:
         c = clean(o)
-        c["metadata"] = {k: v for k, v in c["metadata"].items() if k in ("name", "namespace", "labels", "annotations")}
+        c["metadata"] = {
+            k: v for k, v in c["metadata"].items() if k in ("name", "namespace", "labels", "annotations")
+        }
         c.pop("apiVersion", None)
         return c
 
@@ -76,7 +90,9 @@ def custom_resource_differences(ctx: Rehearsal, backup: dict[str, list[Obj]]) ->
     now = {key(o): body(o) for o in custom_resources(ctx, istio_crds(ctx))}
     differences = [f"{k[0]} {k[1]}/{k[2]} is missing" for k in saved if k not in now]
     differences += [f"{k[0]} {k[1]}/{k[2]} was added" for k in now if k not in saved]
-    differences += [f"{k[0]} {k[1]}/{k[2]} differs from the backup" for k in saved if k in now and saved[k] != now[k]]
+    differences += [
+        f"{k[0]} {k[1]}/{k[2]} differs from the backup" for k in saved if k in now and saved[k] != now[k]
+    ]
     return differences
 
 
@@ -84,6 +100,7 @@ def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
     """Prove the cluster is at the source version, healthy, serving, with the user's Istio resources intact."""
     from .mesh import send_traffic
     from .validate import pod_health_findings
+
     source = ctx.settings.istio_from
     findings: dict[str, list[str]] = {}
     deadline = time.monotonic() + ctx.settings.timeout
@@ -95,13 +112,20 @@ def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
         time.sleep(0.5)
     findings["pods"] = [f for f in pod_health_findings(ctx, {}) if "restarted" not in f]
     traffic = send_traffic(ctx, ctx.settings.traffic_requests, "/echo/after-rollback")
-    findings["traffic"] = [] if traffic["codes"] == {"200": traffic["requests"]} else [
-        f"answers {traffic['codes']}: {traffic['failures']}"]
+    findings["traffic"] = (
+        []
+        if traffic["codes"] == {"200": traffic["requests"]}
+        else [f"answers {traffic['codes']}: {traffic['failures']}"]
+    )
     if backup_folder is not None:
         findings["custom resources"] = custom_resource_differences(ctx, load_backup(backup_folder))
     verified = not any(findings.values())
-    return {"verified": verified, "versions": observed, "traffic": traffic,
-            "findings": {k: v for k, v in findings.items() if v}}
+    return {
+        "verified": verified,
+        "versions": observed,
+        "traffic": traffic,
+        "findings": {k: v for k, v in findings.items() if v},
+    }
 
 
 def perform(ctx: Rehearsal) -> dict[str, Any]:
@@ -112,11 +136,13 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
         for entry in ctx.journal.pending():
             try:
                 outcome = ACTIONS[entry.action](ctx, entry)
-                results["restored"].append({"undo": entry.name, "registered_by": entry.registered_by, **outcome})
+                results["restored"].append(
+                    {"undo": entry.name, "registered_by": entry.registered_by, **outcome}
+                )
                 if entry.action == "restore_backup":
                     backup_folder = ctx.run.dir / entry.args["backup"]
                 ctx.journal.mark_done(entry)
-            except (RolloutTimeout, Exception) as exc:  # noqa: BLE001 - every undo runs; errors are collected
+            except (RolloutTimeout, Exception) as exc:
                 results["errors"].append(f"{entry.name}: {exc}")
         step.add_data("undo", results)
         if results["errors"]:
@@ -125,7 +151,7 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
             step.note(f"{len(results['restored'])} undo action(s) done")
     try:
         restart_workloads(ctx, "rollback: restart workloads")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         results["errors"].append(f"restart workloads: {exc}")
     with ctx.run.step("rollback: verify") as step:
         proof = verify_source(ctx, backup_folder)
@@ -134,11 +160,14 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
         results["verified"] = proof["verified"] and not results["errors"]
         if not results["verified"]:
             step.outcome = "failed"
-            step.reason = "; ".join(f"{k}: {', '.join(v[:3])}" for k, v in proof["findings"].items()) or "; ".join(
-                results["errors"])
+            step.reason = "; ".join(
+                f"{k}: {', '.join(v[:3])}" for k, v in proof["findings"].items()
+            ) or "; ".join(results["errors"])
         else:
-            step.note(f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; traffic answers 200; "
-                      "Istio custom resources identical to the backup")
+            step.note(
+                f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; traffic answers 200; "
+                "Istio custom resources identical to the backup"
+            )
     return results
 
 
@@ -148,17 +177,24 @@ def decide(ctx: Rehearsal) -> dict[str, Any]:
     failed = run.failure is not None
     outcome: dict[str, Any] = {"mode": mode}
     if not ctx.journal.changed_cluster:
-        outcome.update(ran=False, reason="nothing to restore: the upgrade stopped before it changed the cluster")
+        outcome.update(
+            ran=False, reason="nothing to restore: the upgrade stopped before it changed the cluster"
+        )
         with run.step("rollback: verify") as step:
             proof = verify_source(ctx, None)
             step.add_data("verification", proof)
-            step.note("the cluster is still at the source version" if proof["verified"] else
-                      f"the cluster is not as it was: {proof['findings']}")
+            step.note(
+                "the cluster is still at the source version"
+                if proof["verified"]
+                else f"the cluster is not as it was: {proof['findings']}"
+            )
         outcome["verification"] = proof
         outcome["verified"] = proof["verified"]
         run.verdict = "failed" if failed else "upgraded"
     elif failed and mode == "never":
-        outcome.update(ran=False, reason="--rollback never: the cluster is left as the failed upgrade left it")
+        outcome.update(
+            ran=False, reason="--rollback never: the cluster is left as the failed upgrade left it"
+        )
         run.verdict = "failed"
     elif failed or mode == "always":
         outcome.update(perform(ctx))

@@ -12,12 +12,13 @@ from typing import Any
 
 import yaml
 
-from ..istio import catalog, operator
+from istiofacts import catalog, operator
+
 from ..istio.istioctl import IstioctlFailed
 from ..kube import FIELD_MANAGER, RolloutTimeout
 from ..run import StepFailed
 from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
-from .mesh import pod_problems, plan_files
+from .mesh import plan_files, pod_problems
 
 Obj = dict[str, Any]
 
@@ -33,23 +34,35 @@ def precheck(ctx: Rehearsal) -> None:
         k8s = ctx.cluster.server_version()
         target = catalog.minor_of(s.istio_to)
         if not catalog.supports_kubernetes(s.istio_to, k8s):
-            problems.append(f"Kubernetes {k8s} is outside Istio {target.minor}'s supported range "
-                            f"{target.k8s_min}-{target.k8s_max}")
+            problems.append(
+                f"Kubernetes {k8s} is outside Istio {target.minor}'s supported range "
+                f"{target.k8s_min}-{target.k8s_max}"
+            )
         try:
             operator.validate(s.install_spec(s.istio_to), s.istio_to)
         except operator.OperatorError as exc:
-            removed = [p for p in _value_paths(s.install_spec(s.istio_to)) if operator.is_removed(p, s.istio_to)]
+            removed = [
+                p for p in _value_paths(s.install_spec(s.istio_to)) if operator.is_removed(p, s.istio_to)
+            ]
             hint = f" ({', '.join(removed)} removed in Istio {target.minor} or earlier)" if removed else ""
             problems.append(f"plan values for {s.istio_to}: {exc}{hint}")
         result = ctx.istioctl_to.precheck()
         if result.exit_code != 0:
             problems.append(f"istioctl x precheck: {(result.stdout.strip() or result.stderr.strip())[:500]}")
-        step.add_data("checks", {"upgrade path": path_problem or "allowed", "kubernetes": k8s,
-                                 "istioctl precheck exit code": result.exit_code})
+        step.add_data(
+            "checks",
+            {
+                "upgrade path": path_problem or "allowed",
+                "kubernetes": k8s,
+                "istioctl precheck exit code": result.exit_code,
+            },
+        )
         if problems:
             raise StepFailed("; ".join(problems))
-        step.note(f"{s.istio_from} -> {s.istio_to} allowed; Kubernetes {k8s} supported; plan values valid; "
-                  "istioctl x precheck found no issues")
+        step.note(
+            f"{s.istio_from} -> {s.istio_to} allowed; Kubernetes {k8s} supported; plan values valid; "
+            "istioctl x precheck found no issues"
+        )
 
 
 def _value_paths(spec: Obj, prefix: str = "") -> list[str]:
@@ -100,32 +113,47 @@ def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
             if not repo.startswith(hub + "/") or tag.split("-")[0] != s.istio_to:
                 problems.append(f"{where} uses image {image}, not {hub}/...:{s.istio_to}")
         planned_sc = operator.get(spec, "components.pilot.k8s.securityContext")
-        istiod = next((d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("istiod")),
-                      None)
+        istiod = next(
+            (d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("istiod")),
+            None,
+        )
         if planned_sc and istiod is not None:
             actual = istiod["spec"]["template"]["spec"].get("securityContext") or {}
             missing = {k: v for k, v in planned_sc.items() if actual.get(k) != v}
             if missing:
                 problems.append(f"istiod securityContext lacks the planned {missing}")
-        planned_type = (operator.get(spec, "components.ingressGateways[0].k8s.service.type")
-                        or operator.get(spec, "values.gateways.istio-ingressgateway.type"))
-        gateway = next((d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "istio-ingressgateway"),
-                       None)
+        planned_type = operator.get(spec, "components.ingressGateways[0].k8s.service.type") or operator.get(
+            spec, "values.gateways.istio-ingressgateway.type"
+        )
+        gateway = next(
+            (d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "istio-ingressgateway"),
+            None,
+        )
         if planned_type and gateway is not None and gateway["spec"].get("type") != planned_type:
-            problems.append(f"the ingress gateway Service is {gateway['spec'].get('type')}, not the planned "
-                            f"{planned_type}")
-        cni_planned = bool(operator.get(spec, "components.cni.enabled") or operator.get(spec, "values.cni.enabled"))
+            problems.append(
+                f"the ingress gateway Service is {gateway['spec'].get('type')}, not the planned "
+                f"{planned_type}"
+            )
+        cni_planned = bool(
+            operator.get(spec, "components.cni.enabled") or operator.get(spec, "values.cni.enabled")
+        )
         has_cni = any(d["kind"] == "DaemonSet" and d["metadata"]["name"] == "istio-cni-node" for d in docs)
         if cni_planned and not has_cni:
-            problems.append("CNI is planned but the manifest has no istio-cni-node DaemonSet: from Istio 1.24 "
-                            "values.cni.enabled=true alone does not render it; also set components.cni.enabled=true")
-        secrets = [x if isinstance(x, str) else x.get("name") for x in
-                   operator.get(spec, "values.global.imagePullSecrets") or []]
+            problems.append(
+                "CNI is planned but the manifest has no istio-cni-node DaemonSet: from Istio 1.24 "
+                "values.cni.enabled=true alone does not render it; also set components.cni.enabled=true"
+            )
+        secrets = [
+            x if isinstance(x, str) else x.get("name")
+            for x in operator.get(spec, "values.global.imagePullSecrets") or []
+        ]
         for doc in docs:
             if doc["kind"] in ("Deployment", "DaemonSet") and secrets:
                 names = {p.get("name") for p in doc["spec"]["template"]["spec"].get("imagePullSecrets") or []}
                 if not set(secrets) <= names:
-                    problems.append(f"{doc['kind']}/{doc['metadata']['name']} lacks imagePullSecrets {secrets}")
+                    problems.append(
+                        f"{doc['kind']}/{doc['metadata']['name']} lacks imagePullSecrets {secrets}"
+                    )
         served = set()
         for doc in docs:
             served.add((doc["apiVersion"], doc["kind"]))
@@ -134,14 +162,17 @@ def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
                 continue
             try:
                 ctx.kube.resource(api_version, kind)
-            except Exception:  # noqa: BLE001 - not served by this cluster
+            except Exception:
                 problems.append(f"{kind} {api_version} is not served by this cluster")
         step.add_data("images", images)
         if problems:
             raise StepFailed("; ".join(problems))
-        step.note(f"{len(images)} images at {hub}:{s.istio_to}" + ("; CNI DaemonSet present" if has_cni else "")
-                  + (f"; gateway Service {planned_type}" if planned_type else "")
-                  + (f"; pull secrets {secrets}" if secrets else ""))
+        step.note(
+            f"{len(images)} images at {hub}:{s.istio_to}"
+            + ("; CNI DaemonSet present" if has_cni else "")
+            + (f"; gateway Service {planned_type}" if planned_type else "")
+            + (f"; pull secrets {secrets}" if secrets else "")
+        )
 
 
 def with_operator_labels(docs: list[Obj], version: str) -> list[Obj]:
@@ -160,17 +191,21 @@ def dry_run(ctx: Rehearsal, docs: list[Obj]) -> None:
         for doc in with_operator_labels(docs, ctx.settings.istio_to):
             try:
                 ctx.kube.resource(doc["apiVersion"], doc["kind"])
-            except Exception:  # noqa: BLE001 - a kind only served once the new CRDs exist
+            except Exception:
                 skipped.append(f"{doc['kind']}/{doc['metadata']['name']}")
                 continue
             try:
                 ctx.kube.apply([doc], dry_run=True, default_namespace=ISTIO_NS)
-            except Exception as exc:  # noqa: BLE001 - the API server's own words are the reason
-                raise StepFailed(f"server-side dry run rejected {doc['kind']}/{doc['metadata']['name']}: "
-                                 f"{_api_message(exc)}") from None
+            except Exception as exc:
+                raise StepFailed(
+                    f"server-side dry run rejected {doc['kind']}/{doc['metadata']['name']}: "
+                    f"{_api_message(exc)}"
+                ) from None
             accepted += 1
-        step.note(f"{accepted} objects accepted by a server-side dry run (dryRun=All)" +
-                  (f"; {len(skipped)} skipped until their CRDs exist" if skipped else ""))
+        step.note(
+            f"{accepted} objects accepted by a server-side dry run (dryRun=All)"
+            + (f"; {len(skipped)} skipped until their CRDs exist" if skipped else "")
+        )
 
 
 def _api_message(exc: Exception) -> str:
@@ -186,14 +221,21 @@ def _api_message(exc: Exception) -> str:
 def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
     s = ctx.settings
     with ctx.run.step("apply") as step:
-        ctx.journal.push("restore Istio from the backup", "restore_backup",
-                         {"backup": str(ctx.state["backup"].relative_to(ctx.run.dir)), "source": s.istio_from},
-                         registered_by="apply")
+        ctx.journal.push(
+            "restore Istio from the backup",
+            "restore_backup",
+            {"backup": str(ctx.state["backup"].relative_to(ctx.run.dir)), "source": s.istio_from},
+            registered_by="apply",
+        )
         ctx.journal.mark_changed()
         if s.strategy == "istioctl":
             try:
-                ctx.istioctl_to.install(plan_files(s), s.install_sets(s.istio_to),
-                                        readiness_timeout=f"{int(s.timeout)}s", upgrade=True)
+                ctx.istioctl_to.install(
+                    plan_files(s),
+                    s.install_sets(s.istio_to),
+                    readiness_timeout=f"{int(s.timeout)}s",
+                    upgrade=True,
+                )
             except IstioctlFailed as exc:
                 raise StepFailed(f"istioctl upgrade failed: {exc}") from None
             step.note(f"istioctl {s.istio_to} upgrade -y applied the plan")
@@ -203,35 +245,45 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
         rest = [d for d in labelled if d["kind"] != "CustomResourceDefinition"]
         try:
             ctx.core().read_namespace(ISTIO_NS)
-        except Exception:  # noqa: BLE001 - absent: create it, as istioctl install would
+        except Exception:
             ctx.core().create_namespace({"metadata": {"name": ISTIO_NS}})
         try:
             ctx.kube.apply(crds)
-            wait_for(lambda: all(_established(ctx, c["metadata"]["name"]) for c in crds), s.timeout,
-                     "the Istio CRDs to be Established")
+            wait_for(
+                lambda: all(_established(ctx, c["metadata"]["name"]) for c in crds),
+                s.timeout,
+                "the Istio CRDs to be Established",
+            )
             ctx.kube.invalidate_discovery()
             ctx.kube.apply(rest, default_namespace=ISTIO_NS)
         except TimeoutError as exc:
             raise StepFailed(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - an API error while applying fails the step
+        except Exception as exc:
             raise StepFailed(f"applying the manifest failed: {_api_message(exc)}") from None
         added = _ensure_default_tag(ctx)
-        step.note(f"{len(crds)} CRDs applied and Established, then {len(rest)} objects (server-side apply, field "
-                  f"manager {FIELD_MANAGER})" + (f"; added what istioctl adds at apply time: {added}" if added else ""))
+        step.note(
+            f"{len(crds)} CRDs applied and Established, then {len(rest)} objects (server-side apply, field "
+            f"manager {FIELD_MANAGER})"
+            + (f"; added what istioctl adds at apply time: {added}" if added else "")
+        )
 
 
 def _established(ctx: Rehearsal, name: str) -> bool:
     crd = ctx.kube.resource("apiextensions.k8s.io/v1", "CustomResourceDefinition").get(name=name).to_dict()
-    return any(c["type"] == "Established" and c["status"] == "True" for c in (crd.get("status") or {}).get(
-        "conditions", []))
+    return any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in (crd.get("status") or {}).get("conditions", [])
+    )
 
 
 def _ensure_default_tag(ctx: Rehearsal) -> str:
     """istioctl install creates the default tag webhooks when none exists; a plain apply does not."""
     if ctx.settings.install_spec(ctx.settings.istio_to).get("revision"):
         return ""
-    names = {h["metadata"]["name"] for h in ctx.objects("admissionregistration.k8s.io/v1",
-                                                        "MutatingWebhookConfiguration")}
+    names = {
+        h["metadata"]["name"]
+        for h in ctx.objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+    }
     if "istio-revision-tag-default" in names:
         return ""
     text = ctx.istioctl_to.run("tag", "generate", "default", "--revision", "default").stdout
@@ -251,8 +303,12 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
     s = ctx.settings
     with ctx.run.step("restart control plane") as step:
         before = backup.get("istio-system", [])
-        now = {(o["kind"], o["metadata"]["name"]): o for o in ctx.objects("apps/v1", "Deployment", ISTIO_NS) +
-               ctx.objects("apps/v1", "DaemonSet", ISTIO_NS) + ctx.objects("v1", "ConfigMap", ISTIO_NS)}
+        now = {
+            (o["kind"], o["metadata"]["name"]): o
+            for o in ctx.objects("apps/v1", "Deployment", ISTIO_NS)
+            + ctx.objects("apps/v1", "DaemonSet", ISTIO_NS)
+            + ctx.objects("v1", "ConfigMap", ISTIO_NS)
+        }
         reasons = []
         for kind, name in [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]:
             old = next((o for o in before if o["kind"] == kind and o["metadata"]["name"] == name), None)
@@ -260,8 +316,14 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
             image_then = old["spec"]["template"]["spec"]["containers"][0]["image"] if old else None
             if image_now != image_then:
                 reasons.append(f"{kind.lower()} {name}: image {image_then or '(new)'} -> {image_now}")
-        mesh_then = next((o.get("data", {}).get("mesh") for o in before if o["kind"] == "ConfigMap"
-                          and o["metadata"]["name"] == "istio"), None)
+        mesh_then = next(
+            (
+                o.get("data", {}).get("mesh")
+                for o in before
+                if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "istio"
+            ),
+            None,
+        )
         mesh_now = (now.get(("ConfigMap", "istio")) or {}).get("data", {}).get("mesh")
         config_only = mesh_then != mesh_now and not any("istiod" in r for r in reasons)
         if config_only:
@@ -281,10 +343,22 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
 def _restart(ctx: Rehearsal, kind: str, name: str, namespace: str) -> None:
     """``kubectl rollout restart``: a restartedAt annotation on the pod template."""
     ctx.kube.resource("apps/v1", kind).patch(
-        name=name, namespace=namespace, content_type="application/strategic-merge-patch+json",
+        name=name,
+        namespace=namespace,
+        content_type="application/strategic-merge-patch+json",
         field_manager="kubectl-rollout",
-        body={"spec": {"template": {"metadata": {"annotations": {
-            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%S%z")}}}}})
+        body={
+            "spec": {
+                "template": {
+                    "metadata": {
+                        "annotations": {
+                            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                        }
+                    }
+                }
+            }
+        },
+    )
 
 
 def expected_proxy_image(ctx: Rehearsal, revision: str = "default") -> str | None:
@@ -294,14 +368,19 @@ def expected_proxy_image(ctx: Rehearsal, revision: str = "default") -> str | Non
         return None
     values = json.loads(cms[0].get("data", {}).get("values") or "{}").get("global", {})
     variant = values.get("variant") or ""
-    return f"{values.get('hub')}/{(values.get('proxy') or {}).get('image', 'proxyv2')}:{values.get('tag')}" + (
-        f"-{variant}" if variant else "")
+    return (
+        f"{values.get('hub')}/{(values.get('proxy') or {}).get('image', 'proxyv2')}:{values.get('tag')}"
+        + (f"-{variant}" if variant else "")
+    )
 
 
 def injected_namespaces(ctx: Rehearsal) -> list[str]:
-    return [n["metadata"]["name"] for n in ctx.objects("v1", "Namespace")
-            if (n["metadata"].get("labels") or {}).get("istio-injection") == "enabled"
-            or "istio.io/rev" in (n["metadata"].get("labels") or {})]
+    return [
+        n["metadata"]["name"]
+        for n in ctx.objects("v1", "Namespace")
+        if (n["metadata"].get("labels") or {}).get("istio-injection") == "enabled"
+        or "istio.io/rev" in (n["metadata"].get("labels") or {})
+    ]
 
 
 def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> list[str]:
@@ -320,8 +399,12 @@ def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> l
                             continue
                         revision = (pod["metadata"].get("annotations") or {}).get("istio.io/rev", "default")
                         expected = expected_proxy_image(ctx, revision)
-                        images = [c["image"] for c in (pod["spec"].get("containers") or []) + (
-                            pod["spec"].get("initContainers") or []) if c["name"] == "istio-proxy"]
+                        images = [
+                            c["image"]
+                            for c in (pod["spec"].get("containers") or [])
+                            + (pod["spec"].get("initContainers") or [])
+                            if c["name"] == "istio-proxy"
+                        ]
                         if expected and images and images[0] != expected:
                             stale.append(f"{pod['metadata']['name']} runs {images[0]}")
                     if stale:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..istio import operator
+from istiofacts import operator
+
 from ..istio.istioctl import Istioctl
 from . import APPS_NS, ISTIO_NS, Rehearsal
 from .mesh import echo_request_count, observe_versions, send_traffic
@@ -37,13 +38,17 @@ def pod_health_findings(ctx: Rehearsal, restarts_before: dict[str, int]) -> list
                 continue
             name = f"{ns}/{pod['metadata']['name']}"
             status = pod.get("status") or {}
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []
+            )
             if status.get("phase") != "Running" or not ready:
                 findings.append(f"{name} is {status.get('phase')} and {'ready' if ready else 'not ready'}")
             statuses = status.get("containerStatuses", []) + status.get("initContainerStatuses", [])
             restarts = sum(s.get("restartCount", 0) for s in statuses)
             if restarts > restarts_before.get(name, 0):
-                findings.append(f"{name} restarted {restarts - restarts_before.get(name, 0)} time(s) since the upgrade")
+                findings.append(
+                    f"{name} restarted {restarts - restarts_before.get(name, 0)} time(s) since the upgrade"
+                )
             for s in statuses:
                 if ((s.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
                     findings.append(f"{name}/{s['name']} is crash-looping")
@@ -52,8 +57,11 @@ def pod_health_findings(ctx: Rehearsal, restarts_before: dict[str, int]) -> list
 
 def service_findings(ctx: Rehearsal) -> list[str]:
     spec = ctx.settings.install_spec(ctx.settings.istio_to)
-    planned = (operator.get(spec, "components.ingressGateways[0].k8s.service.type")
-               or operator.get(spec, "values.gateways.istio-ingressgateway.type") or "LoadBalancer")
+    planned = (
+        operator.get(spec, "components.ingressGateways[0].k8s.service.type")
+        or operator.get(spec, "values.gateways.istio-ingressgateway.type")
+        or "LoadBalancer"
+    )
     services = {s["metadata"]["name"]: s for s in ctx.objects("v1", "Service", ISTIO_NS)}
     findings = []
     for name in ("istiod", "istio-ingressgateway"):
@@ -70,35 +78,53 @@ def installation_findings(ctx: Rehearsal, istioctl: Istioctl) -> tuple[str, list
     s = ctx.settings
     if istioctl.minor.verify_install:
         from .mesh import plan_files
+
         result = istioctl.verify_install(plan_files(s), s.install_sets(istioctl.version))
         return "istioctl verify-install", [] if result.exit_code == 0 else [
-            (result.stdout + result.stderr).strip()[-800:]]
+            (result.stdout + result.stderr).strip()[-800:]
+        ]
     findings = []
     checks = [("app=istiod", ISTIO_NS), ("app=istio-ingressgateway", ISTIO_NS)]
     cni = any(d["metadata"]["name"] == "istio-cni-node" for d in ctx.objects("apps/v1", "DaemonSet"))
     if cni:
         checks.append(("k8s-app=istio-cni-node", None))
     for selector, ns in checks:
-        pods = [p for p in ctx.objects("v1", "Pod", ns, label_selector=selector)
-                if not p["metadata"].get("deletionTimestamp")]
-        ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
-                                        for c in (p.get("status") or {}).get("conditions") or [])]
+        pods = [
+            p
+            for p in ctx.objects("v1", "Pod", ns, label_selector=selector)
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        ready = [
+            p
+            for p in pods
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
         if not ready or len(ready) < len(pods):
             findings.append(f"pods {selector}: {len(ready)}/{len(pods)} ready")
-    hooks = {h["metadata"]["name"] for h in ctx.objects("admissionregistration.k8s.io/v1",
-                                                        "MutatingWebhookConfiguration")}
-    validators = {h["metadata"]["name"] for h in ctx.objects("admissionregistration.k8s.io/v1",
-                                                             "ValidatingWebhookConfiguration")}
+    hooks = {
+        h["metadata"]["name"]
+        for h in ctx.objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+    }
+    validators = {
+        h["metadata"]["name"]
+        for h in ctx.objects("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
+    }
     if "istio-sidecar-injector" not in hooks:
         findings.append("MutatingWebhookConfiguration istio-sidecar-injector is missing")
     if not validators & {"istio-validator-istio-system", "istiod-default-validator"}:
         findings.append("no Istio ValidatingWebhookConfiguration")
-    return "readiness of istiod, the ingress gateway" + (", the CNI agents" if cni else "") + " and the webhooks", \
-        findings
+    return "readiness of istiod, the ingress gateway" + (
+        ", the CNI agents" if cni else ""
+    ) + " and the webhooks", findings
 
 
 def analyze_findings(istioctl: Istioctl) -> list[str]:
-    return [f"{m.level} [{m.code}] ({m.origin}) {m.message}" for m in istioctl.analyze() if m.level == "Error"]
+    return [
+        f"{m.level} [{m.code}] ({m.origin}) {m.message}" for m in istioctl.analyze() if m.level == "Error"
+    ]
 
 
 def traffic_findings(ctx: Rehearsal, version: str) -> tuple[dict[str, Any], list[str]]:
@@ -116,9 +142,16 @@ def telemetry_findings(ctx: Rehearsal) -> tuple[dict[str, Any], list[str]]:
     before = echo_request_count(ctx)
     sent = send_traffic(ctx, ctx.settings.traffic_requests, "/echo/telemetry")
     after = echo_request_count(ctx)
-    data = {"before": before, "after": after, "sent": sent["requests"], "answered": sent["codes"].get("200", 0)}
+    data = {
+        "before": before,
+        "after": after,
+        "sent": sent["requests"],
+        "answered": sent["codes"].get("200", 0),
+    }
     findings = []
     if after - before != data["answered"]:
-        findings.append(f"istio_requests_total{{reporter=\"destination\",destination_workload=\"echo\","
-                        f"response_code=\"200\"}} grew by {after - before}, expected {data['answered']}")
+        findings.append(
+            f'istio_requests_total{{reporter="destination",destination_workload="echo",'
+            f'response_code="200"}} grew by {after - before}, expected {data["answered"]}'
+        )
     return data, findings

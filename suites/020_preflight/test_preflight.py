@@ -19,7 +19,9 @@ def test_precheck_allows_the_upgrade(precheck_passed):
 
 def test_manifest_matches_the_plan(inspected_manifest, findings):
     findings["objects"] = len(inspected_manifest)
-    assert any(d["kind"] == "Deployment" and d["metadata"]["name"].startswith("istiod") for d in inspected_manifest)
+    assert any(
+        d["kind"] == "Deployment" and d["metadata"]["name"].startswith("istiod") for d in inspected_manifest
+    )
 
 
 def test_server_side_dry_run_accepts_the_manifest(dry_run_accepted):

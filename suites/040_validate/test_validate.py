@@ -14,7 +14,9 @@ def test_control_plane_is_at_the_target_version(upgraded, rehearsal_settings, fi
 
 
 def test_no_version_skew(upgraded, rehearsal_settings, findings):
-    observed, problems = validate.version_findings(upgraded, upgraded.istioctl_to, rehearsal_settings.istio_to)
+    observed, problems = validate.version_findings(
+        upgraded, upgraded.istioctl_to, rehearsal_settings.istio_to
+    )
     findings.update(observed=observed, problems=problems)
     assert not problems
 

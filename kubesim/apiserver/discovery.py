@@ -1,0 +1,116 @@
+"""Discovery documents (``/api``, ``/apis``, ``/apis/<group>``, ``/apis/<group>/<version>``).
+
+These are the legacy (non-aggregated) discovery formats; kubectl and client-go fall back to them when the
+server does not answer with aggregated discovery, exactly as they do against older API servers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from kubesim.apiserver.api import Api, _version_priority
+
+
+def core_versions() -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}],
+    }
+
+
+def _groups(api: Api) -> dict[str, list[str]]:
+    groups: dict[str, set[str]] = {}
+    for rt in api.types():
+        if rt.group:
+            groups.setdefault(rt.group, set()).update(rt.versions)
+    return {g: sorted(vs, key=_version_priority) for g, vs in groups.items()}
+
+
+def _group_doc(name: str, versions: list[str]) -> dict[str, Any]:
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+
+def group_list(api: Api) -> dict[str, Any]:
+    groups = _groups(api)
+    # Built-in groups first in their usual order, then custom groups alphabetically, like the real server.
+    builtin_order = [
+        "apps",
+        "events.k8s.io",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "networking.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "scheduling.k8s.io",
+        "coordination.k8s.io",
+        "node.k8s.io",
+        "discovery.k8s.io",
+    ]
+    names = sorted(
+        groups, key=lambda g: (builtin_order.index(g) if g in builtin_order else len(builtin_order), g)
+    )
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_doc(n, groups[n]) for n in names]}
+
+
+def group(api: Api, name: str) -> dict[str, Any] | None:
+    versions = _groups(api).get(name)
+    if not versions:
+        return None
+    return dict(_group_doc(name, versions), kind="APIGroup", apiVersion="v1")
+
+
+def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | None:
+    resources: list[dict[str, Any]] = []
+    for rt in sorted(api.types(), key=lambda t: t.plural):
+        if rt.group != group_name or version not in rt.versions:
+            continue
+        entry: dict[str, Any] = {
+            "name": rt.plural,
+            "singularName": rt.singular_name,
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": list(rt.verbs),
+        }
+        if rt.short_names:
+            entry["shortNames"] = list(rt.short_names)
+        if rt.categories:
+            entry["categories"] = list(rt.categories)
+        entry["storageVersionHash"] = hashlib.sha256("/".join(rt.gr).encode()).hexdigest()[:11]
+        resources.append(entry)
+        for sub in rt.subresources:
+            sub_entry: dict[str, Any] = {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+            }
+            if sub == "scale":
+                sub_entry.update(
+                    group="autoscaling", version="v1", kind="Scale", verbs=["get", "patch", "update"]
+                )
+            elif sub == "status":
+                sub_entry["verbs"] = ["get", "patch", "update"]
+            elif sub == "log":
+                sub_entry.update(kind="Pod", verbs=["get"])
+            elif sub == "proxy":
+                sub_entry.update(
+                    kind=f"{rt.kind}ProxyOptions", verbs=["create", "delete", "get", "patch", "update"]
+                )
+            elif sub == "eviction":
+                sub_entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
+            elif sub == "finalize":
+                sub_entry["verbs"] = ["update"]
+            resources.append(sub_entry)
+    if not resources:
+        return None
+    gv = f"{group_name}/{version}" if group_name else version
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}

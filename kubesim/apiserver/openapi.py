@@ -1,0 +1,85 @@
+"""A minimal OpenAPI v3 description of the served resources.
+
+kubectl reads ``/openapi/v3`` to decide whether the server validates fields itself (a ``fieldValidation``
+parameter on each resource's PATCH operation, tagged with ``x-kubernetes-group-version-kind``); when it does,
+kubectl sends ``fieldValidation=Strict`` and skips client-side schema validation. Custom resources carry
+their CRD's schema, so tools that read it see the real structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from kubesim.apiserver.api import Api
+
+_QUERY = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+
+
+def _gv_paths(api: Api) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for rt in api.types():
+        for version in rt.versions:
+            key = f"apis/{rt.group}/{version}" if rt.group else f"api/{version}"
+            out.setdefault(key, []).append((rt, version))
+    return out
+
+
+def v3_index(api: Api) -> dict[str, Any]:
+    paths = {}
+    for key in sorted(_gv_paths(api)):
+        doc = v3_document(api, key)
+        digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
+    return {"paths": paths}
+
+
+def v3_document(api: Api, key: str) -> dict[str, Any] | None:
+    entries = _gv_paths(api).get(key)
+    if entries is None:
+        return None
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for rt, version in entries:
+        gvk = {"group": rt.group, "version": version, "kind": rt.kind}
+        prefix = f"/{key}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"/{key}/{rt.plural}"
+        schema_name = f"{rt.group or 'core'}.{version}.{rt.kind}"
+        ref = {"$ref": f"#/components/schemas/{schema_name}"}
+        body = {"content": {"application/json": {"schema": ref}}}
+        params = [{"name": p, "in": "query", "schema": {"type": "string"}} for p in _QUERY]
+        operation = {
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": params,
+            "requestBody": body,
+            "responses": {"200": body},
+        }
+        item: dict[str, Any] = {
+            "get": {
+                "x-kubernetes-action": "get",
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": body},
+            }
+        }
+        if "update" in rt.verbs:
+            item["put"] = dict(operation, **{"x-kubernetes-action": "put"})
+        if "patch" in rt.verbs:
+            item["patch"] = dict(operation, **{"x-kubernetes-action": "patch"})
+        if "delete" in rt.verbs:
+            item["delete"] = {
+                "x-kubernetes-action": "delete",
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": body},
+            }
+        paths[f"{prefix}/{{name}}"] = item
+        if "create" in rt.verbs:
+            paths[prefix] = {"post": dict(operation, **{"x-kubernetes-action": "post"})}
+        schema = dict(rt.schemas.get(version) or {"type": "object"})
+        schema["x-kubernetes-group-version-kind"] = [gvk]
+        schemas[schema_name] = schema
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": f"v{api.k8s_version}"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,311 @@
+"""Scriptable faults of the simulated cluster, from a YAML file or from Python.
+
+Kinds (YAML ``type``):
+
+``image-pull``      the image cannot be pulled (``image``): pods end in ErrImagePull / ImagePullBackOff.
+``api-error``       the API answers ``code`` (429 with Retry-After, 500, or 504 for a timeout) for a ``verb``
+                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 = always),
+                    after letting ``skip`` matching requests through (default 0).
+``readiness``       containers of matching pods become ready only after ``delay`` seconds, or ``never``.
+``crash-loop``      containers of matching pods exit with ``exitCode`` ``after`` seconds, and keep doing so.
+``proxy-reject``    Istio proxies running ``image`` answer inbound requests with ``code`` (default 503) and
+                    Envoy's reset message, while staying ready: the kind of failure only traffic shows.
+
+Pods are matched by ``namespace``, ``labelSelector`` and/or ``image`` (a container image, normalised).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubesim.machinery import errors
+from kubesim.machinery.errors import ApiError
+from kubesim.machinery.resources import ResourceType
+from kubesim.machinery.selectors import parse_label_selector
+from kubesim.node.images import normalize
+
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*")
+
+
+class FaultSpecError(ValueError):
+    """A fault description that cannot be used."""
+
+
+@dataclass
+class PodMatch:
+    namespace: str | None = None
+    label_selector: str | None = None
+    image: str | None = None
+    container: str | None = None
+
+    def matches(self, pod: dict[str, Any], container: dict[str, Any]) -> bool:
+        if self.namespace and pod["metadata"].get("namespace") != self.namespace:
+            return False
+        if self.label_selector and not parse_label_selector(self.label_selector)(
+            pod["metadata"].get("labels") or {}
+        ):
+            return False
+        if self.image and normalize(container.get("image", "")) != normalize(self.image):
+            return False
+        if self.container and container.get("name") != self.container:
+            return False
+        return True
+
+
+@dataclass
+class ImagePullFault:
+    image: str
+
+
+@dataclass
+class ApiErrorFault:
+    verb: str
+    resource: str  # plural, optionally "plural.group"
+    code: int = 500
+    times: int = 1
+    namespace: str | None = None
+    name: str | None = None
+    retry_after: int = 1
+    delay: float = 0.0  # for 504: how long the request hangs before timing out (wall seconds, bounded)
+    skip: int = 0  # let this many matching requests through first
+    hits: int = 0
+    seen: int = 0
+
+    def matches(self, verb: str, rt: ResourceType, namespace: str, name: str) -> bool:
+        if self.verb not in ("*", verb):
+            return False
+        plural, _, group = self.resource.partition(".")
+        if plural not in ("*", rt.plural) or (group and group != rt.group):
+            return False
+        if self.namespace and self.namespace != namespace:
+            return False
+        if self.name and self.name != name:
+            return False
+        return self.times < 0 or self.hits < self.times
+
+    def error(self) -> ApiError:
+        if self.code == 429:
+            return errors.too_many_requests(self.retry_after)
+        if self.code == 504:
+            return errors.timeout()
+        if self.code == 503:
+            return ApiError(
+                503, "ServiceUnavailable", "the server is currently unable to handle the request", {}
+            )
+        return errors.internal_error("rehearsal-sim: injected fault")
+
+
+@dataclass
+class ReadinessFault:
+    match: PodMatch
+    delay: float = 0.0
+    never: bool = False
+
+
+@dataclass
+class CrashLoopFault:
+    match: PodMatch
+    after: float = 1.0
+    exit_code: int = 1
+
+
+@dataclass
+class ProxyRejectFault:
+    image: str
+    code: int = 503
+
+
+@dataclass
+class Faults:
+    """The active faults of one cluster. Thread-safe; the API server and kubelet consult it."""
+
+    image_pull: list[ImagePullFault] = field(default_factory=list)
+    api_errors: list[ApiErrorFault] = field(default_factory=list)
+    readiness: list[ReadinessFault] = field(default_factory=list)
+    crash_loops: list[CrashLoopFault] = field(default_factory=list)
+    proxy_rejects: list[ProxyRejectFault] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # -- adding ------------------------------------------------------------------------------------------
+    def add(self, fault: Any) -> Any:
+        with self._lock:
+            {
+                ImagePullFault: self.image_pull,
+                ApiErrorFault: self.api_errors,
+                ReadinessFault: self.readiness,
+                CrashLoopFault: self.crash_loops,
+                ProxyRejectFault: self.proxy_rejects,
+            }[type(fault)].append(fault)
+        return fault
+
+    def extend(self, other: Faults) -> None:
+        """Arm every fault of ``other`` as well (faults armed mid-run, after a baseline was taken)."""
+        for bucket in (
+            other.image_pull,
+            other.api_errors,
+            other.readiness,
+            other.crash_loops,
+            other.proxy_rejects,
+        ):
+            for fault in bucket:
+                self.add(fault)
+
+    def fail_image(self, image: str) -> ImagePullFault:
+        return self.add(ImagePullFault(image))
+
+    def fail_api(self, verb: str, resource: str, code: int = 500, times: int = 1, **kw: Any) -> ApiErrorFault:
+        return self.add(ApiErrorFault(verb, resource, code, times, **kw))
+
+    def delay_ready(self, delay: float = 0.0, never: bool = False, **match: Any) -> ReadinessFault:
+        return self.add(ReadinessFault(PodMatch(**match), delay, never))
+
+    def crash_loop(self, after: float = 1.0, exit_code: int = 1, **match: Any) -> CrashLoopFault:
+        return self.add(CrashLoopFault(PodMatch(**match), after, exit_code))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.image_pull.clear()
+            self.api_errors.clear()
+            self.readiness.clear()
+            self.crash_loops.clear()
+            self.proxy_rejects.clear()
+
+    def remove(self, fault: Any) -> None:
+        with self._lock:
+            for bucket in (
+                self.image_pull,
+                self.api_errors,
+                self.readiness,
+                self.crash_loops,
+                self.proxy_rejects,
+            ):
+                if fault in bucket:
+                    bucket.remove(fault)
+
+    # -- consulting ----------------------------------------------------------------------------------------
+    def api_fault(self, verb: str, rt: ResourceType, namespace: str, name: str) -> ApiError | None:
+        with self._lock:
+            for fault in self.api_errors:
+                if fault.matches(verb, rt, namespace, name):
+                    fault.seen += 1
+                    if fault.seen <= fault.skip:
+                        continue
+                    fault.hits += 1
+                    hit = fault
+                    break
+            else:
+                return None
+        if hit.code == 504 and hit.delay > 0:
+            threading.Event().wait(min(hit.delay, 60.0))  # the request hangs, then times out
+        return hit.error()
+
+    def image_fails(self, image: str) -> bool:
+        ref = normalize(image)
+        with self._lock:
+            return any(normalize(f.image) == ref for f in self.image_pull)
+
+    def readiness_for(self, pod: dict[str, Any], container: dict[str, Any]) -> ReadinessFault | None:
+        with self._lock:
+            return next((f for f in self.readiness if f.match.matches(pod, container)), None)
+
+    def proxy_reject_for(self, image: str) -> ProxyRejectFault | None:
+        ref = normalize(image)
+        with self._lock:
+            return next((f for f in self.proxy_rejects if normalize(f.image) == ref), None)
+
+    def crash_for(self, pod: dict[str, Any], container: dict[str, Any]) -> CrashLoopFault | None:
+        with self._lock:
+            return next((f for f in self.crash_loops if f.match.matches(pod, container)), None)
+
+    # -- loading -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "faults") -> Faults:
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise FaultSpecError(f"{source} is not valid YAML: {exc}") from None
+        entries = doc.get("faults") if isinstance(doc, dict) else doc
+        if not isinstance(entries, list):
+            raise FaultSpecError(f"{source} must hold a list under 'faults:'")
+        faults = cls()
+        for n, entry in enumerate(entries):
+            faults.add(_parse(entry, f"{source}: fault #{n + 1}"))
+        return faults
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Faults:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise FaultSpecError(f"cannot read faults file {p}: {exc.strerror}") from None
+        return cls.from_yaml(text, str(p))
+
+
+def _match(entry: dict[str, Any]) -> PodMatch:
+    return PodMatch(
+        entry.get("namespace"), entry.get("labelSelector"), entry.get("image"), entry.get("container")
+    )
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+            if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+                return float(text[: -len(suffix)]) * factor
+    raise FaultSpecError(f"{where}: '{value}' is not a duration (use seconds, or e.g. 500ms, 30s, 2m)")
+
+
+def _parse(entry: Any, where: str) -> Any:
+    if not isinstance(entry, dict) or "type" not in entry:
+        raise FaultSpecError(
+            f"{where} needs a 'type' (image-pull, api-error, readiness, crash-loop, proxy-reject)"
+        )
+    kind = entry["type"]
+    if kind == "image-pull":
+        if not entry.get("image"):
+            raise FaultSpecError(f"{where}: image-pull needs 'image'")
+        return ImagePullFault(str(entry["image"]))
+    if kind == "api-error":
+        verb, resource = entry.get("verb", "*"), entry.get("resource")
+        if verb not in VERBS:
+            raise FaultSpecError(f"{where}: verb '{verb}' is not one of {', '.join(VERBS)}")
+        if not resource:
+            raise FaultSpecError(f"{where}: api-error needs 'resource' (a plural such as deployments, or *)")
+        code = int(entry.get("code", 500))
+        if code not in (429, 500, 503, 504):
+            raise FaultSpecError(f"{where}: code {code} is not one of 429, 500, 503, 504")
+        return ApiErrorFault(
+            verb,
+            str(resource),
+            code,
+            int(entry.get("times", 1)),
+            entry.get("namespace"),
+            entry.get("name"),
+            int(entry.get("retryAfter", 1)),
+            _seconds(entry.get("delay", 0), where),
+            int(entry.get("skip", 0)),
+        )
+    if kind == "readiness":
+        return ReadinessFault(_match(entry), _seconds(entry.get("delay", 0), where), bool(entry.get("never")))
+    if kind == "crash-loop":
+        return CrashLoopFault(
+            _match(entry), _seconds(entry.get("after", 1), where), int(entry.get("exitCode", 1))
+        )
+    if kind == "proxy-reject":
+        if not entry.get("image"):
+            raise FaultSpecError(f"{where}: proxy-reject needs 'image' (a proxyv2 image)")
+        return ProxyRejectFault(str(entry["image"]), int(entry.get("code", 503)))
+    raise FaultSpecError(
+        f"{where}: unknown type '{kind}' (use image-pull, api-error, readiness, crash-loop, proxy-reject)"
+    )

@@ -1,0 +1,990 @@
+"""An istioctl emulator for the simulated cluster: ``python -m kubesim istioctl --as-version X.Y.Z ARGS``.
+
+It behaves like the istioctl of version X.Y.Z for the commands a rehearsal uses: ``version``, ``x precheck``,
+``manifest generate``, ``install``/``upgrade``, ``verify-install`` (only up to 1.23), ``analyze``,
+``proxy-status``, ``tag set|list|remove`` and ``uninstall``, with that version's output shapes, messages,
+stdout/stderr split and exit codes (64 for usage errors and unknown commands, 79 when analyze finds errors).
+Like the real binary it reads ``--kubeconfig``/``KUBECONFIG`` and ``--context``, and talks to the cluster
+only through the Kubernetes API: istiod's debug endpoints (``/version``, ``/debug/syncz``) are reached through
+the pod proxy subresource.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from istiofacts import operator
+from istiofacts.catalog import UnknownVersion, minor_of
+from kubesim.istio import kubeops, manifests
+from kubesim.istio.mesh import _git_sha
+
+NS = "istio-system"
+EXIT_USAGE, EXIT_ANALYZE_PARSE, EXIT_ANALYZE_ISSUES = 64, 65, 79
+LEVELS = {"Info": 0, "Warning": 1, "Error": 2}
+SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage", NS}
+Obj = dict[str, Any]
+
+
+class UsageError(Exception):
+    """A cobra usage error (exit 64)."""
+
+
+class CommandError(Exception):
+    """``Error: <message>`` on stderr, exit 1."""
+
+
+@dataclass
+class Args:
+    positional: list[str] = field(default_factory=list)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+
+    def get(self, *names: str, default: str | None = None) -> str | None:
+        for name in names:
+            if name in self.flags:
+                return self.flags[name][-1]
+        return default
+
+    def all(self, *names: str) -> list[str]:
+        return [v for name in names for v in self.flags.get(name, [])]
+
+    def bool(self, *names: str) -> bool:
+        value = self.get(*names)
+        return value is not None and value.lower() not in ("false", "0")
+
+
+BOOL_FLAGS = {
+    "-y",
+    "--skip-confirmation",
+    "-A",
+    "--all-namespaces",
+    "--remote",
+    "--short",
+    "--overwrite",
+    "--purge",
+    "--force",
+    "--dry-run",
+    "-v",
+    "--verbose",
+    "--recursive",
+    "--use-kube",
+    "--help",
+    "-h",
+}
+
+
+def parse(argv: list[str]) -> Args:
+    args = Args()
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("-") and token != "-":
+            name, eq, value = token.partition("=")
+            if not eq:
+                if name in BOOL_FLAGS:
+                    value = "true"
+                elif i + 1 < len(argv):
+                    i += 1
+                    value = argv[i]
+                else:
+                    raise UsageError(f"flag needs an argument: {name}")
+            args.flags.setdefault(name, []).append(value)
+        else:
+            args.positional.append(token)
+        i += 1
+    return args
+
+
+class Emulator:
+    def __init__(self, version: str, out: TextIO, err: TextIO, stdin: TextIO | None = None) -> None:
+        self.version = version
+        self.minor = minor_of(version)
+        self.out, self.err, self.stdin = out, err, stdin
+        self._client: Any = None
+        self.args = Args()
+
+    # -- cluster access ----------------------------------------------------------------------------------
+    def client(self) -> Any:
+        if self._client is None:
+            from kubernetes import config
+
+            path = (
+                self.args.get("--kubeconfig", "-c")
+                or os.environ.get("KUBECONFIG")
+                or os.path.expanduser("~/.kube/config")
+            )
+            try:
+                self._client = config.new_client_from_config(
+                    config_file=path.split(os.pathsep)[0], context=self.args.get("--context")
+                )
+            except Exception as exc:
+                raise CommandError(f"failed to create API client: {exc}") from None
+        return self._client
+
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.client())
+
+    def dynamic(self) -> Any:
+        from kubernetes import dynamic
+
+        return dynamic.DynamicClient(self.client())
+
+    def istiod_get(self, pod: Obj, path: str) -> Any:
+        """GET ``path`` of istiod's debug port (15014) through the API server's pod proxy, as istioctl does."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            response = self.core().connect_get_namespaced_pod_proxy_with_path(
+                f"{pod['metadata']['name']}:15014",
+                NS,
+                path.lstrip("/"),
+                _preload_content=False,
+                _request_timeout=30,
+            )
+        except ApiException as exc:
+            raise CommandError(f"failed to reach istiod: {exc.status} {str(exc.body)[:200]}") from None
+        return json.loads(response.data)
+
+    def ready_istiods(self, revision: str | None = None) -> list[Obj]:
+        pods = self.core().list_namespaced_pod(NS, label_selector="app=istiod", _preload_content=False)
+        items = json.loads(pods.data)["items"]
+        ready = [
+            p
+            for p in items
+            if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+            and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or []
+            )
+        ]
+        if revision:
+            ready = [p for p in ready if (p["metadata"].get("labels") or {}).get("istio.io/rev") == revision]
+        return ready
+
+    def list_objects(self, api_version: str, kind: str, namespace: str | None = None) -> list[Obj]:
+        try:
+            resource = self.dynamic().resources.get(api_version=api_version, kind=kind)
+        except Exception:
+            return []
+        return [i.to_dict() for i in resource.get(namespace=namespace).items]
+
+    # -- output -------------------------------------------------------------------------------------------
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def warn(self, text: str) -> None:
+        self.err.write(text + "\n")
+
+    # -- dispatch -----------------------------------------------------------------------------------------
+    def run(self, argv: list[str]) -> int:
+        try:
+            self.args = parse(argv)
+            words = self.args.positional
+            if not words:
+                raise UsageError("Istio configuration command line utility.\n\nUsage:\n  istioctl [command]")
+            command = words[0]
+            handlers: dict[str, Callable[[], int]] = {
+                "version": self.cmd_version,
+                "manifest": self.cmd_manifest,
+                "install": self.cmd_install,
+                "upgrade": self.cmd_upgrade,
+                "analyze": self.cmd_analyze,
+                "proxy-status": self.cmd_proxy_status,
+                "ps": self.cmd_proxy_status,
+                "tag": self.cmd_tag,
+                "uninstall": self.cmd_uninstall,
+                "x": self.cmd_experimental,
+                "experimental": self.cmd_experimental,
+            }
+            if self.minor.verify_install:
+                handlers["verify-install"] = self.cmd_verify_install
+            if command not in handlers:
+                self.warn(
+                    f'Error: unknown command "{command}" for "istioctl"\nRun \'istioctl --help\' for usage.'
+                )
+                return EXIT_USAGE
+            return handlers[command]()
+        except UsageError as exc:
+            self.warn(f"Error: {exc}")
+            return EXIT_USAGE
+        except CommandError as exc:
+            self.warn(f"Error: {exc}")
+            return 1
+        except operator.OperatorError as exc:
+            self.warn(f"Error: {exc}")
+            return 1
+
+    # -- version ------------------------------------------------------------------------------------------
+    def client_info(self) -> Obj:
+        return {
+            "version": self.version,
+            "revision": _git_sha(self.version),
+            "golang_version": self.minor.go_version,
+            "status": "Clean",
+            "tag": self.version,
+        }
+
+    def default_revision(self) -> str:
+        hooks = self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        for hook in hooks:
+            if hook["metadata"]["name"] == "istio-revision-tag-default":
+                return (hook["metadata"].get("labels") or {}).get("istio.io/rev", "default")
+        return "default"
+
+    def cmd_version(self) -> int:
+        output = self.args.get("-o", "--output", default="")
+        remote = self.args.get("--remote", default="true").lower() != "false"
+        revision = self.args.get("-r", "--revision")
+        result: Obj = {"clientVersion": self.client_info()}
+        if remote:
+            if revision is None and self.minor.version_default_revision_only:
+                revision = self.default_revision()
+            istiods = self.ready_istiods(revision)
+            if not istiods:
+                self.warn(f'Istio is not present in the cluster: no running Istio pods in "{NS}"')
+            else:
+                result["meshVersion"] = []
+                proxies: dict[str, Obj] = {}
+                for pod in istiods:
+                    labels = pod["metadata"].get("labels") or {}
+                    info = self.istiod_get(pod, "/version")
+                    result["meshVersion"].append(
+                        {
+                            "Component": labels.get("istio", "pilot"),
+                            "Revision": labels.get("istio.io/rev", "default"),
+                            "Info": info,
+                        }
+                    )
+                    for proxy in self.istiod_get(pod, "/debug/syncz"):
+                        proxies[proxy["proxy"]] = {
+                            "ID": proxy["proxy"],
+                            "IstioVersion": proxy["istio_version"],
+                            "Type": proxy["proxy_type"],
+                        }
+                if proxies:
+                    result["dataPlaneVersion"] = sorted(proxies.values(), key=lambda p: p["ID"])
+        if output == "json":
+            self.say(json.dumps(result, indent=2))
+        elif output == "yaml":
+            self.say(yaml.safe_dump(result, sort_keys=False).rstrip())
+        elif output in ("", "short") or self.args.bool("--short"):
+            self.say(f"client version: {self.version}")
+            if "meshVersion" in result:
+                versions = sorted({m["Info"]["version"] for m in result["meshVersion"]})
+                self.say(f"control plane version: {', '.join(versions)}")
+                counts: dict[str, int] = {}
+                for proxy in result.get("dataPlaneVersion", []):
+                    counts[proxy["IstioVersion"]] = counts.get(proxy["IstioVersion"], 0) + 1
+                summary = ", ".join(f"{v} ({n} proxies)" for v, n in sorted(counts.items()))
+                self.say(f"data plane version: {summary or 'none'}")
+        else:
+            raise UsageError("--output must be 'yaml' or 'json' or 'short'")
+        return 0
+
+    # -- manifest generate ----------------------------------------------------------------------------------
+    def spec(self) -> Obj:
+        spec = operator.build_spec(self.args.all("-f", "--filename"), self.args.all("-s", "--set"))
+        revision = self.args.get("-r", "--revision")
+        if revision:
+            spec["revision"] = revision
+        return spec
+
+    def cmd_manifest(self) -> int:
+        words = self.args.positional
+        if len(words) < 2 or words[1] != "generate":
+            sub = words[1] if len(words) > 1 else ""
+            if sub in ("diff", "profile") and self.minor.at_least("1.24"):
+                self.warn(f'Error: unknown command "{sub}" for "istioctl manifest"')
+                return EXIT_USAGE
+            raise UsageError('manifest requires a subcommand: "generate"')
+        objs = manifests.render(self.version, self.spec())
+        self.out.write(manifests.to_yaml(objs))
+        return 0
+
+    # -- precheck -------------------------------------------------------------------------------------------
+    def cmd_experimental(self) -> int:
+        words = self.args.positional
+        if len(words) > 1 and words[1] == "precheck":
+            return self.cmd_precheck()
+        self.warn(f'Error: unknown command "{words[1] if len(words) > 1 else ""}" for "istioctl x"')
+        return EXIT_USAGE
+
+    def server_version(self) -> str:
+        from kubernetes import client
+
+        return str(client.VersionApi(self.client()).get_code().git_version).lstrip("v")
+
+    def cmd_precheck(self) -> int:
+        messages: list[tuple[str, str, str, str]] = []  # level, code, origin, text
+        k8s = self.server_version()
+        minimum = self.minor.precheck_min_k8s
+        if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(int(x) for x in minimum.split(".")):
+            messages.append(
+                (
+                    "Error",
+                    "IST0142",
+                    "",
+                    f'The Kubernetes Version "{k8s}" is lower than the minimum version: {minimum}',
+                )
+            )
+        from kubernetes import client
+
+        auth = client.AuthorizationV1Api(self.client())
+        for resource, group in (
+            ("namespaces", ""),
+            ("clusterroles", "rbac.authorization.k8s.io"),
+            ("clusterrolebindings", "rbac.authorization.k8s.io"),
+            ("customresourcedefinitions", "apiextensions.k8s.io"),
+            ("mutatingwebhookconfigurations", "admissionregistration.k8s.io"),
+            ("validatingwebhookconfigurations", "admissionregistration.k8s.io"),
+        ):
+            review = auth.create_self_subject_access_review(
+                {"spec": {"resourceAttributes": {"verb": "create", "group": group, "resource": resource}}}
+            )
+            if not review.status.allowed:
+                messages.append(
+                    (
+                        "Error",
+                        "IST0141",
+                        "",
+                        f"Missing required permission to create resource {resource} ({review.status.reason})",
+                    )
+                )
+        threshold = LEVELS.get(self.args.get("--output-threshold", default="Warning") or "Warning", 1)
+        shown = [m for m in messages if LEVELS[m[0]] >= threshold]
+        output = self.args.get("-o", "--output", default="log")
+        if output == "json":
+            self.say(json.dumps([self._message_json(*m) for m in shown], indent=2))
+        elif shown:
+            for level, code, origin, text in shown:
+                self.say(f"{level} [{code}] {'(' + origin + ') ' if origin else ''}{text}")
+        if any(LEVELS[m[0]] >= LEVELS["Warning"] for m in messages):
+            self.warn(
+                f"Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"
+                f"See https://istio.io/v{self.minor.minor}/docs/reference/config/analysis for more information "
+                "about causes and resolutions."
+            )
+            return 1
+        self.warn(
+            "\u2714 No issues found when checking the cluster. Istio is safe to install or upgrade!\n"
+            "  To get started, check out https://istio.io/latest/docs/setup/getting-started/"
+        )
+        return 0
+
+    def _message_json(self, level: str, code: str, origin: str, text: str) -> Obj:
+        entry: Obj = {
+            "code": code,
+            "documentationUrl": f"https://istio.io/v{self.minor.minor}/docs/reference/"
+            f"config/analysis/{code.lower()}/?ref=istioctl-analyze",
+            "level": level,
+            "message": text,
+        }
+        if origin:
+            entry["origin"] = origin
+        return entry
+
+    # -- install ---------------------------------------------------------------------------------------------
+    def installed_version(self, revision: str) -> str | None:
+        for pod in self.ready_istiods(revision or "default"):
+            for c in pod["spec"]["containers"]:
+                if c["name"] == "discovery":
+                    return c["image"].rsplit(":", 1)[-1].split("-")[0]
+        return None
+
+    def cmd_upgrade(self) -> int:
+        return self.cmd_install(upgrade=True)
+
+    def cmd_install(self, upgrade: bool = False) -> int:
+        spec = self.spec()
+        operator.validate(spec, self.version)
+        settings = manifests.Settings(self.version, spec)
+        k8s = self.server_version()
+        if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(
+            int(x) for x in self.minor.precheck_min_k8s.split(".")
+        ):
+            self.warn(
+                f"! The Kubernetes version {k8s} is not supported by Istio {self.version}. The minimum supported "
+                f"Kubernetes version is {self.minor.precheck_min_k8s}.\n  Proceeding with the installation, "
+                "but you might experience problems. See https://istio.io/latest/docs/releases/supported-releases/"
+                " for a list of supported versions."
+            )
+        current = self.installed_version(settings.revision)
+        if not self.args.bool("-y", "--skip-confirmation"):
+            prompt = (
+                f'This will install the Istio {self.version} profile "{settings.profile}" into the cluster. '
+                "Proceed? (y/N) "
+            )
+            self.out.write(prompt)
+            self.out.flush()
+            answer = (self.stdin.readline() if self.stdin else "").strip().lower()
+            if answer not in ("y", "yes"):
+                self.say("Cancelled.")
+                return 1
+        if current and current != self.version:
+            self.warn(
+                f"! Istio is being upgraded from {current} to {self.version}.\n"
+                "  Running this command will overwrite it; use revisions to upgrade alongside the existing "
+                "version.\n  Before upgrading, you may wish to use 'istioctl x precheck' to check for upgrade "
+                "warnings."
+            )
+        objs = manifests.render(self.version, spec)
+        default_exists = any(
+            h["metadata"]["name"] == "istio-revision-tag-default"
+            for h in self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        )
+        objs = manifests.apply_time_additions(objs, self.version, spec, default_exists)
+        timeout = _duration(self.args.get("--readiness-timeout", default="5m0s") or "5m0s")
+        return install_objects(
+            self, objs, settings, timeout, default_created=not default_exists and not settings.revision
+        )
+
+    # -- verify-install (<= 1.23) ---------------------------------------------------------------------------
+    def cmd_verify_install(self) -> int:
+        objs = manifests.render(self.version, self.spec())
+        problems = 0
+        for obj in objs:
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            ns = obj["metadata"].get("namespace")
+            where = f"{name}.{ns}" if ns else name
+            found = [
+                o for o in self.list_objects(obj["apiVersion"], kind, ns) if o["metadata"]["name"] == name
+            ]
+            if not found:
+                self.say(f'\u2718 {kind}: {where}: {kind.lower()}s "{name}" not found')
+                problems += 1
+                continue
+            if kind in ("Deployment", "DaemonSet"):
+                if not kubeops.workload_ready(found[0]):
+                    status = found[0].get("status") or {}
+                    self.say(
+                        f"\u2718 {kind}: {where}: {kind} is not ready: {status.get('readyReplicas', 0)}/"
+                        f"{(found[0].get('spec') or {}).get('replicas', 1)} ready"
+                    )
+                    problems += 1
+                    continue
+            self.say(f"\u2714 {kind}: {where} checked successfully")
+        if problems:
+            raise CommandError(
+                f'Istio installation failed, incomplete or does not match "{self.args.get("-f", "--filename") or "default profile"}": {problems} Istio resources could not be verified'
+            )
+        self.say(
+            f"Checked {len([o for o in objs if o['kind'] == 'CustomResourceDefinition'])} custom resource "
+            f"definitions\nChecked {len([o for o in objs if o['kind'] == 'Deployment'])} Istio Deployments"
+        )
+        self.say("\u2714 Istio is installed and verified successfully")
+        return 0
+
+    # -- analyze ---------------------------------------------------------------------------------------------
+    def cmd_analyze(self) -> int:
+        all_ns = self.args.bool("-A", "--all-namespaces")
+        namespace = self.args.get("-n", "--namespace", default="default")
+        messages = analyze(self, None if all_ns else namespace)
+        threshold = LEVELS.get(self.args.get("--output-threshold", default="Info") or "Info", 0)
+        failure = LEVELS.get(self.args.get("--failure-threshold", default="Error") or "Error", 2)
+        shown = sorted([m for m in messages if LEVELS[m[0]] >= threshold], key=lambda m: (m[2], m[1]))
+        output = self.args.get("-o", "--output", default="log")
+        if output in ("json", "yaml"):
+            data = [self._message_json(*m) for m in shown]
+            self.say(json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data).rstrip())
+            return 0
+        if output != "log":
+            raise UsageError("--output must be one of: log, json, yaml")
+        for level, code, origin, text in shown:
+            self.say(f"{level} [{code}] ({origin}) {text}")
+        if not shown:
+            scope = "all namespaces" if all_ns else f"namespace: {namespace}"
+            self.warn(f"\u2714 No validation issues found when analyzing {scope}.")
+        if any(LEVELS[m[0]] >= failure for m in messages):
+            self.warn(
+                "Error: Analyzers found issues when analyzing "
+                + ("all namespaces." if all_ns else f"namespace: {namespace}.")
+                + f"\nSee https://istio.io/v{self.minor.minor}/docs/reference/config/analysis for more "
+                "information about causes and resolutions."
+            )
+            return EXIT_ANALYZE_ISSUES
+        return 0
+
+    # -- proxy-status ------------------------------------------------------------------------------------------
+    def cmd_proxy_status(self) -> int:
+        output = self.args.get("-o", "--output")
+        if output is not None and not self.minor.at_least("1.27"):
+            raise UsageError("unknown shorthand flag: 'o' in -o")
+        revision = self.args.get("-r", "--revision")
+        rows = []
+        responses = []
+        for pod in self.ready_istiods(revision):
+            proxies = self.istiod_get(pod, "/debug/syncz")
+            responses.append((pod, proxies))
+            rows += proxies
+        if output in ("json", "yaml") and self.minor.proxy_status_json:
+            for pod, proxies in responses:
+                doc = {
+                    "versionInfo": str(int(time.time())),
+                    "typeUrl": "type.googleapis.com/envoy.service.status.v3.ClientConfig",
+                    "resources": [
+                        {
+                            "@type": "type.googleapis.com/envoy.service.status.v3.ClientConfig",
+                            "node": {
+                                "id": p["proxy"],
+                                "metadata": {"CLUSTER_ID": "Kubernetes", "ISTIO_VERSION": p["istio_version"]},
+                            },
+                            "genericXdsConfigs": [
+                                {"typeUrl": f"type.googleapis.com/envoy.config.{t}", "configStatus": "SYNCED"}
+                                for t in (
+                                    "cluster.v3.Cluster",
+                                    "listener.v3.Listener",
+                                    "endpoint.v3.ClusterLoadAssignment",
+                                    "route.v3.RouteConfiguration",
+                                )
+                            ],
+                        }
+                        for p in proxies
+                    ],
+                    "controlPlane": {
+                        "identifier": json.dumps(
+                            {
+                                "Component": "istiod",
+                                "ID": pod["metadata"]["name"],
+                                "Info": self.istiod_get(pod, "/version"),
+                            }
+                        )
+                    },
+                }
+                self.say(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc).rstrip())
+            return 0
+        if not rows and self.minor.minor == "1.27":
+            raise CommandError("no proxies found")
+        rows.sort(key=lambda p: p["proxy"])
+        if self.minor.proxy_status_columns == "subscribed":
+            table = [["NAME", "CLUSTER", "ISTIOD", "VERSION", "SUBSCRIBED TYPES"]] + [
+                [p["proxy"], p["cluster_id"], p["istiod"], p["istio_version"], "4 (CDS,LDS,EDS,RDS)"]
+                for p in rows
+            ]
+        else:
+            table = [["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]] + [
+                [
+                    p["proxy"],
+                    p["cluster_id"],
+                    p["cds"],
+                    p["lds"],
+                    p["eds"],
+                    p["rds"],
+                    p["ecds"],
+                    p["istiod"],
+                    p["istio_version"],
+                ]
+                for p in rows
+            ]
+        self.out.write(_tabulate(table))
+        return 0
+
+    # -- tags and uninstall ------------------------------------------------------------------------------------
+    def cmd_tag(self) -> int:
+        words = self.args.positional
+        sub = words[1] if len(words) > 1 else ""
+        hooks = self.dynamic().resources.get(
+            api_version="admissionregistration.k8s.io/v1", kind="MutatingWebhookConfiguration"
+        )
+        if sub == "list":
+            table = [["TAG", "REVISION", "NAMESPACES"]]
+            for hook in self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
+                labels = hook["metadata"].get("labels") or {}
+                if "istio.io/tag" in labels:
+                    table.append([labels["istio.io/tag"], labels.get("istio.io/rev", ""), ""])
+            self.out.write(_tabulate(table))
+            return 0
+        if sub in ("set", "generate"):
+            if len(words) < 3:
+                raise UsageError("must provide a tag for modification")
+            tag = words[2]
+            revision = self.args.get("-r", "--revision")
+            if not revision:
+                raise UsageError("revision is required")
+            if not self.ready_istiods(revision) and not self.list_objects("v1", "Service", NS):
+                raise CommandError(f"cannot find MutatingWebhookConfiguration with revision {revision}")
+            name = f"istio-revision-tag-{tag}"
+            exists = any(
+                h["metadata"]["name"] == name
+                for h in self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+            )
+            if exists and not self.args.bool("--overwrite"):
+                raise CommandError(f'revision tag "{tag}" already exists, and --overwrite is false')
+            settings = manifests.Settings(
+                self.version, {"revision": "" if revision == "default" else revision}
+            )
+            body = {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {
+                    "name": name,
+                    "labels": {"istio.io/rev": revision, "istio.io/tag": tag, "app": "sidecar-injector"},
+                },
+                "webhooks": manifests.injector_webhooks(settings, tag=tag),
+            }
+            if sub == "generate":
+                self.out.write(yaml.safe_dump(body, sort_keys=False))
+                return 0
+            hooks.server_side_apply(body=body, field_manager="istio-operator", force_conflicts=True)
+            self.say(
+                f'Revision tag "{tag}" created, referencing control plane revision "{revision}". To enable '
+                f"injection using this\nrevision tag, use 'kubectl label namespace <NAMESPACE> "
+                f"istio.io/rev={tag}'"
+            )
+            return 0
+        if sub == "remove":
+            tag = words[2] if len(words) > 2 else ""
+            hooks.delete(name=f"istio-revision-tag-{tag}")
+            self.say(f"Revision tag {tag} removed")
+            return 0
+        raise UsageError(f'unknown command "{sub}" for "istioctl tag"')
+
+    def cmd_uninstall(self) -> int:
+        revision = self.args.get("-r", "--revision")
+        purge = self.args.bool("--purge")
+        if not revision and not purge:
+            raise UsageError(
+                "at least one of the --revision (or --set revision=<revision>), --filename or --purge "
+                "flags should be set"
+            )
+        removed = uninstall(self, revision or "", purge)
+        for line in removed:
+            self.say(f"  Removed {line}.")
+        self.say("\u2714 Uninstall complete")
+        return 0
+
+
+def _tabulate(rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [str(c).ljust(widths[i] + 5) if i < len(row) - 1 else str(c) for i, c in enumerate(row)]
+        lines.append("".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _duration(text: str) -> float:
+    import re
+
+    total = 0.0
+    for value, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", text):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+    if total <= 0:
+        raise UsageError(
+            f'invalid argument "{text}" for "--readiness-timeout" flag: time: invalid duration "{text}"'
+        )
+    return total
+
+
+# -- install, uninstall, analyze (shared with the simulator's serve --istio) ---------------------------------
+COMPONENT_LINES = [
+    ("Base", "Istio core installed \u26f5\ufe0f"),
+    ("Pilot", "Istiod installed \U0001f9e0"),
+    ("Cni", "CNI installed \U0001faa2"),
+    ("IngressGateways", "Ingress gateways installed \U0001f6ec"),
+]
+
+
+def install_objects(
+    ctl: Emulator, objs: list[Obj], settings: manifests.Settings, timeout: float, default_created: bool
+) -> int:
+    client = ctl.dynamic()
+    core = ctl.core()
+    try:
+        core.read_namespace(NS)
+    except Exception:
+        core.create_namespace({"metadata": {"name": NS, "labels": {"topology.istio.io/network": ""}}})
+    crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
+    rest = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
+    for obj in crds:
+        kubeops.apply(client, obj)
+    client.resources.invalidate_cache()
+    by_component: dict[str, list[Obj]] = {}
+    for obj in rest:
+        component = (obj["metadata"].get("labels") or {}).get("operator.istio.io/component", "Base")
+        by_component.setdefault(component, []).append(obj)
+    deadline = time.monotonic() + timeout
+    failures = []
+    for component, line in COMPONENT_LINES:
+        if component == "Base":
+            items = by_component.get("Base", []) + [
+                o
+                for o in rest
+                if o["kind"] in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+                and "operator.istio.io/component" not in (o["metadata"].get("labels") or {})
+            ]
+        else:
+            items = by_component.get(component, [])
+        if not items and component != "Base":
+            continue
+        try:
+            for obj in items:
+                kubeops.apply(client, obj)
+            for obj in items:
+                if obj["kind"] in ("Deployment", "DaemonSet"):
+                    kubeops.wait_ready(
+                        client,
+                        obj["kind"],
+                        obj["metadata"]["name"],
+                        obj["metadata"]["namespace"],
+                        max(1.0, deadline - time.monotonic()),
+                    )
+            ctl.say(f"\u2714 {line}")
+        except kubeops.NotReady as exc:
+            name = {"Pilot": "Istiod", "IngressGateways": "Ingress gateways", "Cni": "CNI"}.get(
+                component, component
+            )
+            ctl.say(
+                f"\u2718 {name} encountered an error: failed to wait for resource: resources not ready after "
+                f"{_go_duration(timeout)}: context deadline exceeded\n  {exc}"
+            )
+            failures.append(name)
+        except Exception as exc:
+            raise CommandError(f"failed to install manifests: {exc}") from None
+    if failures:
+        raise CommandError(
+            f"failed to install manifests: errors occurred during operation: {', '.join(failures)} "
+            "did not become ready"
+        )
+    if default_created:
+        ctl.say("\u2714 Installation complete")
+        ctl.say("Made this installation the default for cluster-wide operations.")
+    else:
+        ctl.say("\u2714 Installation complete")
+    return 0
+
+
+def _go_duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def uninstall(ctl: Emulator, revision: str, purge: bool) -> list[str]:
+    """Delete what an install of ``revision`` created (``--purge``: every revision and the CRDs)."""
+    removed = []
+    dyn = ctl.dynamic()
+    rev_label = revision or "default"
+    kinds = [
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "DaemonSet"),
+        ("v1", "Service"),
+        ("v1", "ConfigMap"),
+        ("v1", "ServiceAccount"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+    ]
+    for api_version, kind in kinds:
+        resource = dyn.resources.get(api_version=api_version, kind=kind)
+        for obj in resource.get(namespace=NS if resource.namespaced else None).items:
+            labels = dict(obj.metadata.labels or {})
+            managed = "operator.istio.io/component" in labels or "istio.io/tag" in labels
+            if managed and (purge or labels.get("istio.io/rev") == rev_label):
+                resource.delete(name=obj.metadata.name, namespace=obj.metadata.namespace)
+                removed.append(
+                    f"{kind}:{obj.metadata.namespace + ':' if obj.metadata.namespace else ''}"
+                    f"{obj.metadata.name}"
+                )
+    if purge:
+        crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+        for crd in crds.get().items:
+            if crd.metadata.name.endswith(".istio.io"):
+                crds.delete(name=crd.metadata.name)
+                removed.append(f"CustomResourceDefinition::{crd.metadata.name}")
+    return removed
+
+
+def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, str]]:
+    """The analyzers a rehearsal relies on, over the live cluster state."""
+    msgs: list[tuple[str, str, str, str]] = []
+    namespaces = ctl.list_objects("v1", "Namespace")
+    pods = ctl.list_objects("v1", "Pod", namespace)
+    services = ctl.list_objects("v1", "Service")
+    gateways = ctl.list_objects("networking.istio.io/v1", "Gateway")
+    virtual_services = ctl.list_objects("networking.istio.io/v1", "VirtualService", namespace)
+    mwcs = ctl.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+    configmaps = {c["metadata"]["name"]: c for c in ctl.list_objects("v1", "ConfigMap", NS)}
+
+    def injected_ns(ns: Obj) -> bool:
+        labels = ns["metadata"].get("labels") or {}
+        return labels.get("istio-injection") == "enabled" or "istio.io/rev" in labels
+
+    ns_by_name = {n["metadata"]["name"]: n for n in namespaces}
+    for ns in namespaces:
+        name = ns["metadata"]["name"]
+        if name in SYSTEM_NAMESPACES or (namespace and name != namespace):
+            continue
+        labels = ns["metadata"].get("labels") or {}
+        if "istio-injection" not in labels and "istio.io/rev" not in labels:
+            msgs.append(
+                (
+                    "Info",
+                    "IST0102",
+                    f"Namespace {name}",
+                    "The namespace is not enabled for Istio injection. "
+                    f"Run 'kubectl label namespace {name} istio-injection=enabled' to enable it, or 'kubectl "
+                    f"label namespace {name} istio-injection=disabled' to explicitly mark it as not needing "
+                    "injection.",
+                )
+            )
+    mismatched: dict[str, list[str]] = {}
+    for pod in pods:
+        meta, spec = pod["metadata"], pod["spec"]
+        ns = ns_by_name.get(meta["namespace"])
+        if ns is None or meta["namespace"] in SYSTEM_NAMESPACES or not injected_ns(ns):
+            continue
+        if (
+            (meta.get("annotations") or {}).get("sidecar.istio.io/inject") == "false"
+            or spec.get("hostNetwork")
+            or (meta.get("labels") or {}).get("sidecar.istio.io/inject") == "false"
+        ):
+            continue
+        proxies = [
+            c
+            for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+            if c["name"] == "istio-proxy"
+        ]
+        if not proxies:
+            msgs.append(
+                (
+                    "Warning",
+                    "IST0103",
+                    f"Pod {meta['namespace']}/{meta['name']}",
+                    f"The pod {meta['name']} is missing the Istio proxy. This can often be resolved by restarting "
+                    "or redeploying the workload.",
+                )
+            )
+            continue
+        revision = (meta.get("annotations") or {}).get("istio.io/rev", "default")
+        cm = configmaps.get("istio-sidecar-injector" + ("" if revision == "default" else f"-{revision}"))
+        if cm is None:
+            continue
+        values = json.loads((cm.get("data") or {}).get("values") or "{}").get("global", {})
+        variant = values.get("variant") or ""
+        expected = (
+            f"{values.get('hub')}/{(values.get('proxy') or {}).get('image', 'proxyv2')}:{values.get('tag')}"
+            + (f"-{variant}" if variant else "")
+        )
+        if proxies[0]["image"] != expected:
+            mismatched.setdefault(meta["namespace"], []).append(meta["name"])
+    for ns, names in sorted(mismatched.items()):
+        msgs.append(
+            (
+                "Warning",
+                "IST0158",
+                f"Namespace {ns}",
+                "The Istio proxy images of the pods running in the "
+                f"namespace do not match the image defined in the injection configuration (pod names: "
+                f"[{' '.join(sorted(names))}]). This often happens after upgrading the Istio control-plane and "
+                "can be fixed by redeploying the pods.",
+            )
+        )
+    gateway_names = {f"{g['metadata']['namespace']}/{g['metadata']['name']}" for g in gateways}
+    service_hosts = {f"{s['metadata']['name']}.{s['metadata']['namespace']}" for s in services}
+    for vs in virtual_services:
+        meta, spec = vs["metadata"], vs.get("spec") or {}
+        origin = f"VirtualService {meta['namespace']}/{meta['name']}"
+        for ref in spec.get("gateways") or []:
+            if ref == "mesh":
+                continue
+            full = ref if "/" in ref else f"{meta['namespace']}/{ref}"
+            if full not in gateway_names:
+                msgs.append(("Error", "IST0101", origin, f'Referenced gateway not found: "{ref}"'))
+        for rule in spec.get("http") or []:
+            for route in rule.get("route") or []:
+                host = (route.get("destination") or {}).get("host", "")
+                name, _, rest = host.partition(".")
+                ns_part = rest.split(".")[0] if rest else meta["namespace"]
+                if f"{name}.{ns_part}" not in service_hosts:
+                    msgs.append(("Error", "IST0101", origin, f'Referenced host not found: "{host}"'))
+    from kubesim.machinery.selectors import match_label_selector_object
+
+    injection_hooks = []
+    for mwc in mwcs:
+        for hook in mwc.get("webhooks") or []:
+            if "sidecar-injector.istio.io" not in hook.get("name", ""):
+                continue
+            service = (hook.get("clientConfig") or {}).get("service") or {}
+            if service and f"{service.get('name')}.{service.get('namespace')}" not in service_hosts:
+                msgs.append(
+                    (
+                        "Error",
+                        "IST0139",
+                        f"MutatingWebhookConfiguration {mwc['metadata']['name']}",
+                        f"Injector refers to a control plane service that does not exist: "
+                        f"{service.get('namespace')}/{service.get('name')}.",
+                    )
+                )
+            injection_hooks.append((mwc["metadata"]["name"], hook))
+    # Overlaps are judged on the namespaces that exist, for a pod with no labels, as Istio's analyzer does.
+    overlaps: dict[str, set[str]] = {}
+    for ns in namespaces:
+        ns_labels = ns["metadata"].get("labels") or {}
+        matching = [
+            (config, hook["name"])
+            for config, hook in injection_hooks
+            if match_label_selector_object(hook.get("namespaceSelector") or {}, ns_labels)
+            and match_label_selector_object(hook.get("objectSelector") or {}, {})
+        ]
+        if len({config for config, _ in matching}) > 1:
+            for config, _ in matching:
+                overlaps.setdefault(config, set()).update(f"{c}/{h}" for c, h in matching if c != config)
+    for config, others in sorted(overlaps.items()):
+        msgs.append(
+            (
+                "Error",
+                "IST0139",
+                f"MutatingWebhookConfiguration {config}",
+                f"Webhook overlaps with others: [{' '.join(sorted(others))}]. This may cause injection to occur "
+                "twice.",
+            )
+        )
+    return msgs
+
+
+def main(
+    version: str,
+    argv: list[str],
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        emulator = Emulator(version, out, err, stdin if stdin is not None else sys.stdin)
+    except UnknownVersion as exc:
+        err.write(f"Error: {exc}\n")
+        return EXIT_USAGE
+    return emulator.run(argv)
+
+
+def write_executable(version: str, directory: Path) -> Path:
+    """An ``istioctl-<version>`` executable in ``directory`` that runs this emulator, for tools that run istioctl
+    as a program (the rehearsal harness does). Unknown versions are refused here, with the versions known."""
+    from istiofacts.catalog import check_known
+
+    check_known(version)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"istioctl-{version}"
+    root = Path(__file__).resolve().parent.parent.parent
+    path.write_text(
+        f"#!{sys.executable}\n# istioctl {version} emulator of the simulated cluster (kubesim)\n"
+        f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+        f"from kubesim.istio.istioctl import main\nsys.exit(main({version!r}, sys.argv[1:]))\n"
+    )
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,975 @@
+"""What ``istioctl manifest generate`` renders for a version and an IstioOperator spec.
+
+The kinds, names, labels, images, ports and ordering follow the charts of each release (istio-facts.md §3):
+base CRDs, the istiod control plane with its webhooks, the ingress gateway, and the CNI DaemonSet when
+``components.cni.enabled`` is set. A revision renames the per-revision objects. Settings users rely on are
+honoured: hub, tag, variant, image pull secrets, gateway Service type, component ``k8s.securityContext``,
+replica counts. Things only ``istioctl install`` does at apply time are in ``apply_time_additions``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from istiofacts import operator
+from istiofacts.catalog import IstioMinor, minor_of
+
+Obj = dict[str, Any]
+NS = "istio-system"
+
+KIND_ORDER = [
+    "CustomResourceDefinition",
+    "Namespace",
+    "ResourceQuota",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Secret",
+    "Service",
+    "Deployment",
+    "DaemonSet",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "EnvoyFilter",
+]
+
+_CRD_VERSIONS = {
+    "networking.istio.io": ["v1alpha3", "v1beta1", "v1"],
+    "security.istio.io": ["v1beta1", "v1"],
+    "telemetry.istio.io": ["v1alpha1", "v1"],
+    "extensions.istio.io": ["v1alpha1"],
+}
+_CRD_KINDS = {
+    "authorizationpolicies": "AuthorizationPolicy",
+    "peerauthentications": "PeerAuthentication",
+    "requestauthentications": "RequestAuthentication",
+    "destinationrules": "DestinationRule",
+    "envoyfilters": "EnvoyFilter",
+    "gateways": "Gateway",
+    "proxyconfigs": "ProxyConfig",
+    "serviceentries": "ServiceEntry",
+    "sidecars": "Sidecar",
+    "virtualservices": "VirtualService",
+    "workloadentries": "WorkloadEntry",
+    "workloadgroups": "WorkloadGroup",
+    "telemetries": "Telemetry",
+    "wasmplugins": "WasmPlugin",
+    "trafficextensions": "TrafficExtension",
+}
+_SHORT = {
+    "gateways": ["gw"],
+    "virtualservices": ["vs"],
+    "destinationrules": ["dr"],
+    "serviceentries": ["se"],
+    "peerauthentications": ["pa"],
+    "requestauthentications": ["ra"],
+    "workloadentries": ["we"],
+    "workloadgroups": ["wg"],
+    "telemetries": ["telemetry"],
+}
+
+
+class Settings:
+    """The resolved install settings of a spec for one version."""
+
+    def __init__(self, version: str, spec: Obj) -> None:
+        self.version = version
+        self.minor: IstioMinor = minor_of(version)
+        self.spec = spec
+        g = lambda path, default=None: operator.get(spec, path, default)  # noqa: E731
+        self.profile = g("profile", "default")
+        self.hub = g("hub") or g("values.global.hub") or "docker.io/istio"
+        self.tag = str(g("tag") or g("values.global.tag") or version)
+        variant = g("values.global.variant") or ""
+        self.suffix = f"-{variant}" if variant else ""
+        self.revision = g("revision") or g("values.revision") or ""
+        self.pull_secrets = [
+            s if isinstance(s, str) else s.get("name") for s in g("values.global.imagePullSecrets") or []
+        ]
+        cni_component = g("components.cni.enabled")
+        cni_values = bool(
+            g("values.cni.enabled") or g("values.istio_cni.enabled") or g("values.pilot.cni.enabled")
+        )
+        self.cni_daemonset = bool(cni_component) or (cni_values and not self.minor.at_least("1.24"))
+        self.cni_injection = bool(cni_component) or cni_values
+        gateways = g("components.ingressGateways") or []
+        gateway = gateways[0] if gateways else {}
+        self.gateway_enabled = (
+            gateway.get("enabled", self.profile in ("default", "demo"))
+            if gateways
+            else (self.profile in ("default", "demo"))
+        )
+        self.gateway_service_type = (
+            ((gateway.get("k8s") or {}).get("service") or {}).get("type")
+            or g("values.gateways.istio-ingressgateway.type")
+            or "LoadBalancer"
+        )
+        self.gateway_security_context = (gateway.get("k8s") or {}).get("securityContext") or g(
+            "values.gateways.securityContext"
+        )
+        self.pilot_security_context = g("components.pilot.k8s.securityContext")
+        self.pilot_replicas = int(
+            g("components.pilot.k8s.replicaCount") or g("values.pilot.replicaCount") or 1
+        )
+        self.pilot_autoscale_min = int(g("values.pilot.autoscaleMin") or 1)
+        self.gateway_replicas = int((gateway.get("k8s") or {}).get("replicaCount") or 1)
+        self.base_enabled = self.profile not in ("empty", "remote") or bool(g("components.base.enabled"))
+        self.pilot_enabled = g("components.pilot.enabled", self.profile not in ("empty", "remote"))
+        self.cni_namespace = g("components.cni.namespace") or g("values.cni.namespace") or NS
+
+    def image(self, name: str) -> str:
+        return f"{self.hub}/{name}:{self.tag}{self.suffix}"
+
+    @property
+    def rev_suffix(self) -> str:
+        return f"-{self.revision}" if self.revision else ""
+
+    @property
+    def rev_label(self) -> str:
+        return self.revision or "default"
+
+
+def _labels(s: Settings, app: str, component: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    chart = {"Pilot": "istiod", "IngressGateways": "gateway", "Base": "base", "Cni": "cni"}[component]
+    labels = {
+        "app": app,
+        "install.operator.istio.io/owning-resource": "unknown",
+        "operator.istio.io/component": component,
+        "release": "istio",
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/instance": "istio",
+        "app.kubernetes.io/part-of": "istio",
+        "app.kubernetes.io/managed-by": "Helm",
+        "app.kubernetes.io/version": s.version,
+        "helm.sh/chart": f"{chart}-{s.version}",
+    }
+    if component != "Base":
+        labels["istio.io/rev"] = s.rev_label
+    labels.update(extra or {})
+    return labels
+
+
+def _meta(name: str, labels: dict[str, str], namespace: str | None = NS, **extra: Any) -> Obj:
+    meta: Obj = {"name": name, "labels": labels}
+    if namespace:
+        meta["namespace"] = namespace
+    meta.update(extra)
+    return meta
+
+
+def _crds(s: Settings) -> list[Obj]:
+    out = []
+    for full in s.minor.crds:
+        plural, group = full.split(".", 1)
+        versions = _CRD_VERSIONS[group]
+        # Stored as v1alpha3 for networking (historically), as the newest version elsewhere.
+        storage = versions[0] if group == "networking.istio.io" else versions[-1]
+        out.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {
+                    "name": full,
+                    "labels": {
+                        "app": "istio-pilot",
+                        "chart": "istio",
+                        "heritage": "Tiller",
+                        "release": "istio",
+                    },
+                    "annotations": {"helm.sh/resource-policy": "keep"},
+                },
+                "spec": {
+                    "group": group,
+                    "scope": "Namespaced",
+                    "names": {
+                        "kind": _CRD_KINDS[plural],
+                        "listKind": _CRD_KINDS[plural] + "List",
+                        "plural": plural,
+                        "singular": _CRD_KINDS[plural].lower(),
+                        "categories": ["istio-io", group.split(".")[0] + "-istio-io"],
+                        **({"shortNames": _SHORT[plural]} if plural in _SHORT else {}),
+                    },
+                    "versions": [
+                        {
+                            "name": v,
+                            "served": True,
+                            "storage": v == storage,
+                            "subresources": {"status": {}},
+                            "schema": {
+                                "openAPIV3Schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "spec": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        },
+                                        "status": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        },
+                                    },
+                                }
+                            },
+                        }
+                        for v in versions
+                    ],
+                },
+            }
+        )
+    return out
+
+
+def _pod_security(sc: Obj | None) -> Obj:
+    return dict(sc) if sc else {}
+
+
+def _mesh_config(s: Settings) -> str:
+    mesh = {
+        "defaultConfig": {"discoveryAddress": f"istiod{s.rev_suffix}.{NS}.svc:15012"},
+        "defaultProviders": {"metrics": ["prometheus"]},
+        "enablePrometheusMerge": True,
+        "rootNamespace": NS,
+        "trustDomain": "cluster.local",
+    }
+    mesh.update(operator.get(s.spec, "meshConfig", {}) or {})
+    import yaml
+
+    return yaml.safe_dump(mesh, sort_keys=True)
+
+
+def _injector_values(s: Settings) -> Obj:
+    return {
+        "global": {
+            "hub": s.hub,
+            "tag": s.tag,
+            "variant": s.suffix.lstrip("-"),
+            "imagePullSecrets": s.pull_secrets,
+            "imagePullPolicy": "",
+            "istioNamespace": NS,
+            "proxy": {"image": "proxyv2", "statusPort": 15020, "holdApplicationUntilProxyStarts": False},
+            "proxy_init": {"image": "proxyv2"},
+        },
+        "revision": s.revision,
+        "istio_cni": {"enabled": s.cni_injection},
+        "pilot": {"cni": {"enabled": s.cni_injection}},
+        "sidecarInjectorWebhook": {"enableNamespacesByDefault": False},
+        "version": s.version,
+    }
+
+
+def _pilot(s: Settings) -> list[Obj]:
+    rev = s.rev_suffix
+    name = f"istiod{rev}"
+    istio_label = "istiod" if s.revision else "pilot"
+    labels = _labels(s, "istiod", "Pilot", {"istio": istio_label})
+    pod_labels = {
+        "app": "istiod",
+        "istio.io/rev": s.rev_label,
+        "install.operator.istio.io/owning-resource": "unknown",
+        "sidecar.istio.io/inject": "false",
+        "operator.istio.io/component": "Pilot",
+        "istio": istio_label,
+        "istio.io/dataplane-mode": "none",
+        "app.kubernetes.io/name": "istiod",
+        "app.kubernetes.io/part-of": "istio",
+        "app.kubernetes.io/version": s.version,
+    }
+    pod_spec: Obj = {
+        "serviceAccountName": name,
+        "tolerations": [{"key": "cni.istio.io/not-ready", "operator": "Exists"}],
+        "securityContext": _pod_security(s.pilot_security_context),
+        "containers": [
+            {
+                "name": "discovery",
+                "image": s.image("pilot"),
+                "args": [
+                    "discovery",
+                    "--monitoringAddr=:15014",
+                    "--log_output_level=default:info",
+                    "--domain",
+                    "cluster.local",
+                    "--keepaliveMaxServerConnectionAge",
+                    "30m",
+                ],
+                "ports": [
+                    {"containerPort": 8080, "protocol": "TCP", "name": "http-debug"},
+                    {"containerPort": 15010, "protocol": "TCP", "name": "grpc-xds"},
+                    {"containerPort": 15012, "protocol": "TCP", "name": "tls-xds"},
+                    {"containerPort": 15017, "protocol": "TCP", "name": "https-webhooks"},
+                    {"containerPort": 15014, "protocol": "TCP", "name": "http-monitoring"},
+                ],
+                "readinessProbe": {
+                    "httpGet": {"path": "/ready", "port": 8080},
+                    "initialDelaySeconds": 1,
+                    "periodSeconds": 3,
+                    "timeoutSeconds": 5,
+                },
+                "env": [
+                    {"name": "REVISION", "value": s.rev_label},
+                    {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "ISTIOD_ADDR", "value": f"istiod{rev}.{NS}.svc:15012"},
+                    {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
+                    {"name": "CLUSTER_ID", "value": "Kubernetes"},
+                ],
+                "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+    if s.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
+    values_doc = {
+        "original-values": json.dumps(s.spec.get("values") or {}),
+        "merged-values": json.dumps(_injector_values(s)),
+    }
+    objs: list[Obj] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(f"istiod{rev}", labels)},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(f"istio{rev}", _labels(s, "istiod", "Pilot")),
+            "data": {"mesh": _mesh_config(s), "meshNetworks": "networks: {}"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(f"istio-sidecar-injector{rev}", _labels(s, "sidecar-injector", "Pilot")),
+            "data": {
+                "values": json.dumps(_injector_values(s), sort_keys=True),
+                "config": "policy: enabled\n"
+                "alwaysInjectSelector: []\nneverInjectSelector: []\ninjectedAnnotations: {}\n"
+                "defaultTemplates: [sidecar]\ntemplates:\n  sidecar: |\n    # sidecar injection template\n",
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(f"istiod{rev}-clusterrole-{NS}", labels, None),
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(f"istiod{rev}-gateway-controller-{NS}", labels, None),
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments"],
+                    "verbs": ["get", "watch", "list", "update", "patch", "create", "delete"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(
+                f"istio-reader{rev}-clusterrole-{NS}", _labels(s, "istio-reader", "Pilot"), None
+            ),
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
+        },
+    ]
+    for role in (f"istiod{rev}-clusterrole-{NS}", f"istiod{rev}-gateway-controller-{NS}"):
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": _meta(role, labels, None),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": f"istiod{rev}", "namespace": NS}],
+            }
+        )
+    objs.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(
+                f"istio-reader{rev}-clusterrole-{NS}", _labels(s, "istio-reader", "Pilot"), None
+            ),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"istio-reader{rev}-clusterrole-{NS}",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "istio-reader-service-account", "namespace": NS}],
+        }
+    )
+    objs += [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(f"istiod{rev}", labels),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps", "secrets"],
+                    "verbs": ["create", "get", "watch", "list", "update", "delete"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(f"istiod{rev}", labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"istiod{rev}"},
+            "subjects": [{"kind": "ServiceAccount", "name": f"istiod{rev}", "namespace": NS}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(f"istiod{rev}", labels),
+            "spec": {
+                "selector": {"app": "istiod", "istio.io/rev": s.rev_label},
+                "ports": [
+                    {"port": 15010, "name": "grpc-xds", "protocol": "TCP"},
+                    {"port": 15012, "name": "https-dns", "protocol": "TCP"},
+                    {"port": 443, "name": "https-webhook", "targetPort": 15017, "protocol": "TCP"},
+                    {"port": 15014, "name": "http-monitoring", "protocol": "TCP"},
+                ],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(f"istiod{rev}", labels),
+            "spec": {
+                "replicas": s.pilot_replicas,
+                "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+                "selector": {
+                    "matchLabels": {
+                        "istio": istio_label,
+                        **({"istio.io/rev": s.revision} if s.revision else {}),
+                    }
+                },
+                "template": {
+                    "metadata": {
+                        "labels": pod_labels,
+                        "annotations": {
+                            "prometheus.io/port": "15014",
+                            "prometheus.io/scrape": "true",
+                            "sidecar.istio.io/inject": "false",
+                        },
+                    },
+                    "spec": pod_spec,
+                },
+            },
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(f"istiod{rev}", labels),
+            "spec": {
+                "minReplicas": s.pilot_autoscale_min,
+                "maxReplicas": 5,
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"istiod{rev}"},
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
+        },
+    ]
+    if s.minor.values_configmap:
+        objs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": _meta(f"values{rev}", labels),
+                "data": values_doc,
+            }
+        )
+    if s.minor.pdb_always or max(s.pilot_replicas, s.pilot_autoscale_min) > 1:
+        objs.append(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": _meta(f"istiod{rev}", labels),
+                "spec": {
+                    "minAvailable": 1,
+                    "selector": {"matchLabels": {"app": "istiod", "istio.io/rev": s.rev_label}},
+                },
+            }
+        )
+    objs.append(_injector_webhook(s, labels))
+    objs.append(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": _meta(f"istio-validator{rev}-{NS}", dict(labels, **{"istio": "istiod"}), None),
+            "webhooks": [
+                {
+                    "name": "rev.validation.istio.io",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Ignore",
+                    "clientConfig": {
+                        "service": {"name": f"istiod{rev}", "namespace": NS, "path": "/validate", "port": 443}
+                    },
+                    "objectSelector": {
+                        "matchExpressions": [
+                            {"key": "istio.io/rev", "operator": "In", "values": [s.rev_label]}
+                        ]
+                    },
+                    "rules": [
+                        {
+                            "operations": ["CREATE", "UPDATE"],
+                            "apiGroups": [
+                                "security.istio.io",
+                                "networking.istio.io",
+                                "telemetry.istio.io",
+                                "extensions.istio.io",
+                            ],
+                            "apiVersions": ["*"],
+                            "resources": ["*"],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    return objs
+
+
+def injector_webhooks(s: Settings, name_prefix: str = "", tag: str | None = None) -> list[Obj]:
+    """The injection webhooks of a revision (or of a revision tag)."""
+    rev = tag or s.rev_label
+    client = {"service": {"name": f"istiod{s.rev_suffix}", "namespace": NS, "path": "/inject", "port": 443}}
+    pods = [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]
+    base = {
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "reinvocationPolicy": "Never",
+        "clientConfig": client,
+        "rules": pods,
+    }
+    hooks = [
+        dict(
+            base,
+            name=f"{name_prefix}rev.namespace.sidecar-injector.istio.io",
+            namespaceSelector={
+                "matchExpressions": [
+                    {"key": "istio.io/rev", "operator": "In", "values": [rev]},
+                    {"key": "istio-injection", "operator": "DoesNotExist"},
+                ]
+            },
+            objectSelector={
+                "matchExpressions": [
+                    {"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}
+                ]
+            },
+        ),
+        dict(
+            base,
+            name=f"{name_prefix}rev.object.sidecar-injector.istio.io",
+            namespaceSelector={
+                "matchExpressions": [
+                    {"key": "istio.io/rev", "operator": "DoesNotExist"},
+                    {"key": "istio-injection", "operator": "DoesNotExist"},
+                ]
+            },
+            objectSelector={
+                "matchExpressions": [
+                    {"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]},
+                    {"key": "istio.io/rev", "operator": "In", "values": [rev]},
+                ]
+            },
+        ),
+    ]
+    if rev == "default":
+        hooks += [
+            dict(
+                base,
+                name=f"{name_prefix}namespace.sidecar-injector.istio.io",
+                namespaceSelector={
+                    "matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]
+                },
+                objectSelector={
+                    "matchExpressions": [
+                        {"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}
+                    ]
+                },
+            ),
+            dict(
+                base,
+                name=f"{name_prefix}object.sidecar-injector.istio.io",
+                namespaceSelector={
+                    "matchExpressions": [
+                        {"key": "istio-injection", "operator": "DoesNotExist"},
+                        {"key": "istio.io/rev", "operator": "DoesNotExist"},
+                    ]
+                },
+                objectSelector={
+                    "matchExpressions": [
+                        {"key": "sidecar.istio.io/inject", "operator": "In", "values": ["true"]},
+                        {"key": "istio.io/rev", "operator": "DoesNotExist"},
+                    ]
+                },
+            ),
+        ]
+    return hooks
+
+
+def _injector_webhook(s: Settings, labels: dict[str, str]) -> Obj:
+    # With defaultRevision "" (the default profile) only the revision-scoped hooks are rendered; the
+    # istio-injection=enabled hooks come from the default tag webhook that istioctl install adds.
+    hooks = injector_webhooks(s)
+    if not s.revision:
+        hooks = [h for h in hooks if h["name"].startswith("rev.")]
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": _meta(
+            f"istio-sidecar-injector{s.rev_suffix}", _labels(s, "sidecar-injector", "Pilot"), None
+        ),
+        "webhooks": hooks,
+    }
+
+
+def _gateway(s: Settings) -> list[Obj]:
+    name = "istio-ingressgateway"
+    labels = _labels(s, name, "IngressGateways", {"istio": "ingressgateway"})
+    pod_labels = {
+        "app": name,
+        "istio": "ingressgateway",
+        "istio.io/rev": s.rev_label,
+        "install.operator.istio.io/owning-resource": "unknown",
+        "operator.istio.io/component": "IngressGateways",
+        "sidecar.istio.io/inject": "false",
+        "service.istio.io/canonical-name": name,
+        "service.istio.io/canonical-revision": "latest",
+    }
+    proxy_config = json.dumps({"discoveryAddress": f"istiod{s.rev_suffix}.{NS}.svc:15012"})
+    pod_spec: Obj = {
+        "serviceAccountName": "istio-ingressgateway-service-account",
+        "securityContext": _pod_security(s.gateway_security_context)
+        or {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True, "fsGroup": 1337},
+        "containers": [
+            {
+                "name": "istio-proxy",
+                "image": s.image("proxyv2"),
+                "args": [
+                    "proxy",
+                    "router",
+                    "--domain",
+                    "$(POD_NAMESPACE).svc.cluster.local",
+                    "--proxyLogLevel=warning",
+                    "--log_output_level=default:info",
+                ],
+                "ports": [
+                    {"containerPort": 15021, "protocol": "TCP", "name": "status-port"},
+                    {"containerPort": 8080, "protocol": "TCP", "name": "http2"},
+                    {"containerPort": 8443, "protocol": "TCP", "name": "https"},
+                    {"containerPort": 15090, "protocol": "TCP", "name": "http-envoy-prom"},
+                ],
+                "readinessProbe": {
+                    "httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
+                    "initialDelaySeconds": 1,
+                    "periodSeconds": 2,
+                    "failureThreshold": 30,
+                },
+                "env": [
+                    {"name": "PROXY_CONFIG", "value": proxy_config},
+                    {"name": "ISTIO_META_WORKLOAD_NAME", "value": name},
+                    {"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
+                ],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                    "privileged": False,
+                },
+            }
+        ],
+    }
+    if s.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
+    objs = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(f"{name}-service-account", labels)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(f"{name}-sds", labels),
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(f"{name}-sds", labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-sds"},
+            "subjects": [{"kind": "ServiceAccount", "name": f"{name}-service-account"}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(name, labels),
+            "spec": {
+                "type": s.gateway_service_type,
+                "selector": {"app": name, "istio": "ingressgateway"},
+                "ports": [
+                    {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+                    {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+                ],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(name, labels),
+            "spec": {
+                "replicas": s.gateway_replicas,
+                "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+                "selector": {"matchLabels": {"app": name, "istio": "ingressgateway"}},
+                "template": {
+                    "metadata": {
+                        "labels": pod_labels,
+                        "annotations": {
+                            "prometheus.io/path": "/stats/prometheus",
+                            "prometheus.io/port": "15020",
+                            "prometheus.io/scrape": "true",
+                            "sidecar.istio.io/inject": "false",
+                        },
+                    },
+                    "spec": pod_spec,
+                },
+            },
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(name, labels),
+            "spec": {
+                "minReplicas": 1,
+                "maxReplicas": 5,
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
+        },
+    ]
+    if s.minor.pdb_always or s.gateway_replicas > 1:
+        objs.append(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": _meta(name, labels),
+                "spec": {
+                    "minAvailable": 1,
+                    "selector": {"matchLabels": {"app": name, "istio": "ingressgateway"}},
+                },
+            }
+        )
+    return objs
+
+
+def _cni(s: Settings) -> list[Obj]:
+    ns = s.cni_namespace
+    labels = _labels(s, "istio-cni", "Cni", {"k8s-app": "istio-cni-node"})
+    pod_spec: Obj = {
+        "serviceAccountName": "istio-cni",
+        "hostNetwork": False,
+        "priorityClassName": "",
+        "tolerations": [
+            {"effect": "NoSchedule", "operator": "Exists"},
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            {"effect": "NoExecute", "operator": "Exists"},
+        ],
+        "containers": [
+            {
+                "name": "install-cni",
+                "image": s.image("install-cni"),
+                "command": ["install-cni"],
+                "args": ["--log_output_level=info"],
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8000}},
+                "securityContext": {
+                    "privileged": True,
+                    "runAsUser": 0,
+                    "runAsGroup": 0,
+                    "runAsNonRoot": False,
+                },
+            }
+        ],
+    }
+    if s.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
+    roles = ("istio-cni", "istio-cni-repair-role")
+    objs: list[Obj] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("istio-cni", labels, ns)},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta("istio-cni-config", labels, ns),
+            "data": {
+                "CURRENT_AGENT_VERSION": s.version,
+                "LOG_LEVEL": "info",
+                "CHAINED_CNI_PLUGIN": str(operator.get(s.spec, "values.cni.chained", True)).lower(),
+            },
+        },
+    ]
+    for role in roles:
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": _meta(role, labels, None),
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["pods", "nodes", "namespaces"],
+                        "verbs": ["get", "list", "watch"],
+                    }
+                ],
+            }
+        )
+        binding = "istio-cni" if role == "istio-cni" else "istio-cni-repair-rolebinding"
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": _meta(binding, labels, None),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": "istio-cni", "namespace": ns}],
+            }
+        )
+    objs.append(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": _meta("istio-cni-node", labels, ns),
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "istio-cni-node"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {
+                    "metadata": {
+                        "labels": {
+                            "k8s-app": "istio-cni-node",
+                            "sidecar.istio.io/inject": "false",
+                            "istio.io/dataplane-mode": "none",
+                        },
+                        "annotations": {"sidecar.istio.io/inject": "false"},
+                    },
+                    "spec": pod_spec,
+                },
+            },
+        }
+    )
+    return objs
+
+
+def render(version: str, spec: Obj) -> list[Obj]:
+    """The objects of ``istioctl manifest generate`` for ``version`` with ``spec`` (validated first)."""
+    operator.validate(spec, version)
+    s = Settings(version, spec)
+    objs: list[Obj] = []
+    if s.base_enabled:
+        objs += _crds(s)
+        objs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": _meta("istio-reader-service-account", _labels(s, "istio-reader", "Base")),
+            }
+        )
+    if s.pilot_enabled:
+        objs += _pilot(s)
+    if s.gateway_enabled:
+        objs += _gateway(s)
+    if s.cni_daemonset:
+        objs += _cni(s)
+
+    def order(o: Obj) -> tuple[int, str, str, str]:
+        kind = o["kind"]
+        group = o["apiVersion"].rpartition("/")[0]
+        rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+        return (rank, group, kind, o["metadata"]["name"])
+
+    return sorted(objs, key=order)
+
+
+def to_yaml(objs: list[Obj]) -> str:
+    import yaml
+
+    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objs)
+
+
+def apply_time_additions(objs: list[Obj], version: str, spec: Obj, default_exists: bool) -> list[Obj]:
+    """What ``istioctl install`` adds that a plain ``kubectl apply`` of the manifest does not: its labels on every
+    object, and, when no default revision exists yet, the default tag webhooks (operator/pkg/webhook)."""
+    s = Settings(version, spec)
+    out = []
+    for obj in objs:
+        obj = json.loads(json.dumps(obj))
+        obj["metadata"].setdefault("labels", {}).update(operator.apply_time_labels(version, NS))
+        out.append(obj)
+    if not default_exists and not s.revision and s.pilot_enabled:
+        tag_labels = {
+            "istio.io/rev": "default",
+            "istio.io/tag": "default",
+            "app": "sidecar-injector",
+            "operator.istio.io/version": version,
+        }
+        out.append(
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": "istio-revision-tag-default", "labels": tag_labels},
+                "webhooks": injector_webhooks(s, tag="default"),
+            }
+        )
+        out.append(
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "istiod-default-validator", "labels": dict(tag_labels, app="istiod")},
+                "webhooks": [
+                    {
+                        "name": "validation.istio.io",
+                        "admissionReviewVersions": ["v1"],
+                        "sideEffects": "None",
+                        "failurePolicy": "Ignore",
+                        "clientConfig": {
+                            "service": {"name": "istiod", "namespace": NS, "path": "/validate", "port": 443}
+                        },
+                        "rules": [
+                            {
+                                "operations": ["CREATE", "UPDATE"],
+                                "apiGroups": [
+                                    "security.istio.io",
+                                    "networking.istio.io",
+                                    "telemetry.istio.io",
+                                    "extensions.istio.io",
+                                ],
+                                "apiVersions": ["*"],
+                                "resources": ["*"],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    return out

@@ -1,0 +1,220 @@
+"""The three patch formats of the API server: JSON merge patch, strategic merge patch, JSON patch.
+
+Strategic merge needs to know which lists merge by key. The API server reads that from the Go types; here
+the table :data:`LIST_KEYS` names the keyed lists of the built-in kinds that kubectl patches in practice
+(containers, env, ports, volumes, conditions, webhooks, ...). Server-side apply (``ssa.py``) shares it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubesim.machinery.errors import ApiError, bad_request
+from kubesim.store import clone
+
+# field name -> the keys that identify an item, each with the default the API server fills in.
+LIST_KEYS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "containers": (("name", None),),
+    "initContainers": (("name", None),),
+    "ephemeralContainers": (("name", None),),
+    "env": (("name", None),),
+    "volumes": (("name", None),),
+    "volumeMounts": (("mountPath", None),),
+    "volumeDevices": (("devicePath", None),),
+    "imagePullSecrets": (("name", None),),
+    "hostAliases": (("ip", None),),
+    "ownerReferences": (("uid", None),),
+    "conditions": (("type", None),),
+    "webhooks": (("name", None),),
+    "resourceClaims": (("name", None),),
+    "topologySpreadConstraints": (("topologyKey", None), ("whenUnsatisfiable", None)),
+}
+SET_LISTS = {"finalizers"}
+
+
+def list_keys(field: str, items: list[Any]) -> tuple[tuple[str, Any], ...] | None:
+    """Merge keys of list ``field`` whose items look like ``items``; None for an atomic list."""
+    if field == "ports":
+        sample = next((i for i in items if isinstance(i, dict)), None)
+        if sample is None:
+            return None
+        if "containerPort" in sample:
+            return (("containerPort", None), ("protocol", "TCP"))
+        if "port" in sample:
+            return (("port", None), ("protocol", "TCP"))
+        return None
+    return LIST_KEYS.get(field)
+
+
+def item_key(item: dict[str, Any], keys: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
+    return tuple(item.get(k, default) for k, default in keys)
+
+
+def json_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return clone(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = json_merge_patch(result.get(key), value)
+    return result
+
+
+def strategic_merge_patch(original: Any, patch: Any) -> Any:
+    """Apply a strategic merge patch, honouring ``$patch``, ``$setElementOrder``, ``$retainKeys`` and
+    ``$deleteFromPrimitiveList`` directives the way kubectl generates them."""
+    if not isinstance(patch, dict):
+        return clone(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
+    if directive == "delete":
+        return None
+    result = dict(original) if isinstance(original, dict) else {}
+    orders: dict[str, list[Any]] = {}
+    for key, value in patch.items():
+        if key in ("$patch", "$retainKeys"):
+            continue
+        if key.startswith("$setElementOrder/"):
+            orders[key.split("/", 1)[1]] = value
+            continue
+        if key.startswith("$deleteFromPrimitiveList/"):
+            field = key.split("/", 1)[1]
+            result[field] = [x for x in result.get(field) or [] if x not in value]
+            continue
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            merged = strategic_merge_patch(result.get(key), value)
+            if merged is None:
+                result.pop(key, None)
+            else:
+                result[key] = merged
+        elif isinstance(value, list):
+            current = result.get(key)
+            current = current if isinstance(current, list) else []
+            keys = list_keys(key, value or current)
+            if keys is not None:
+                result[key] = _merge_keyed_list(current, value, keys)
+            elif key in SET_LISTS:
+                result[key] = current + [clone(v) for v in value if v not in current]
+            else:
+                result[key] = clone(value)
+        else:
+            result[key] = value
+    for field, order in orders.items():
+        items = result.get(field)
+        if isinstance(items, list):
+            result[field] = _reorder(items, order, list_keys(field, order or items))
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain}
+    return result
+
+
+def _merge_keyed_list(current: list[Any], patch: list[Any], keys: tuple[tuple[str, Any], ...]) -> list[Any]:
+    result = [clone(i) for i in current]
+    for item in patch:
+        if not isinstance(item, dict):
+            raise bad_request("unable to find api field in struct for a keyed list item")
+        wanted = item_key(item, keys)
+        index = next(
+            (n for n, cur in enumerate(result) if isinstance(cur, dict) and item_key(cur, keys) == wanted),
+            None,
+        )
+        if item.get("$patch") == "delete":
+            if index is not None:
+                del result[index]
+            continue
+        if index is None:
+            result.append(strategic_merge_patch({}, item))
+        else:
+            result[index] = strategic_merge_patch(result[index], item)
+    return result
+
+
+def _reorder(items: list[Any], order: list[Any], keys: tuple[tuple[str, Any], ...] | None) -> list[Any]:
+    def ident(x: Any) -> Any:
+        return item_key(x, keys) if keys and isinstance(x, dict) else json.dumps(x, sort_keys=True)
+
+    rank = {ident(o): n for n, o in enumerate(order)}
+    return sorted(items, key=lambda x: rank.get(ident(x), len(rank)))
+
+
+# -- RFC 6902 JSON patch --------------------------------------------------------------------------------
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise bad_request(
+            f"the server rejected our request due to an error in our request: invalid path {path}"
+        )
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _container(doc: Any, parts: list[str]) -> Any:
+    cur = doc
+    for part in parts:
+        if isinstance(cur, list):
+            cur = cur[int(part)]
+        elif isinstance(cur, dict):
+            cur = cur[part]
+        else:
+            raise KeyError(part)
+    return cur
+
+
+def json_patch(document: Any, operations: list[dict[str, Any]]) -> Any:
+    doc = clone(document)
+    try:
+        for op in operations:
+            kind, parts = op.get("op"), _pointer(op.get("path", ""))
+            if kind == "test":
+                if _container(doc, parts) != op.get("value"):
+                    raise ApiError(
+                        422,
+                        "Invalid",
+                        f"the server rejected our request due to an error in our "
+                        f"request: testing value {op.get('path')} failed",
+                    )
+                continue
+            if kind in ("move", "copy"):
+                value = clone(_container(doc, _pointer(op["from"])))
+                if kind == "move":
+                    doc = json_patch(doc, [{"op": "remove", "path": op["from"]}])
+                kind, op = "add", {"value": value}
+            if not parts:
+                doc = clone(op.get("value")) if kind in ("add", "replace") else None
+                continue
+            parent, last = _container(doc, parts[:-1]), parts[-1]
+            if kind == "add":
+                if isinstance(parent, list):
+                    parent.insert(len(parent) if last == "-" else int(last), clone(op.get("value")))
+                else:
+                    parent[last] = clone(op.get("value"))
+            elif kind == "replace":
+                if isinstance(parent, list):
+                    parent[int(last)] = clone(op.get("value"))
+                else:
+                    if last not in parent:
+                        raise KeyError(last)
+                    parent[last] = clone(op.get("value"))
+            elif kind == "remove":
+                if isinstance(parent, list):
+                    del parent[int(last)]
+                else:
+                    del parent[last]
+            else:
+                raise bad_request(f"Unexpected kind: {kind}")
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise ApiError(
+            422,
+            "Invalid",
+            f"the server rejected our request due to an error in our request: "
+            f"jsonpatch: path not found: {exc}",
+        ) from None
+    return doc
