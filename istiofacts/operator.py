@@ -252,7 +252,8 @@ def values_fields(message: str, minor: str) -> dict[str, Any]:
     mt = _minor_key(minor)
     return {
         name: kind
-        for name, (kind, since, until) in _schema()["messages"].get(message, {}).items()
+        for name, segments in _schema()["messages"].get(message, {}).items()
+        for kind, since, until in segments
         if _minor_key(since) <= mt <= _minor_key(until)
     }
 
@@ -361,22 +362,21 @@ def _check_value(value: Any, kind: Any, minor: str) -> None:
 
 def field_history(path: str) -> tuple[str, str] | None:
     """``(first minor, last minor)`` that have the values field ``path`` (``global.proxy.seccompProfile``),
-    or None when no catalogued minor has it."""
+    or None when no catalogued minor has it. (Fields that come and go again are not expected; the outer span.)"""
+    minors = [m for m in _schema()["sources"] if _has_path(path.removeprefix("values."), m)]
+    return (minors[0], minors[-1]) if minors else None
+
+
+def _has_path(path: str, minor: str) -> bool:
     message: str | None = "Values"
-    span: tuple[str, str] | None = None
-    for key in path.removeprefix("values.").split("."):
+    for key in path.split("."):
         if message is None:
-            return span  # inside free-form content (a Struct): the span of the field that holds it
-        entry = _schema()["messages"].get(message, {}).get(key)
-        if entry is None:
-            return None
-        kind, since, until = entry
-        if span is None:
-            span = (since, until)
-        else:
-            span = (max(span[0], since, key=_minor_key), min(span[1], until, key=_minor_key))
+            return True  # inside free-form content (a Struct or Value): whatever the holder accepts
+        kind = values_fields(message, minor).get(key)
+        if kind is None:
+            return False
         message = _message_of(kind)
-    return span
+    return True
 
 
 def _message_of(kind: Any) -> str | None:

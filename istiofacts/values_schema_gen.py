@@ -3,7 +3,7 @@
 istioctl decodes ``spec.values`` strictly into ``istio.operator.v1alpha1.Values`` (golang/protobuf jsonpb), so
 which fields exist, and of which type, at each release is exactly what that proto says at the release tag. This
 reads the proto from a git clone of istio/istio at the newest tag of each minor and writes one merged table:
-for every message, every field with its JSON kind and the first and last minor that has it. The project keeps
+for every message, every field with its JSON kind and the minors that have it (runs of minors per kind). The project keeps
 these facts (with the tag each came from), not the proto.
 
 Usage: ``python -m istiofacts.values_schema_gen /path/to/istio.git`` (a clone with the release tags).
@@ -131,17 +131,21 @@ def _kind(type_name: str, enums: set[str]) -> Any:
     return short
 
 
-def merge(per_minor: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, list[Any]]]:
-    """``{message: {field: [kind, first minor, last minor]}}`` (the kind of the newest minor that has it)."""
-    merged: dict[str, dict[str, list[Any]]] = {}
+def merge(per_minor: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, list[list[Any]]]]:
+    """``{message: {field: [[kind, first minor, last minor], ...]}}``: one segment per run of minors in which
+    the field has the same kind (a message may be renamed, e.g. CPUTargetUtilizationConfig in 1.20)."""
+    merged: dict[str, dict[str, list[list[Any]]]] = {}
+    previous: str | None = None
     for minor, messages in per_minor.items():
         for message, fields in messages.items():
             for name, kind in fields.items():
-                entry = merged.setdefault(message, {}).get(name)
-                if entry is None:
-                    merged[message][name] = [kind, minor, minor]
+                segments = merged.setdefault(message, {}).setdefault(name, [])
+                last = segments[-1] if segments else None
+                if last is not None and last[0] == kind and last[2] == previous:
+                    last[2] = minor
                 else:
-                    entry[0], entry[2] = kind, minor
+                    segments.append([kind, minor, minor])
+        previous = minor
     return merged
 
 
