@@ -81,11 +81,12 @@ REMOVED_VALUES: dict[str, tuple[str, ...]] = {
     "1.26": ("gateways.istio-ingressgateway.zvpn", "gateways.istio-egressgateway.zvpn"),
 }
 
-# -- image hubs ------------------------------------------------------------------------------------------------
+# -- image hubs ----------------------------------------------------------------------------------------------
 DOCKER_HUB = "docker.io/istio"
 ISTIO_REGISTRY = "registry.istio.io/release"
 
-# The hub a release's istioctl renders when no hub is set: the release build passes its DOCKER_HUB as HUB, which
+# The hub a release's istioctl renders when no hub is set: the release build passes its DOCKER_HUB as HUB,
+# which
 # overrides report_build_info.sh's default, so release-builder's build.sh at the release branch decides.
 HUB_SOURCES: dict[str, tuple[Source, ...]] = {
     "1.29": (
@@ -97,7 +98,8 @@ HUB_SOURCES: dict[str, tuple[Source, ...]] = {
         Source("istio/release-builder", "release/build.sh", "release-1.30"),
         Source("istio/istio.io", "content/en/news/releases/1.30.x/announcing-1.30/_index.md"),
     ),
-    # 1.31: istio/istio 1.31.0-rc.0 (and release-1.31) still default report_build_info.sh to registry.istio.io,
+    # 1.31: istio/istio 1.31.0-rc.0 (and release-1.31) still default report_build_info.sh to
+    # registry.istio.io,
     # but release-builder release-1.31 (c09fe415, "Revert default registry in helm charts to docker") builds
     # with DOCKER_HUB=docker.io/istio, and the 1.31 upgrade notes say 1.31 is no longer published to
     # registry.istio.io ("Docker images will still be available on DockerHub"). The release build decided.
@@ -113,7 +115,7 @@ PUBLISHED_HUBS_SOURCE = (
     Source("istio/istio.io", "content/en/news/releases/1.31.x/announcing-1.31/upgrade-notes/index.md"),
 )
 
-# -- where values.global.imagePullSecrets land ------------------------------------------------------------------
+# -- where values.global.imagePullSecrets land ---------------------------------------------------------------
 PULL_SECRET_KINDS = ("ServiceAccount",)
 PULL_SECRET_SOURCES = (
     Source("istio/istio", "manifests/charts/istio-control/istio-discovery/templates/serviceaccount.yaml"),
@@ -122,11 +124,11 @@ PULL_SECRET_SOURCES = (
     Source("istio/istio", "manifests/charts/base/templates/reader-serviceaccount.yaml"),
 )
 
-# -- verify-install ---------------------------------------------------------------------------------------------
+# -- verify-install ------------------------------------------------------------------------------------------
 VERIFY_INSTALL_FLAGS = (("filename", "f"), ("manifests", "d"), ("revision", "r"))
 VERIFY_INSTALL_SOURCE = Source("istio/istio", "operator/cmd/mesh/verify.go", "1.23.6")
 
-# -- precheck ---------------------------------------------------------------------------------------------------
+# -- precheck ------------------------------------------------------------------------------------------------
 PRECHECK_SOURCE = Source("istio/istio", "istioctl/pkg/precheck/precheck.go", "release-1.31")
 PRECHECK_MESSAGES_SOURCE = Source("istio/istio", "pkg/config/analysis/msg/messages.yaml", "release-1.31")
 # SelfSubjectAccessReview "create" checks: (group, resource, namespaced in the Istio namespace)
@@ -143,7 +145,8 @@ PRECHECK_PERMISSIONS = (
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", False),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", False),
 )
-# Gateway API kinds precheck requires at v1beta1 (IST0156, Error) and, from 1.26, expects at v1 (IST0172, Warning).
+# Gateway API kinds precheck requires at v1beta1 (IST0156, Error) and, from 1.26, expects at v1 (IST0172,
+# Warning).
 GATEWAY_API_BETA_KINDS = ("Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant")
 GATEWAY_API_STABLE_KINDS = ("Gateway", "GatewayClass", "HTTPRoute", "GRPCRoute")
 
@@ -286,7 +289,8 @@ CATALOG: dict[str, IstioMinor] = {
         IstioMinor(
             "1.30", "1.32", "1.36", "1.32", _patches("1.30", 5), "go1.25.9", default_hub=ISTIO_REGISTRY
         ),
-        # 1.31.0 (2026-08-20, "officially supported on Kubernetes versions 1.32 to 1.36"), 1.31.1 (2026-09-21).
+        # 1.31.0 (2026-08-20, "officially supported on Kubernetes versions 1.32 to 1.36"), 1.31.1
+        # (2026-09-21).
         IstioMinor("1.31", "1.32", "1.36", "1.32", _patches("1.31", 1), "go1.26.0"),
     )
 }

@@ -112,7 +112,7 @@ def context(
     return ctx
 
 
-# -- manifests as Istio's charts render them ---------------------------------------------------------------------------
+# -- manifests as Istio's charts render them -----------------------------------------------------------------
 def chart_manifest(version: str, hub: str, pull_secrets: list[str], cni: bool) -> list[dict[str, Any]]:
     """What ``istioctl manifest generate`` gives for these settings, written from the chart templates: images
     ``<hub>/<name>:<version>``; ``global.imagePullSecrets`` on every ServiceAccount (istio-discovery,
@@ -206,7 +206,7 @@ def test_inspect_says_only_components_cni_enabled_renders_the_daemonset(tmp_path
         upgrade.inspect(ctx, chart_manifest(TARGET, default_hub(TARGET), [], cni=False))
 
 
-# -- precheck as istioctl prints it ------------------------------------------------------------------------------------
+# -- precheck as istioctl prints it --------------------------------------------------------------------------
 CLEAN = {
     "when": ["x", "precheck"],
     "stdout": "",
@@ -249,7 +249,7 @@ def test_precheck_rejects_a_value_of_the_wrong_type_before_istioctl_would(tmp_pa
         upgrade.precheck(ctx)
 
 
-# -- verify-install (<= 1.23) takes no --set -----------------------------------------------------------------------------
+# -- verify-install (<= 1.23) takes no --set -----------------------------------------------------------------
 def test_verify_install_gets_the_plan_as_a_file_never_set(tmp_path):
     version = CATALOG["1.23"].patches[-1]
     verified = {
@@ -270,7 +270,7 @@ def test_verify_install_gets_the_plan_as_a_file_never_set(tmp_path):
     ]
 
 
-# -- which proxy answered: the echo app's hostname joined with the pod spec and istioctl's view ---------------------------
+# -- which proxy answered: the echo app's hostname joined with the pod spec and istioctl's view --------------
 def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
     version_json = {
         "clientVersion": {

@@ -34,7 +34,7 @@ def generate(version: str, *sets: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-# -- the catalog itself -----------------------------------------------------------------------------------------
+# -- the catalog itself --------------------------------------------------------------------------------------
 def test_catalog_has_the_releases_announced_up_to_1_31_1():
     # istio.io announcements and istio/istio tags (istio-facts.md section 0): 1.31.0, 1.31.1, 1.30.5, 1.29.8,
     # 1.28.10, 1.27.9, 1.26.8.
@@ -54,7 +54,7 @@ def test_a_newer_patch_is_a_warning_for_real_clusters_and_an_unknown_minor_an_er
         catalog.check_known("1.31.9")  # the simulator refuses what it cannot emulate
 
 
-# -- default hub ---------------------------------------------------------------------------------------------------
+# -- default hub ---------------------------------------------------------------------------------------------
 # (minor range, hub, source that decided)
 HUBS = [
     ("1.20", "1.29", "docker.io/istio", "istio/istio 1.29.0:common/scripts/report_build_info.sh"),
@@ -95,7 +95,7 @@ def test_the_1_31_hub_was_settled_by_the_release_build_and_the_upgrade_notes():
     assert "registry.istio.io/release" in CATALOG["1.30"].published_hubs
 
 
-# -- pull secrets --------------------------------------------------------------------------------------------------
+# -- pull secrets --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("version", NEWEST_PATCHES)
 def test_pull_secrets_land_on_service_accounts_only(version):
     # manifests/charts/{istio-control/istio-discovery,gateways/istio-ingress,istio-cni}/templates/
@@ -115,7 +115,7 @@ def test_pull_secrets_land_on_service_accounts_only(version):
     assert catalog.PULL_SECRET_KINDS == ("ServiceAccount",)
 
 
-# -- served CRD versions ---------------------------------------------------------------------------------------------
+# -- served CRD versions -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("version", NEWEST_PATCHES)
 def test_served_and_storage_crd_versions(version):
     # manifests/charts/base (crds/ up to 1.23, files/ from 1.24) crd-all.gen.yaml at the minor's newest tag.
@@ -157,7 +157,7 @@ def test_sample_apps_use_an_api_version_every_source_serves():
                 assert version in minor.served_versions(f"{plural}.networking.istio.io"), (path, minor.minor)
 
 
-# -- values schema ---------------------------------------------------------------------------------------------------
+# -- values schema -------------------------------------------------------------------------------------------
 # (values path, first minor that has it): operator/pkg/apis[/istio/v1alpha1]/values_types.proto per tag.
 ADDED = [
     ("global.proxy.seccompProfile", "1.29"),
@@ -230,7 +230,8 @@ def test_values_still_accepted_and_wrong_types_rejected(version):
             operator.validate(removed, version)
     else:
         operator.validate(removed, version)
-    # jsonpb decoding a message (global.proxy.resources: Resources) from a string, and a BoolValue from a string.
+    # jsonpb decoding a message (global.proxy.resources: Resources) from a string, and a BoolValue from a
+    # string.
     prefix = minor.unknown_value_error_prefix
     cases = [
         (
@@ -262,10 +263,11 @@ def test_the_emulator_prints_the_values_error_of_its_version(version):
     )
 
 
-# -- cobra flags -----------------------------------------------------------------------------------------------------
+# -- cobra flags ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("version", [m.patches[-1] for m in CATALOG.values() if m.verify_install])
 def test_verify_install_takes_only_f_d_r(version):
-    # operator/cmd/mesh/verify.go at 1.23.6: filename (-f), manifests (-d), revision (-r), plus the root flags.
+    # operator/cmd/mesh/verify.go at 1.23.6: filename (-f), manifests (-d), revision (-r), plus the root
+    # flags.
     own = {f.name for f in istioctl_cli.flags_for("verify-install", version)} - {
         f.name for f in istioctl_cli.ROOT_FLAGS
     }
@@ -314,11 +316,12 @@ def test_precheck_from_version_exists_from_1_21():
     assert catalog.minor_name("1.30.5") == "1.30"
 
 
-# -- the injector and CNI ----------------------------------------------------------------------------------------------
+# -- the injector and CNI ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("version", NEWEST_PATCHES)
 def test_injector_has_four_webhooks_without_a_revision(version):
     # istio-discovery templates/mutatingwebhook.yaml: rev.namespace., rev.object., and with revision "" also
-    # namespace. and object. (checked by rendering the chart with helm at 1.22.8, 1.29.6, 1.30.3, 1.31.0-rc.0).
+    # namespace. and object. (checked by rendering the chart with helm at 1.22.8, 1.29.6, 1.30.3,
+    # 1.31.0-rc.0).
     docs = generate(version)
     hook = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")
     assert [w["name"] for w in hook["webhooks"]] == [
@@ -333,7 +336,8 @@ def test_injector_has_four_webhooks_without_a_revision(version):
         "rev.namespace.sidecar-injector.istio.io",
         "rev.object.sidecar-injector.istio.io",
     ]
-    # Once the default tag exists, istioctl makes these never match (istioctl/pkg/tag DeactivateIstioInjectionWebhook).
+    # Once the default tag exists, istioctl makes these never match (istioctl/pkg/tag
+    # DeactivateIstioInjectionWebhook).
     off = manifests.deactivated(hook)
     assert all(
         w["namespaceSelector"] == manifests.NEVER_MATCH == w["objectSelector"] for w in off["webhooks"]

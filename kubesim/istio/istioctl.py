@@ -648,7 +648,7 @@ class Emulator:
             return EXIT_ANALYZE_ISSUES
         return 0
 
-    # -- proxy-status ------------------------------------------------------------------------------------------
+    # -- proxy-status ----------------------------------------------------------------------------------------
     def cmd_proxy_status(self) -> int:
         output = self.args.get("-o", "--output")
         revision = self.args.get("-r", "--revision")
@@ -720,7 +720,7 @@ class Emulator:
         self.out.write(_tabulate(table))
         return 0
 
-    # -- tags and uninstall ------------------------------------------------------------------------------------
+    # -- tags and uninstall ----------------------------------------------------------------------------------
     def cmd_tag(self) -> int:
         words = self.args.positional
         sub = words[1] if len(words) > 1 else ""
@@ -733,6 +733,9 @@ class Emulator:
                 labels = hook["metadata"].get("labels") or {}
                 if "istio.io/tag" in labels:
                     table.append([labels["istio.io/tag"], labels.get("istio.io/rev", ""), ""])
+            if len(table) == 1:  # istioctl/pkg/tag/tag.go listTags
+                self.say("No Istio revision tags found.")
+                return 0
             self.out.write(_tabulate(table))
             return 0
         if sub in ("set", "generate"):

@@ -40,6 +40,21 @@ KIND_ORDER = [
     "EnvoyFilter",
 ]
 
+# 1.24+ ``manifest generate`` order (operator/cmd/mesh/manifest-generate.go objectKindOrdering), then group,
+# kind,
+# name; anything not listed ranks with Deployments (1000).
+_SORT_1_24 = {
+    "apiextensions.k8s.io/CustomResourceDefinition": -1000,
+    "/ServiceAccount": 1,
+    "rbac.authorization.k8s.io/ClusterRole": 1,
+    "rbac.authorization.k8s.io/ClusterRoleBinding": 2,
+    "admissionregistration.k8s.io/ValidatingWebhookConfiguration": 3,
+    "/ConfigMap": 100,
+    "apps/Deployment": 1000,
+    "autoscaling/HorizontalPodAutoscaler": 1001,
+    "/Service": 10000,
+}
+
 _CRD_KINDS = {
     "authorizationpolicies": "AuthorizationPolicy",
     "peerauthentications": "PeerAuthentication",
@@ -88,8 +103,10 @@ class Settings:
         self.pull_secrets = [
             s if isinstance(s, str) else s.get("name") for s in g("values.global.imagePullSecrets") or []
         ]
-        # The CNI DaemonSet renders only from components.cni.enabled, in every version. Injection's CNI mode: up
-        # to 1.23 istio_cni.enabled is overwritten from the component (1.23.6 operator/pkg/translate/translate.go)
+        # The CNI DaemonSet renders only from components.cni.enabled, in every version. Injection's CNI mode:
+        # up
+        # to 1.23 istio_cni.enabled is overwritten from the component (1.23.6
+        # operator/pkg/translate/translate.go)
         # and 1.22-1.23 also honour pilot.cni.enabled; from 1.24 pilot.cni.enabled is set from the component
         # (1.24.0 operator/pkg/render/manifest.go), and the injection template reads only that.
         cni_component = bool(g("components.cni.enabled"))
@@ -274,11 +291,45 @@ def _injector_values(s: Settings) -> Obj:
     }
 
 
+def _istiod_env(s: Settings) -> list[Obj]:
+    """istiod's env as the istio-discovery chart renders it per minor (templates/deployment.yaml; compared with
+    ``helm template`` of the chart at 1.20.8, 1.22.8, 1.24.6, 1.26.8, 1.28.10, 1.29.6, 1.30.3, 1.31.0-rc.0):
+    JWT_POLICY up to 1.20, CA_TRUSTED_NODE_ACCOUNTS from 1.24, GOMEMLIMIT up to 1.28."""
+
+    def field(path: str) -> Obj:
+        return {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
+
+    env: list[Obj] = [{"name": "REVISION", "value": s.rev_label}]
+    if not s.minor.at_least("1.21"):
+        env.append({"name": "JWT_POLICY", "value": "third-party-jwt"})
+    env += [
+        {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+        {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+        {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+        {"name": "SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")},
+        {"name": "KUBECONFIG", "value": "/var/run/secrets/remote/config"},
+    ]
+    if s.minor.at_least("1.24"):
+        env.append({"name": "CA_TRUSTED_NODE_ACCOUNTS", "value": f"{NS}/ztunnel"})
+    env += [
+        {"name": "PILOT_TRACE_SAMPLING", "value": "1"},
+        {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
+        {"name": "CLUSTER_ID", "value": "Kubernetes"},
+    ]
+    if not s.minor.at_least("1.29"):
+        env.append({"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}})
+    env += [
+        {"name": "GOMAXPROCS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}},
+        {"name": "PLATFORM", "value": ""},
+    ]
+    return env
+
+
 def _pilot(s: Settings) -> list[Obj]:
     rev = s.rev_suffix
     name = f"istiod{rev}"
     istio_label = "istiod" if s.revision else "pilot"
-    labels = _labels(s, "istiod", "Pilot", {"istio": istio_label})
+    labels = _labels(s, "istiod", "Pilot", {"istio": "pilot"})  # the pods say istiod when revisioned
     pod_labels = {
         "app": "istiod",
         "istio.io/rev": s.rev_label,
@@ -321,15 +372,7 @@ def _pilot(s: Settings) -> list[Obj]:
                     "periodSeconds": 3,
                     "timeoutSeconds": 5,
                 },
-                "env": [
-                    {"name": "REVISION", "value": s.rev_label},
-                    {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
-                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                    {"name": "ISTIOD_ADDR", "value": f"istiod{rev}.{NS}.svc:15012"},
-                    {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
-                    {"name": "CLUSTER_ID", "value": "Kubernetes"},
-                ],
+                "env": _istiod_env(s),
                 "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -456,11 +499,11 @@ def _pilot(s: Settings) -> list[Obj]:
             "spec": {
                 "replicas": s.pilot_replicas,
                 "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+                # The chart selects {istio: pilot}, or with a revision {app: istiod, istio.io/rev: <rev>}.
                 "selector": {
-                    "matchLabels": {
-                        "istio": istio_label,
-                        **({"istio.io/rev": s.revision} if s.revision else {}),
-                    }
+                    "matchLabels": {"app": "istiod", "istio.io/rev": s.revision}
+                    if s.revision
+                    else {"istio": "pilot"}
                 },
                 "template": {
                     "metadata": {
@@ -637,7 +680,8 @@ def injector_webhooks(s: Settings, name_prefix: str = "", tag: str | None = None
 
 
 def _injector_webhook(s: Settings, labels: dict[str, str]) -> Obj:
-    # With no revision the istio-discovery chart renders four webhooks (rev.namespace., rev.object., namespace.,
+    # With no revision the istio-discovery chart renders four webhooks (rev.namespace., rev.object.,
+    # namespace.,
     # object.; templates/mutatingwebhook.yaml); with a revision the two rev.* ones.
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -677,6 +721,11 @@ def _gateway(s: Settings) -> list[Obj]:
         "service.istio.io/canonical-name": name,
         "service.istio.io/canonical-revision": "latest",
     }
+    if s.minor.at_least(
+        "1.25"
+    ):  # gateways/istio-ingress templates/deployment.yaml: on the Deployment and its pods
+        pod_labels["istio.io/dataplane-mode"] = "none"
+        labels = dict(labels, **{"istio.io/dataplane-mode": "none"})
     proxy_config = json.dumps({"discoveryAddress": f"istiod{s.rev_suffix}.{NS}.svc:15012"})
     pod_spec: Obj = {
         "serviceAccountName": "istio-ingressgateway-service-account",
@@ -918,7 +967,10 @@ def render(version: str, spec: Obj) -> list[Obj]:
     def order(o: Obj) -> tuple[int, str, str, str]:
         kind = o["kind"]
         group = o["apiVersion"].rpartition("/")[0]
-        rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+        if s.minor.at_least("1.24"):
+            rank = _SORT_1_24.get(f"{group}/{kind}", 1000)
+        else:
+            rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
         return (rank, group, kind, o["metadata"]["name"])
 
     return sorted(objs, key=order)

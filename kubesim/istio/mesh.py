@@ -624,7 +624,7 @@ class Proxy(Program):
             )
         return HttpResponse(404, b"")
 
-    # -- metadata exchange -------------------------------------------------------------------------------------
+    # -- metadata exchange -----------------------------------------------------------------------------------
     def node_metadata(self) -> dict[str, str]:
         meta = self.ctx.pod["metadata"]
         return {
@@ -667,7 +667,7 @@ class Proxy(Program):
                     return int(p["containerPort"])
         return None
 
-    # -- sidecar: inbound interception ------------------------------------------------------------------------
+    # -- sidecar: inbound interception -----------------------------------------------------------------------
     def inbound(self, request: HttpRequest, port: int, forward: Any) -> HttpResponse:
         started = time.perf_counter()
         request.headers = dict(request.headers)

@@ -327,7 +327,8 @@ def _revision(ctx: Rehearsal) -> str:
     return str(ctx.settings.install_spec(ctx.settings.istio_to).get("revision") or "")
 
 
-# What istioctl install prunes (operator/pkg/uninstall/prune.go PrunedResourcesSchemas, the kinds Istio renders).
+# What istioctl install prunes (operator/pkg/uninstall/prune.go PrunedResourcesSchemas, the kinds Istio
+# renders).
 PRUNED_KINDS = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
