@@ -423,3 +423,25 @@ def test_tags_and_uninstall_revision(make_istioctl, sim_cluster):
     assert "prod" in istioctl.run("tag", "list").stdout
     istioctl.uninstall("canary")
     assert not [p for p in sim_cluster.store.items(("apps", "deployments"), "istio-system")]
+
+
+def test_install_prunes_what_the_same_version_no_longer_renders(make_istioctl, sim_cluster):
+    # operator/pkg/install/install.go prune: objects with this install's ownership labels (this istioctl's
+    # version, the revision, a component label) that the new render lacks are deleted and listed.
+    istioctl = make_istioctl(V128)
+    istioctl.install(sets=["components.cni.enabled=true"])
+    assert sim_cluster.store.get(("apps", "daemonsets"), "istio-system", "istio-cni-node") is not None
+    again = istioctl.install()
+    assert "  Removed apps/v1, Kind=DaemonSet/istio-cni-node.istio-system." in again.stdout
+    assert sim_cluster.store.get(("apps", "daemonsets"), "istio-system", "istio-cni-node") is None
+    # The default tag webhooks are marked not-pruned and stay; the revision's own injector is deactivated.
+    hooks = {
+        h["metadata"]["name"]: h
+        for h in sim_cluster.store.items(("admissionregistration.k8s.io", "mutatingwebhookconfigurations"))
+    }
+    assert "istio-revision-tag-default" in hooks
+    assert all(
+        w["namespaceSelector"] == {"matchLabels": {"istio.io/deactivated": "never-match"}}
+        for w in hooks["istio-sidecar-injector"]["webhooks"]
+    )
+    assert istioctl.run("tag", "list").stdout.split()[:3] == ["TAG", "REVISION", "NAMESPACES"]

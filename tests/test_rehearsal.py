@@ -99,8 +99,17 @@ def test_happy_path_with_production_settings(tmp_path, source, target, strategy)
     assert set(data["versions"]["after"]["data_plane"].values()) == {target}
     assert set(data["versions"]["after"]["pod_specs"].values()) == {target}
     assert " failed" not in result.stdout and " error" not in result.stdout
+    if (
+        strategy == "in-place"
+        and catalog.minor_of(source).pdb_always
+        and not catalog.minor_of(target).pdb_always
+    ):
+        # 1.28 stopped rendering single-replica PDBs: the in-place apply prunes them, as istioctl install would.
+        pruned = next(e["data"] for e in step(data, "apply")["evidence"] if e.get("title") == "pruned")
+        assert "PodDisruptionBudget/istio-system/istiod" in pruned
     inspect = step(data, "inspect manifest")["reason"]
     assert "registry.example.com/istio:" + target in inspect and "CNI DaemonSet present" in inspect
+    assert "pull secrets ['registry-secret']" in inspect
     assert "gateway Service ClusterIP" in inspect
     run_dir = tmp_path / "reports" / "latest"
     assert (run_dir / "report.html").exists() and (run_dir / "junit.xml").exists()
