@@ -160,13 +160,18 @@ def _labels(s: Settings, app: str, component: str, extra: dict[str, str] | None 
         "install.operator.istio.io/owning-resource": "unknown",
         "operator.istio.io/component": component,
         "release": "istio",
-        "app.kubernetes.io/name": app,
-        "app.kubernetes.io/instance": "istio",
-        "app.kubernetes.io/part-of": "istio",
-        "app.kubernetes.io/managed-by": "Helm",
-        "app.kubernetes.io/version": s.version,
-        "helm.sh/chart": f"{chart}-{s.version}",
     }
+    if s.minor.helm_labels:  # the charts' helper labels exist from 1.24
+        labels.update(
+            {
+                "app.kubernetes.io/name": app,
+                "app.kubernetes.io/instance": "istio",
+                "app.kubernetes.io/part-of": "istio",
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/version": s.version,
+                "helm.sh/chart": f"{chart}-{s.version}",
+            }
+        )
     if component != "Base":
         labels["istio.io/rev"] = s.rev_label
     labels.update(extra or {})
@@ -194,12 +199,17 @@ def _crds(s: Settings) -> list[Obj]:
                 "kind": "CustomResourceDefinition",
                 "metadata": {
                     "name": full,
+                    # base chart CRD labels: the Tiller-era ones up to 1.23, Helm's helper labels from 1.24
+                    # (crds/crd-all.gen.yaml, then files/crd-all.gen.yaml through the templates).
                     "labels": {
-                        "app": "istio-pilot",
-                        "chart": "istio",
-                        "heritage": "Tiller",
-                        "release": "istio",
-                    },
+                        "app.kubernetes.io/instance": "istio-base",
+                        "app.kubernetes.io/managed-by": "Helm",
+                        "app.kubernetes.io/part-of": "istio",
+                        "app.kubernetes.io/version": s.version,
+                        "helm.sh/chart": f"base-{s.version}",
+                    }
+                    if s.minor.helm_labels
+                    else {"app": "istio-pilot", "chart": "istio", "heritage": "Tiller", "release": "istio"},
                     "annotations": {"helm.sh/resource-policy": "keep"},
                 },
                 "spec": {
@@ -338,10 +348,18 @@ def _pilot(s: Settings) -> list[Obj]:
         "operator.istio.io/component": "Pilot",
         "istio": istio_label,
         "istio.io/dataplane-mode": "none",
-        "app.kubernetes.io/name": "istiod",
-        "app.kubernetes.io/part-of": "istio",
-        "app.kubernetes.io/version": s.version,
     }
+    if s.minor.helm_labels:
+        pod_labels.update(
+            {
+                "app.kubernetes.io/name": "istiod",
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/instance": "istio",
+                "app.kubernetes.io/part-of": "istio",
+                "app.kubernetes.io/version": s.version,
+                "helm.sh/chart": f"istiod-{s.version}",
+            }
+        )
     pod_spec: Obj = {
         "serviceAccountName": name,
         "tolerations": [{"key": "cni.istio.io/not-ready", "operator": "Exists"}],
