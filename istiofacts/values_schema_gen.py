@@ -98,12 +98,12 @@ def parse(text: str) -> dict[str, dict[str, Any]]:
         field = _FIELD.match(line)
         if field:
             options = field.group("options") or ""
-            json_name = re.search(r'json_name\s*=\s*"([^"]+)"', options)
+            explicit = re.search(r'json_name\s*=\s*"([^"]+)"', options)
             pending_fields.append(
                 (
                     message,
                     field.group("name"),
-                    json_name.group(1) if json_name else _camel(field.group("name")),
+                    explicit.group(1) if explicit else _camel(field.group("name")),
                     field.group("type"),
                     bool(field.group("repeated")),
                 )
@@ -170,10 +170,10 @@ def main(repo: Path) -> None:
         ).stdout
         per_minor[minor] = parse(text)
         sources[minor] = f"istio/istio {tag}:{path}"
-    out = {"sources": sources, "messages": merge(per_minor)}
+    merged = merge(per_minor)
     target = Path(__file__).with_name("values_schema.json")
-    target.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {target} ({len(out['messages'])} messages)")
+    target.write_text(json.dumps({"sources": sources, "messages": merged}, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {target} ({len(merged)} messages)")
 
 
 if __name__ == "__main__":
