@@ -265,7 +265,8 @@ def _crd_data() -> dict[str, Any]:
 
 
 def crd_versions(minor: str) -> dict[str, Any]:
-    """``{crd name: {"served": [...], "storage": ...}}`` of a minor (from its base chart at the newest tag)."""
+    """``{crd name: {"served": [...], "storage": ...}}`` of a minor (from its base chart at the newest
+    tag)."""
     return dict(_crd_data()[minor]["crds"])
 
 
@@ -323,7 +324,8 @@ def minor_of(version: str) -> IstioMinor:
 
 
 def minor_name(version: str) -> str:
-    """``1.30.5`` -> ``1.30`` (what ``x precheck --from-version`` expects: it parses the minor as a number)."""
+    """``1.30.5`` -> ``1.30`` (what ``x precheck --from-version`` expects: it parses the minor as a
+    number)."""
     major, minor, _ = parse_version(version)
     return f"{major}.{minor}"
 
@@ -361,7 +363,8 @@ def check_release(version: str) -> tuple[str, str | None]:
             f"the checks use {record.minor}'s facts and istioctl {clean} itself decides"
         )
     raise UnknownVersion(
-        f"Istio {version} is not a known release; {record.minor} has {record.patches[0]} to {record.patches[-1]}"
+        f"Istio {version} is not a known release; {record.minor} has "
+        f"{record.patches[0]} to {record.patches[-1]}"
     )
 
 

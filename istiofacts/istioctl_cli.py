@@ -1,9 +1,9 @@
 """The flags each istioctl command accepts, per version, as cobra sees them.
 
-istioctl is a cobra program: a flag that the command (or the root's persistent flags) does not define is a usage
-error, ``Error: unknown flag: --set``, exit 64 (every command gets a FlagErrorFunc that wraps the error in
-``CommandParseError``, istioctl/cmd/root.go; ``sysexits.go`` maps it to 64). The harness builds its argument
-lists from this table and the emulator parses with it, so both fail where the real binary fails.
+istioctl is a cobra program: a flag that the command (or the root's persistent flags) does not define is a
+usage error, ``Error: unknown flag: --set``, exit 64 (every command gets a FlagErrorFunc that wraps the error
+in ``CommandParseError``, istioctl/cmd/root.go; ``sysexits.go`` maps it to 64). The harness builds its
+argument lists from this table and the emulator parses with it, so both fail where the real binary fails.
 """
 
 from __future__ import annotations

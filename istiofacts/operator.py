@@ -1,12 +1,13 @@
-"""IstioOperator specs: ``--set`` paths, ``-f`` files, profiles and strict, typed validation of install values.
+"""IstioOperator specs: ``--set`` paths, ``-f`` files, profiles and strict, typed validation of install
+values.
 
 istioctl decodes ``spec.values`` strictly with golang/protobuf jsonpb into ``istio.operator.v1alpha1.Values``
 (1.24+: operator/pkg/apis/value_types_json.go; up to 1.23: operator/pkg/validate/validate_values.go): a field
-the version does not have fails with ``unknown field "X" in istio.operator.v1alpha1.<Message>``, and a value of
-the wrong type with encoding/json's message (``json: cannot unmarshal string into Go value of type ...``). Which
-fields exist, and their types, per minor, come from ``values_schema.json`` (values_types.proto at each tag). The
-rest of the spec (:data:`SPEC`, hand-kept: ``ANY`` marks free-form content) is decoded strictly too: 1.24+ with
-encoding/json's DisallowUnknownFields (``could not unmarshal: json: unknown field "X"``).
+the version does not have fails with ``unknown field "X" in istio.operator.v1alpha1.<Message>``, and a value
+of the wrong type with encoding/json's message (``json: cannot unmarshal string into Go value of type ...``).
+Which fields exist, and their types, per minor, come from ``values_schema.json`` (values_types.proto at each
+tag). The rest of the spec (:data:`SPEC`, hand-kept: ``ANY`` marks free-form content) is decoded strictly too:
+1.24+ with encoding/json's DisallowUnknownFields (``could not unmarshal: json: unknown field "X"``).
 """
 
 from __future__ import annotations
@@ -195,8 +196,8 @@ def build_spec(files: list[str | Path] = (), sets: list[str] = ()) -> dict[str, 
 
 
 def validate(spec: dict[str, Any], version: str) -> None:
-    """Reject what istioctl ``version`` rejects: unknown spec fields, values fields this version does not have,
-    values of the wrong type, unknown profiles; the message is the one that version prints."""
+    """Reject what istioctl ``version`` rejects: unknown spec fields, values fields this version does not
+    have, values of the wrong type, unknown profiles; the message is the one that version prints."""
     record = minor_of(version)
     _check_spec(spec, SPEC, record)
     profile = spec.get("profile", "default")
@@ -299,7 +300,8 @@ def _check_value(value: Any, kind: Any, minor: str) -> None:
         else:
             if not isinstance(value, dict):
                 raise OperatorError(
-                    f"json: cannot unmarshal {_json_type(value)} into Go value of type map[string]json.RawMessage"
+                    f"json: cannot unmarshal {_json_type(value)} into Go value of type "
+                    "map[string]json.RawMessage"
                 )
             for element in value.values():
                 _check_value(element, item, minor)
@@ -362,7 +364,8 @@ def _check_value(value: Any, kind: Any, minor: str) -> None:
 
 def field_history(path: str) -> tuple[str, str] | None:
     """``(first minor, last minor)`` that have the values field ``path`` (``global.proxy.seccompProfile``),
-    or None when no catalogued minor has it. (Fields that come and go again are not expected; the outer span.)"""
+    or None when no catalogued minor has it. (Fields that come and go again are not expected; the outer
+    span.)"""
     minors = [m for m in _schema()["sources"] if _has_path(path.removeprefix("values."), m)]
     return (minors[0], minors[-1]) if minors else None
 
@@ -405,9 +408,9 @@ def get(spec: dict[str, Any], path: str, default: Any = None) -> Any:
 def apply_time_labels(
     version: str, namespace: str = "istio-system", revision: str = "default"
 ) -> dict[str, str]:
-    """The ownership labels ``istioctl install`` puts on every object it applies, and selects on when it prunes
-    (operator/pkg/install/install.go getOwnerLabels, 1.24+): a plain ``kubectl apply`` of ``manifest generate``
-    output lacks them."""
+    """The ownership labels ``istioctl install`` puts on every object it applies, and selects on when it
+    prunes (operator/pkg/install/install.go getOwnerLabels, 1.24+): a plain ``kubectl apply`` of ``manifest
+    generate`` output lacks them."""
     return {
         "operator.istio.io/version": version,
         "operator.istio.io/managed": "Reconcile",

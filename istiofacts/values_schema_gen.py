@@ -1,10 +1,11 @@
-"""Regenerate ``values_schema.json`` from Istio's own ``values_types.proto`` (a developer tool, not run in CI).
+"""Regenerate ``values_schema.json`` from Istio's own ``values_types.proto`` (a developer tool, not run in
+CI).
 
 istioctl decodes ``spec.values`` strictly into ``istio.operator.v1alpha1.Values`` (golang/protobuf jsonpb), so
-which fields exist, and of which type, at each release is exactly what that proto says at the release tag. This
-reads the proto from a git clone of istio/istio at the newest tag of each minor and writes one merged table:
-for every message, every field with its JSON kind and the minors that have it (runs of minors per kind). The project keeps
-these facts (with the tag each came from), not the proto.
+which fields exist, and of which type, at each release is exactly what that proto says at the release tag.
+This reads the proto from a git clone of istio/istio at the newest tag of each minor and writes one merged
+table: for every message, every field with its JSON kind and the minors that have it (runs of minors per
+kind). The project keeps these facts (with the tag each came from), not the proto.
 
 Usage: ``python -m istiofacts.values_schema_gen /path/to/istio.git`` (a clone with the release tags).
 """

@@ -1,10 +1,10 @@
 """The harness's checks against what the REAL tools give, not against the simulator.
 
-Manifests here are shaped as Istio's charts render them (pull secrets on the ServiceAccounts, the version's own
-default hub), and istioctl's outputs as its sources print them (precheck: ``istioctl/pkg/precheck/precheck.go``
-and ``pkg/config/analysis/msg/messages.yaml``; ``version -o json``: ``pkg/version``; verify-install's flags:
-``operator/cmd/mesh/verify.go``). They are written by hand from those sources and played by a fake istioctl,
-so a check that only agrees with the emulator fails here.
+Manifests here are shaped as Istio's charts render them (pull secrets on the ServiceAccounts, the version's
+own default hub), and istioctl's outputs as its sources print them (precheck:
+``istioctl/pkg/precheck/precheck.go`` and ``pkg/config/analysis/msg/messages.yaml``; ``version -o json``:
+``pkg/version``; verify-install's flags: ``operator/cmd/mesh/verify.go``). They are written by hand from those
+sources and played by a fake istioctl, so a check that only agrees with the emulator fails here.
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ CLEAN = {
 }
 ISSUES = {
     "when": ["x", "precheck"],
-    "stdout": 'Error [IST0142] (Cluster) The Kubernetes Version "v1.29.4" is lower than the minimum version: 1.32\n'
+    "stdout": 'Error [IST0142] (Cluster) The Kubernetes Version "v1.29.4" is lower than the minimum version: '
+    "1.32\n"
     "Warning [IST0172] (CustomResourceDefinition httproutes.gateway.networking.k8s.io) The Gateway API CRD "
     "version v1beta1 is lower than the minimum version: v1\n",
     "stderr": "Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"

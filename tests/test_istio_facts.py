@@ -258,8 +258,8 @@ def test_the_emulator_prints_the_values_error_of_its_version(version):
     code, out, err = run(version, "manifest", "generate", "--set", "values.global.proxy.resources=abc")
     assert (code, out) == (1, "")
     assert err == (
-        f"Error: {minor_of(version).unknown_value_error_prefix}json: cannot unmarshal string into Go value of type "
-        "map[string]json.RawMessage\n"
+        f"Error: {minor_of(version).unknown_value_error_prefix}"
+        "json: cannot unmarshal string into Go value of type map[string]json.RawMessage\n"
     )
 
 

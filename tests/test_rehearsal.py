@@ -104,7 +104,8 @@ def test_happy_path_with_production_settings(tmp_path, source, target, strategy)
         and catalog.minor_of(source).pdb_always
         and not catalog.minor_of(target).pdb_always
     ):
-        # 1.28 stopped rendering single-replica PDBs: the in-place apply prunes them, as istioctl install would.
+        # 1.28 stopped rendering single-replica PDBs: the in-place apply prunes them, as istioctl install
+        # would.
         pruned = next(e["data"] for e in step(data, "apply")["evidence"] if e.get("title") == "pruned")
         assert "PodDisruptionBudget/istio-system/istiod" in pruned
     inspect = step(data, "inspect manifest")["reason"]

@@ -82,8 +82,8 @@ def _all_flags(version: str) -> dict[str, Flag]:
 
 
 def command_of(argv: list[str], version: str) -> str:
-    """The command an argument list runs (``x precheck``, ``install``...), as cobra finds it: the leading words
-    that are not flags or flag values."""
+    """The command an argument list runs (``x precheck``, ``install``...), as cobra finds it: the leading
+    words that are not flags or flag values."""
     known = _all_flags(version)
     words: list[str] = []
     i = 0
@@ -108,8 +108,9 @@ def _glued_short(token: str) -> bool:
 
 
 def parse(argv: list[str], version: str, command: str) -> Args:
-    """Parse ``argv`` as cobra (pflag) parses it for ``command`` of istioctl ``version``: a flag the command does
-    not define is ``unknown flag: --x`` / ``unknown shorthand flag: 'x' in -x`` (a usage error, exit 64)."""
+    """Parse ``argv`` as cobra (pflag) parses it for ``command`` of istioctl ``version``: a flag the command
+    does not define is ``unknown flag: --x`` / ``unknown shorthand flag: 'x' in -x`` (a usage error, exit
+    64)."""
     flags = istioctl_cli.flags_for(command, version)
     longs = {f.name: f for f in flags}
     shorts = {f.short: f for f in flags if f.short}
@@ -390,9 +391,10 @@ class Emulator:
 
     def cmd_precheck(self) -> int:
         """``x precheck`` as istioctl/pkg/precheck/precheck.go: the Kubernetes version (IST0142), create
-        permissions (IST0141, cluster-wide and in the Istio namespace), Gateway API CRD versions (IST0156; IST0172
-        from 1.26), and with ``--from-version 1.N`` the upgrade checks (the zipkin default, N <= 21). Messages go
-        to stdout (``Level [CODE] (Origin) text``); when clean, only the success line, on stderr."""
+        permissions (IST0141, cluster-wide and in the Istio namespace), Gateway API CRD versions (IST0156;
+        IST0172 from 1.26), and with ``--from-version 1.N`` the upgrade checks (the zipkin default, N <= 21).
+        Messages go to stdout (``Level [CODE] (Origin) text``); when clean, only the success line, on
+        stderr."""
         messages: list[tuple[str, str, str, str]] = []  # level, code, origin, text
         from_version = self.args.get("--from-version")
         if from_version is not None:
@@ -413,8 +415,8 @@ class Emulator:
                         "Warning",
                         "IST0169",
                         f"Service {NS}/zipkin",
-                        "The configuration meshConfig.defaultConfig.tracer changed in release 1.21: tracing is no "
-                        "longer by default enabled to send to 'zipkin.istio-system.svc'; follow "
+                        "The configuration meshConfig.defaultConfig.tracer changed in release 1.21: tracing "
+                        "is no longer by default enabled to send to 'zipkin.istio-system.svc'; follow "
                         "https://istio.io/latest/docs/tasks/observability/distributed-tracing/telemetry-api/ "
                         "[use --set compatibilityVersion=1.21 to keep the old default]",
                     )
@@ -437,8 +439,8 @@ class Emulator:
         if any(LEVELS[m[0]] >= LEVELS["Warning"] for m in messages):
             raise CommandError(
                 "Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"
-                f"See https://istio.io/v{self.minor.minor}/docs/reference/config/analysis for more information "
-                "about causes and resolutions."
+                f"See https://istio.io/v{self.minor.minor}/docs/reference/config/analysis for more "
+                "information about causes and resolutions."
             )
         return 0
 

@@ -302,9 +302,9 @@ def _injector_values(s: Settings) -> Obj:
 
 
 def _istiod_env(s: Settings) -> list[Obj]:
-    """istiod's env as the istio-discovery chart renders it per minor (templates/deployment.yaml; compared with
-    ``helm template`` of the chart at 1.20.8, 1.22.8, 1.24.6, 1.26.8, 1.28.10, 1.29.6, 1.30.3, 1.31.0-rc.0):
-    JWT_POLICY up to 1.20, CA_TRUSTED_NODE_ACCOUNTS from 1.24, GOMEMLIMIT up to 1.28."""
+    """istiod's env as the istio-discovery chart renders it per minor (templates/deployment.yaml; compared
+    with ``helm template`` of the chart at 1.20.8, 1.22.8, 1.24.6, 1.26.8, 1.28.10, 1.29.6, 1.30.3,
+    1.31.0-rc.0): JWT_POLICY up to 1.20, CA_TRUSTED_NODE_ACCOUNTS from 1.24, GOMEMLIMIT up to 1.28."""
 
     def field(path: str) -> Obj:
         return {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
@@ -1012,8 +1012,8 @@ def with_owner_labels(objs: list[Obj], version: str, spec: Obj) -> list[Obj]:
 
 
 def default_tag_webhooks(objs: list[Obj], version: str, spec: Obj, previous_install: bool) -> list[Obj]:
-    """What ``istioctl install`` applies after the components are ready: the default tag webhooks when a default
-    installation is made or no installation existed before (operator/pkg/webhook WebhooksToDeploy,
+    """What ``istioctl install`` applies after the components are ready: the default tag webhooks when a
+    default installation is made or no installation existed before (operator/pkg/webhook WebhooksToDeploy,
     detectIfTagWebhookIsNeeded), and the default revision's own injector deactivated, as creating the default
     tag does (istioctl/pkg/tag DeactivateIstioInjectionWebhook). Empty when no tag is needed."""
     s = Settings(version, spec)

@@ -639,10 +639,12 @@ class Proxy(Program):
         return encode_peer_metadata(self.node_metadata())
 
     def peer_id(self) -> str:
-        """The proxy's node ID, as Envoy's ``--service-node``: ``<type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local``."""
+        """The proxy's node ID, as Envoy's ``--service-node``:
+        ``<type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local``."""
         meta = self.ctx.pod["metadata"]
         kind = "router" if self.kind == "gateway" else "sidecar"
-        return f"{kind}~{self.ctx.pod_ip}~{meta['name']}.{meta['namespace']}~{meta['namespace']}.svc.cluster.local"
+        pod, ns = meta["name"], meta["namespace"]
+        return f"{kind}~{self.ctx.pod_ip}~{pod}.{ns}~{ns}.svc.cluster.local"
 
     def _inbound_service(self, port: int) -> str:
         """The Service (FQDN) whose selector picks this pod and which targets ``port``: what the inbound
@@ -863,8 +865,8 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 def encode_peer_metadata(values: dict[str, str]) -> str:
-    """A google.protobuf.Struct of string values in protobuf wire format, base64: Struct.fields (1) is a map of
-    entries {key (1), value (2): Value{string_value (3)}}."""
+    """A google.protobuf.Struct of string values in protobuf wire format, base64: Struct.fields (1) is a map
+    of entries {key (1), value (2): Value{string_value (3)}}."""
     struct = b"".join(
         _field(1, _field(1, k.encode()) + _field(2, _field(3, v.encode()))) for k, v in sorted(values.items())
     )
@@ -963,8 +965,9 @@ class IstioValidation(Program):
 
 
 class InstallCNI(Program):
-    """The istio-cni-node agent. A node counts as ready while any agent runs on it: during a DaemonSet update the
-    new agent may start before the old one has finished stopping, and the old one's exit must not undo it."""
+    """The istio-cni-node agent. A node counts as ready while any agent runs on it: during a DaemonSet update
+    the new agent may start before the old one has finished stopping, and the old one's exit must not undo
+    it."""
 
     def start(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")

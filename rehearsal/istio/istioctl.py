@@ -239,8 +239,8 @@ class Istioctl:
         return json.loads(self.run(*args).stdout)
 
     def precheck(self, from_version: str | None = None) -> CommandRecord:
-        """``x precheck``; with ``from_version`` (a minor such as ``1.30``: istioctl parses the minor as a number)
-        its upgrade checks too, where this istioctl has ``--from-version`` (1.21+)."""
+        """``x precheck``; with ``from_version`` (a minor such as ``1.30``: istioctl parses the minor as a
+        number) its upgrade checks too, where this istioctl has ``--from-version`` (1.21+)."""
         args = ["x", "precheck"]
         if from_version and istioctl_cli.accepts("x precheck", self.version, "from-version"):
             args += ["--from-version", from_version]
@@ -279,8 +279,9 @@ class Istioctl:
         return [AnalysisMessage(m["code"], m["level"], m.get("origin", ""), m["message"]) for m in data]
 
     def verify_install(self, files: list[str | Path] = (), revision: str | None = None) -> CommandRecord:
-        """``verify-install`` (up to 1.23), which takes only ``-f``, ``-d`` and ``-r`` (operator/cmd/mesh/verify.go
-        at 1.23): settings reach it as IstioOperator files, never as ``--set``."""
+        """``verify-install`` (up to 1.23), which takes only ``-f``, ``-d`` and ``-r``
+        (operator/cmd/mesh/verify.go at 1.23): settings reach it as IstioOperator files, never as
+        ``--set``."""
         if not self.minor.verify_install:
             raise IstioctlError(
                 f"istioctl {self.version} has no verify-install (removed in 1.24); use the "

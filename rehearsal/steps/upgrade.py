@@ -126,8 +126,9 @@ def _images(docs: list[Obj]) -> dict[str, str]:
 
 
 def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
-    """The manifest is what the plan asked for: images (the plan's hub, or the target version's own default hub),
-    securityContext, Service type, CNI, pull secrets (on the ServiceAccounts, where Istio's charts put them)."""
+    """The manifest is what the plan asked for: images (the plan's hub, or the target version's own default
+    hub), securityContext, Service type, CNI, pull secrets (on the ServiceAccounts, where Istio's charts put
+    them)."""
     s = ctx.settings
     spec = s.install_spec(s.istio_to)
     with ctx.run.step("inspect manifest") as step:
@@ -165,9 +166,9 @@ def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
         has_cni = any(d["kind"] == "DaemonSet" and d["metadata"]["name"] == "istio-cni-node" for d in docs)
         if cni_values_only and not has_cni:
             problems.append(
-                "values.cni.enabled=true is planned but the manifest has no istio-cni-node DaemonSet: in every "
-                "Istio version only components.cni.enabled=true renders it (and switches injection to CNI "
-                "mode); set components.cni.enabled=true"
+                "values.cni.enabled=true is planned but the manifest has no istio-cni-node DaemonSet: in "
+                "every Istio version only components.cni.enabled=true renders it (and switches injection to "
+                "CNI mode); set components.cni.enabled=true"
             )
         elif cni_component and not has_cni:
             problems.append(
@@ -372,9 +373,10 @@ def _prune(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
 
 
 def _ensure_default_tag(ctx: Rehearsal) -> str:
-    """What istioctl install does after applying a default (revision-less) installation: (re)create the default
-    revision tag, which deactivates the revision's own injector webhooks (operator/pkg/webhook WebhooksToDeploy;
-    istioctl/pkg/tag). A plain apply re-activates them; ``istioctl tag set default`` puts it right."""
+    """What istioctl install does after applying a default (revision-less) installation: (re)create the
+    default revision tag, which deactivates the revision's own injector webhooks (operator/pkg/webhook
+    WebhooksToDeploy; istioctl/pkg/tag). A plain apply re-activates them; ``istioctl tag set default`` puts it
+    right."""
     if _revision(ctx):
         return ""
     try:
