@@ -445,3 +445,40 @@ def test_install_prunes_what_the_same_version_no_longer_renders(make_istioctl, s
         for w in hooks["istio-sidecar-injector"]["webhooks"]
     )
     assert istioctl.run("tag", "list").stdout.split()[:3] == ["TAG", "REVISION", "NAMESPACES"]
+
+
+@pytest.mark.parametrize("version", [OLD, NEWEST])
+def test_precheck_checks_gateway_api_crd_versions(make_istioctl, sim_cluster, version):
+    # istioctl/pkg/precheck/precheck.go checkGatewayAPIs: HTTPRoute must serve v1beta1 (IST0156, Error) and,
+    # from 1.26, should serve v1 (IST0172, Warning); messages.yaml templates.
+    kube = Kube(sim_cluster.api_client())
+    kube.apply(
+        [
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+                "spec": {
+                    "group": "gateway.networking.k8s.io",
+                    "scope": "Namespaced",
+                    "names": {"kind": "HTTPRoute", "plural": "httproutes", "singular": "httproute"},
+                    "versions": [
+                        {
+                            "name": "v1alpha2",
+                            "served": True,
+                            "storage": True,
+                            "schema": {"openAPIV3Schema": {"type": "object"}},
+                        }
+                    ],
+                },
+            }
+        ]
+    )
+    result = make_istioctl(version).precheck(from_version=catalog.minor_name(version))
+    origin = "(CustomResourceDefinition httproutes.gateway.networking.k8s.io)"
+    lines = result.stdout.strip().splitlines()
+    assert result.exit_code == 1
+    text = "The Gateway API CRD version v1alpha2 is lower than the minimum version:"
+    assert f"Error [IST0156] {origin} {text} v1beta1" in lines
+    warning = f"Warning [IST0172] {origin} {text} v1"
+    assert (warning in lines) == minor_of(version).precheck_gateway_api_v1_warning
