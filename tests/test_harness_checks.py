@@ -312,3 +312,20 @@ def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
     seen = validate.answering_proxies(ctx, target, {"echo-7d4f8c9b6-abcde": 3, "echo-7d4f8c9b6-fghij": 2})
     assert seen["echo-7d4f8c9b6-abcde"] == {"requests": 3, "pod_spec": TARGET, "istioctl": TARGET}
     assert seen["echo-7d4f8c9b6-fghij"] == {"requests": 2, "pod_spec": SOURCE, "istioctl": SOURCE}
+
+
+def test_a_patch_newer_than_the_catalog_is_a_warning_on_real_clusters_and_refused_on_the_simulator(tmp_path):
+    from rehearsal.settings import SettingsError
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    newer = f"{catalog.minor_name(TARGET)}.{int(TARGET.rsplit('.', 1)[1]) + 7}"
+    real = resolve({"cluster": "kubeconfig", "kubeconfig": str(kubeconfig), "istio_to": newer})
+    assert real.istio_to == newer
+    assert real.version_notes and f"istioctl {newer} itself decides" in real.version_notes[0]
+    with pytest.raises(SettingsError, match=f"Istio {newer} is not a known release"):
+        resolve({"istio_to": newer})
+    ctx = context(tmp_path, [], target=fake_istioctl(tmp_path, newer, [CLEAN]))
+    ctx.settings = real
+    upgrade.precheck(ctx)
+    assert any(newer in line and line.startswith("warning:") for line in ctx.run.steps[-1].reason.split("; "))

@@ -29,8 +29,8 @@ def precheck(ctx: Rehearsal) -> None:
     s = ctx.settings
     with ctx.run.step("precheck") as step:
         problems = []
-        for note in s.version_notes:
-            step.note(f"warning: {note}")
+        if s.version_notes:
+            step.add_data("warnings", list(s.version_notes))
         path_problem = catalog.upgrade_path_problem(s.istio_from, s.istio_to, "in-place")
         if path_problem:
             problems.append(f"upgrade path: {path_problem}")
@@ -63,8 +63,13 @@ def precheck(ctx: Rehearsal) -> None:
         if problems:
             raise StepFailed("; ".join(problems))
         step.note(
-            f"{s.istio_from} -> {s.istio_to} allowed; Kubernetes {k8s} supported; plan values valid; "
-            f"istioctl {' '.join(_own_args(result.argv))} found no issues"
+            "; ".join(
+                [f"warning: {note}" for note in s.version_notes]
+                + [
+                    f"{s.istio_from} -> {s.istio_to} allowed; Kubernetes {k8s} supported; plan values valid; "
+                    f"istioctl {' '.join(_own_args(result.argv))} found no issues"
+                ]
+            )
         )
 
 
