@@ -310,8 +310,18 @@ def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
         },
     )
     seen = validate.answering_proxies(ctx, target, {"echo-7d4f8c9b6-abcde": 3, "echo-7d4f8c9b6-fghij": 2})
-    assert seen["echo-7d4f8c9b6-abcde"] == {"requests": 3, "pod_spec": TARGET, "istioctl": TARGET}
-    assert seen["echo-7d4f8c9b6-fghij"] == {"requests": 2, "pod_spec": SOURCE, "istioctl": SOURCE}
+    assert seen["echo-7d4f8c9b6-abcde"] == {
+        "requests": 3,
+        "pod_spec": TARGET,
+        "istioctl": TARGET,
+        "gone": False,
+    }
+    assert seen["echo-7d4f8c9b6-fghij"] == {
+        "requests": 2,
+        "pod_spec": SOURCE,
+        "istioctl": SOURCE,
+        "gone": False,
+    }
 
 
 def test_a_patch_newer_than_the_catalog_is_a_warning_on_real_clusters_and_refused_on_the_simulator(tmp_path):

@@ -369,7 +369,9 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
                 break
             time.sleep(0.2)
         assert journal is not None, "the run never reached apply"
-        time.sleep(1.0)
+        # The apply's patch of istiod hangs for 60 s; killing within that window kills the run mid-apply. The
+        # CRDs are applied (and awaited) first, which takes longer on a loaded machine: wait well into it.
+        time.sleep(10.0)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
         # The fault fired once; the replay goes through.

@@ -194,6 +194,7 @@ def answering_proxies(ctx: Rehearsal, istioctl: Istioctl, answered_by: dict[str,
             "requests": requests_served,
             "pod_spec": spec_version,
             "istioctl": connected.get(f"{name}.{APPS_NS}"),
+            "gone": pod is None,
         }
     return by_pod
 

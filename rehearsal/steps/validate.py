@@ -153,6 +153,8 @@ def traffic_findings(ctx: Rehearsal, version: str) -> tuple[dict[str, Any], list
     if result["codes"].get("200") and not proxies:
         findings.append("the echo app did not say which pod answered (no os.hostname in its answers)")
     for pod, seen in proxies.items():
+        if seen["gone"]:
+            continue  # it answered and has since gone away: nothing remains to judge
         if seen["pod_spec"] is None:
             findings.append(
                 f"pod {APPS_NS}/{pod} answered {seen['requests']} request(s) but has no istio-proxy"
