@@ -358,3 +358,38 @@ def test_cni_renders_and_switches_injection_only_from_components_cni_enabled(ver
     component = generate(version, "components.cni.enabled=true")
     assert any(d["kind"] == "DaemonSet" and d["metadata"]["name"] == "istio-cni-node" for d in component)
     assert injector_cni(component)
+
+
+# -- precheck output, per minor (one old-Kubernetes cluster for all) --------------------------------------
+@pytest.fixture(scope="module")
+def old_kubernetes(tmp_path_factory):
+    import kubesim.istio
+    from kubesim import SimCluster
+
+    with SimCluster(
+        time_scale=0,
+        k8s_version="1.24.17",
+        kubeconfig=tmp_path_factory.mktemp("old-k8s") / "kubeconfig",
+        addons=[kubesim.istio.addon],
+    ) as cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("version", NEWEST_PATCHES)
+def test_precheck_output_as_istioctl_prints_it(old_kubernetes, version):
+    # istioctl/pkg/precheck/precheck.go: IST0142 with origin (Cluster), the server's GitVersion ("v" prefix)
+    # and
+    # "1.<MinK8SVersion>" (istioctl/pkg/install/k8sversion/version.go at the tag); messages on stdout, the
+    # failure on stderr, exit 1. --from-version takes the minor ("1.N").
+    args = ["x", "precheck", "--kubeconfig", str(old_kubernetes.kubeconfig_path)]
+    if minor_of(version).precheck_from_version:
+        args += ["--from-version", catalog.minor_name(version)]
+    code, out, err = run(version, *args)
+    assert code == 1
+    assert out == (
+        'Error [IST0142] (Cluster) The Kubernetes Version "v1.24.17" is lower than the minimum version: '
+        f"{minor_of(version).precheck_min_k8s}\n"
+    )
+    assert err.startswith(
+        "Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"
+    )
