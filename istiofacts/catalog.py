@@ -47,6 +47,8 @@ BASE_CRDS = (
     "wasmplugins.extensions.istio.io",
 )
 
+OPERATOR_CRD = "istiooperators.install.istio.io"
+
 # values.* paths removed in each minor (istioctl rejects them as unknown fields from that minor on). The typed
 # schema (values_schema.json) is the authority; this list names the removals users meet most, for hints.
 REMOVED_VALUES: dict[str, tuple[str, ...]] = {
@@ -216,14 +218,22 @@ class IstioMinor:
 
     @property
     def crds(self) -> tuple[str, ...]:
-        return tuple(sorted(crd_versions(self.minor)))
+        return tuple(sorted(self._crd_table()))
+
+    def _crd_table(self) -> dict[str, Any]:
+        table = crd_versions(self.minor)
+        if not self.at_least("1.21"):
+            # 1.20's base chart also ships the in-cluster operator's CRD (1.20.8
+            # manifests/charts/base/crds/crd-operator.yaml; gone in 1.21).
+            table[OPERATOR_CRD] = {"served": ["v1alpha1"], "storage": "v1alpha1"}
+        return table
 
     def served_versions(self, crd: str) -> tuple[str, ...]:
         """The versions of ``crd`` (e.g. ``gateways.networking.istio.io``) this release serves."""
-        return tuple(crd_versions(self.minor)[crd]["served"])
+        return tuple(self._crd_table()[crd]["served"])
 
     def storage_version(self, crd: str) -> str:
-        return str(crd_versions(self.minor)[crd]["storage"])
+        return str(self._crd_table()[crd]["storage"])
 
     @property
     def crd_source(self) -> str:

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from istiofacts import operator
-from istiofacts.catalog import IstioMinor, default_hub, minor_of
+from istiofacts.catalog import OPERATOR_CRD, IstioMinor, default_hub, minor_of
 
 Obj = dict[str, Any]
 NS = "istio-system"
@@ -71,6 +71,7 @@ _CRD_KINDS = {
     "telemetries": "Telemetry",
     "wasmplugins": "WasmPlugin",
     "trafficextensions": "TrafficExtension",
+    "istiooperators": "IstioOperator",
 }
 _SHORT = {
     "gateways": ["gw"],
@@ -82,6 +83,7 @@ _SHORT = {
     "workloadentries": ["we"],
     "workloadgroups": ["wg"],
     "telemetries": ["telemetry"],
+    "istiooperators": ["iop", "io"],
 }
 
 
@@ -209,6 +211,8 @@ def _crds(s: Settings) -> list[Obj]:
                         "helm.sh/chart": f"base-{s.version}",
                     }
                     if s.minor.helm_labels
+                    else {"release": "istio"}
+                    if full == OPERATOR_CRD
                     else {"app": "istio-pilot", "chart": "istio", "heritage": "Tiller", "release": "istio"},
                     "annotations": {"helm.sh/resource-policy": "keep"},
                 },
@@ -220,7 +224,11 @@ def _crds(s: Settings) -> list[Obj]:
                         "listKind": _CRD_KINDS[plural] + "List",
                         "plural": plural,
                         "singular": _CRD_KINDS[plural].lower(),
-                        "categories": ["istio-io", group.split(".")[0] + "-istio-io"],
+                        **(
+                            {"categories": ["istio-io", group.split(".")[0] + "-istio-io"]}
+                            if full != OPERATOR_CRD
+                            else {}
+                        ),
                         **({"shortNames": _SHORT[plural]} if plural in _SHORT else {}),
                     },
                     "versions": [
