@@ -705,15 +705,25 @@ class Emulator:
                 for p in rows
             ]
         else:
+            # From 1.23 a synced type carries its age (istioctl/pkg/writer/pilot/status.go formatStatus, with
+            # k8s.io/apimachinery duration.HumanDuration).
+            def cell(p: Obj, key: str) -> str:
+                status = str(p[key])
+                if self.minor.at_least("1.23") and status not in ("NOT SENT", "IGNORED"):
+                    status += (
+                        f" ({human_duration(time.time() - float(p.get('connected_at') or time.time()))})"
+                    )
+                return status
+
             table = [["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]] + [
                 [
                     p["proxy"],
                     p["cluster_id"],
-                    p["cds"],
-                    p["lds"],
-                    p["eds"],
-                    p["rds"],
-                    p["ecds"],
+                    cell(p, "cds"),
+                    cell(p, "lds"),
+                    cell(p, "eds"),
+                    cell(p, "rds"),
+                    cell(p, "ecds"),
                     p["istiod"],
                     p["istio_version"],
                 ]
@@ -811,6 +821,32 @@ class Emulator:
             self.say(f"  Removed {line}.")
         self.say("\u2714 Uninstall complete")
         return 0
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration HumanDuration, as istioctl prints ages."""
+    total = int(round(seconds))
+    if total < 0:
+        return "0s"
+    if total < 120:
+        return f"{total}s"
+    minutes = total // 60
+    if minutes < 10:
+        return f"{minutes}m{total % 60}s" if total % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = total // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        return f"{hours // 24 // 365}y{(hours // 24) % 365}d"
+    return f"{hours // 24 // 365}y"
 
 
 def _tabulate(rows: list[list[str]]) -> str:
