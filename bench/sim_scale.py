@@ -56,7 +56,7 @@ def complete(d: dict, generation: int) -> bool:
 
 
 def follow(list_call, update, finished, timeout: float, what: str) -> None:
-    """List, then watch from the list's resourceVersion, feeding every object to ``update`` until ``finished()``."""
+    """List, then watch from the list's resourceVersion, feeding each object to update() until finished()."""
     deadline = time.monotonic() + timeout
     body = json.loads(list_call(_preload_content=False).data)
     for obj in body["items"]:
@@ -218,7 +218,8 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=30)
     print(
-        f"deployments: {total} in {args.namespaces} namespaces; pods listed: {len(raw['items'])} ({running} Running)"
+        f"deployments: {total} in {args.namespaces} namespaces; "
+        f"pods listed: {len(raw['items'])} ({running} Running)"
     )
     for name, seconds in phases.items():
         print(f"  {name:12s} {seconds:6.2f} s")
@@ -226,8 +227,8 @@ def main() -> int:
     print(f"API requests served: {served} ({served / wall:.0f} requests/s)")
     print(f"cluster process peak memory (VmHWM): {peak:.0f} MiB   (goal < 1024 MiB)")
     print(
-        f"list all {len(typed.items)} pods: {raw_list:.3f} s as JSON, {typed_list:.3f} s into the client's typed "
-        "models   (goal < 0.5 s)"
+        f"list all {len(typed.items)} pods: {raw_list:.3f} s as JSON, "
+        f"{typed_list:.3f} s into the client's typed models   (goal < 0.5 s)"
     )
     return 0
 

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def install_istio(cluster: SimCluster, version: str, apps: bool) -> str:
-    """Install Istio with the emulator (as `istioctl install -y`), optionally the sample apps; return a summary."""
+    """Install Istio with the emulator (as `istioctl install -y`), optionally the sample apps; say what."""
     import io
 
     import yaml

@@ -214,7 +214,7 @@ class SimCluster:
 
     # -- helpers for controllers ---------------------------------------------------------------------------
     def mutate(self, gr: tuple[str, str], obj: Obj, change: Callable[[Obj], Any]) -> Obj | None:
-        """Apply ``change`` to a fresh copy of the stored object and write it (controllers' read-modify-write)."""
+        """Apply ``change`` to a fresh copy of the stored object and write it (read-modify-write)."""
         with self.store.lock:
             meta = obj["metadata"]
             current = self.store.get(gr, meta.get("namespace", ""), meta["name"])

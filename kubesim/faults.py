@@ -4,8 +4,8 @@ Kinds (YAML ``type``):
 
 ``image-pull``      the image cannot be pulled (``image``): pods end in ErrImagePull / ImagePullBackOff.
 ``api-error``       the API answers ``code`` (429 with Retry-After, 500, or 504 for a timeout) for a ``verb``
-                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 = always),
-                    after letting ``skip`` matching requests through (default 0).
+                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 =
+                    always), after letting ``skip`` matching requests through (default 0).
 ``readiness``       containers of matching pods become ready only after ``delay`` seconds, or ``never``.
 ``crash-loop``      containers of matching pods exit with ``exitCode`` ``after`` seconds, and keep doing so.
 ``proxy-reject``    Istio proxies running ``image`` answer inbound requests with ``code`` (default 503) and

@@ -149,8 +149,8 @@ def test_optimistic_concurrency_and_status_bodies(core, sim_cluster):
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
-        "message": 'Operation cannot be fulfilled on configmaps "conf": the object has been modified; please apply '
-        "your changes to the latest version and try again",
+        "message": 'Operation cannot be fulfilled on configmaps "conf": the object has been modified; '
+        "please apply your changes to the latest version and try again",
         "reason": "Conflict",
         "details": {"name": "conf", "kind": "configmaps"},
         "code": 409,

@@ -10,6 +10,7 @@ race each other; they still re-read the store before every write, as real contro
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import threading
@@ -55,7 +56,8 @@ class ControllerManager:
         self.controllers: list[Controller] = []
         self._by_gr: dict[tuple[str, str], tuple[Controller, ...]] = {}
         self._queue: OrderedDict[tuple[int, Key], Controller] = OrderedDict()
-        # Two heaps: timers that make progress (a pull finishing) and periodic ones (probes, back-offs, leases).
+        # Two heaps: timers that make progress (a pull finishing) and periodic ones (probes, back-offs,
+        # leases).
         self._timers: list[tuple[float, int, bool, Callable[[], None]]] = []
         self._periodic: list[tuple[float, int, bool, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -123,7 +125,7 @@ class ControllerManager:
                     return
                 if self._queue:
                     (_, key), controller = self._queue.popitem(last=False)
-                    work: Callable[[], None] | None = lambda c=controller, k=key: c.reconcile(k)
+                    work: Callable[[], None] | None = functools.partial(controller.reconcile, key)
                 else:
                     work = self._due_timer_locked()
                 if work is None:

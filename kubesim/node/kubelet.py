@@ -607,7 +607,8 @@ class Kubelet(Controller):
             # Nothing of ours answers on that port: the program's own notion of readiness decides.
             return (c.program.ready() if c.program else True), ""
         try:
-            # Like Istio's probe rewrite, the probe reaches the app from inside the pod, not through the sidecar.
+            # Like Istio's probe rewrite, the probe reaches the app from inside the pod, not through the
+            # sidecar.
             response = self.cluster.network.request_in_pod(
                 state.ip, int(port), HttpRequest("GET", get.get("path", "/"))
             )
@@ -742,8 +743,8 @@ class Kubelet(Controller):
             running = [c for c in state.containers if c.state == "running"]
             for c in running:
                 c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, self.api.now()
-            # Requests already routed to the pod finish: its servers stay up for a short wall-clock drain, even
-            # when simulated time jumps (Envoy drains the same way, terminationDrainDuration).
+            # Requests already routed to the pod finish: its servers stay up for a short wall-clock drain,
+            # even when simulated time jumps (Envoy drains the same way, terminationDrainDuration).
             self._stop_later(state, running)
             current = self._pod(state)
             if current is not None:

@@ -1,6 +1,7 @@
 """The ``sim`` provider: the embedded simulated cluster (the default), and the only bridge between the harness
-and the simulator package ``kubesim``. What the simulator offers beyond a kubeconfig reaches the harness through
-:class:`~rehearsal.cluster.base.Simulator`: the istioctl emulator of each version and faults to arm."""
+and the simulator package ``kubesim``. What the simulator offers beyond a kubeconfig reaches the harness
+through :class:`~rehearsal.cluster.base.Simulator`: the istioctl emulator of each version and faults to
+arm."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class SimProvider:
     nodes: int = 1
     time_scale: float = 0.0
     faults: Faults = field(default_factory=Faults)
-    # Registries that exist in the simulated world as mirrors: (prefix, upstream prefixes); "" = whole references.
+    # Registries that exist in the simulated world as mirrors: (prefix, upstream prefixes); "" = whole
+    # references.
     mirrors: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
     def provision(self, workdir: Path) -> Cluster:

@@ -57,8 +57,8 @@ def provision(settings: Settings, run: Run) -> Cluster:
 def make_istioctl(
     settings: Settings, run: Run, cluster: Cluster, version: str, explicit: str | None
 ) -> Istioctl:
-    """The istioctl of ``version`` for this cluster: an explicit path, else the simulator's emulator on a simulated
-    cluster, else the real one (PATH, cache or a verified download)."""
+    """The istioctl of ``version`` for this cluster: an explicit path, else the simulator's emulator on a
+    simulated cluster, else the real one (PATH, cache or a verified download)."""
     try:
         if cluster.simulator is not None and not explicit:
             path = cluster.simulator.istioctl(version, run.dir / "bin")
