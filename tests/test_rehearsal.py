@@ -26,6 +26,8 @@ PRODUCTION = [
     "components.pilot.k8s.securityContext.runAsNonRoot=true",
     "values.gateways.istio-ingressgateway.type=ClusterIP",
 ]
+# The private hub of PRODUCTION exists in the simulated world only because the user says so, as a mirror.
+PRODUCTION_WORLD = ["--sim-registry", "registry.example.com"]
 
 
 def rehearse(
@@ -76,7 +78,8 @@ def step(data: dict, name: str) -> dict:
 )
 def test_happy_path_with_production_settings(tmp_path, source, target, strategy):
     result, data = rehearse(
-        tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", strategy, *sets(PRODUCTION)
+        tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", strategy, *sets(PRODUCTION),
+        *PRODUCTION_WORLD,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert data["verdict"] == "upgraded" and (data["from"], data["to"], data["strategy"]) == (
@@ -228,11 +231,30 @@ def test_malformed_plan_file_is_a_usage_error(tmp_path):
 
 
 def test_sample_app_images_come_from_the_users_registry(tmp_path):
-    result, data = rehearse(tmp_path, "--apps-registry", "registry.example.com/mirror")
+    result, data = rehearse(
+        tmp_path, "--apps-registry", "registry.example.com/mirror", "--sim-registry", "registry.example.com"
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     assert "(images from registry.example.com/mirror)" in step(data, "deploy sample apps")["reason"]
     pulled = [e["data"] for s in data["steps"] for e in s["evidence"] if e.get("title") == "traffic"]
     assert pulled and pulled[0]["codes"] == {"200": 10}
+
+
+def test_a_mistyped_registry_fails_the_rehearsal_with_err_image_pull(tmp_path):
+    # The user's registry exists, but the plan names a host that does not: pulls fail as on any node.
+    result, data = rehearse(
+        tmp_path,
+        "--apps-registry",
+        "registry.exmaple.com/mirror",
+        "--sim-registry",
+        "registry.example.com",
+        "--step-timeout",
+        "5",
+    )
+    assert result.returncode != 0 and data["verdict"] == "failed"
+    reason = step(data, "deploy sample apps")["reason"]
+    assert "ErrImagePull" in reason or "ImagePullBackOff" in reason, reason
+    assert "lookup registry.exmaple.com" in reason and "no such host" in reason
 
 
 def test_with_registry_rewrites_images_keeping_their_path():

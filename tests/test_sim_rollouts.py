@@ -94,6 +94,8 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
 def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
     clock = SimClock.manual_clock()
     with SimCluster(clock=clock, system_workloads=False) as cluster:
+        # Docker Hub holds every public image here, as on kind; this one is made missing (a deleted tag).
+        cluster.registry.remove("docker.io/library/does-not-exist:1.0")
         body = deployment("broken", replicas=1, image="docker.io/library/does-not-exist:1.0")
         body["spec"]["progressDeadlineSeconds"] = 30
         _create(cluster, body)

@@ -23,7 +23,7 @@ from kubesim.controllers.manager import Controller, ControllerManager
 from kubesim.machinery.errors import ApiError
 from kubesim.machinery.selectors import match_label_selector_object
 from kubesim.network import HttpRequest
-from kubesim.node.images import Image, PullError
+from kubesim.node.images import Image, PullError, normalize
 from kubesim.node.programs import ContainerContext, Program
 from kubesim.store import WatchEvent
 
@@ -400,11 +400,12 @@ class Kubelet(Controller):
         cache = self.images_on_node.setdefault(state.node, set())
         policy = c.spec.get("imagePullPolicy", "IfNotPresent")
         registry = self.cluster.registry
-        from kubesim.node.images import normalize
-
-        cached = normalize(ref) in cache and registry.has(ref)
-        if policy != "Always" and cached and not self.cluster.faults.image_fails(ref):
-            c.image = registry.pull(ref, self._pull_secrets(pod))
+        fault = self.cluster.faults.image_pull_for(ref)
+        known = registry.lookup(ref)
+        cached = normalize(ref) in cache and known is not None
+        if policy != "Always" and cached and known is not None and fault is None:
+            # Present on the node: no pull, so no registry (nor credentials) involved.
+            c.image = known
             self.cluster.event(
                 pod,
                 "Normal",
@@ -429,13 +430,8 @@ class Kubelet(Controller):
             pod, "Normal", "Pulling", f'Pulling image "{ref}"', "kubelet", field_path=self._field_path(pod, c)
         )
         try:
-            if self.cluster.faults.image_fails(ref):
-                from kubesim.node.images import normalize as norm
-
-                raise PullError(
-                    f'failed to pull and unpack image "{norm(ref)}": failed to resolve reference '
-                    f'"{norm(ref)}": {norm(ref)}: not found'
-                )
+            if fault is not None:
+                raise registry.failure(ref, fault.why)
             image = registry.pull(ref, self._pull_secrets(pod))
         except PullError as exc:
             self._pull_failed(state, c, pod, str(exc))
@@ -576,6 +572,10 @@ class Kubelet(Controller):
         message = ""
         if ok and probe and "httpGet" in probe and c.program is not None:
             ok, message = self._http_probe(state, c, probe)
+        elif ok and probe and "tcpSocket" in probe:
+            port = self._probe_port(c, probe["tcpSocket"].get("port"))
+            ok = port is not None and self.cluster.network.listening(state.ip, port)
+            message = "" if ok else f"dial tcp {state.ip}:{port}: connect: connection refused"
         elif ok:
             ok = c.program.ready() if c.program is not None else True
         if ok != c.ready:
@@ -598,12 +598,8 @@ class Kubelet(Controller):
 
     def _http_probe(self, state: PodState, c: ContainerState, probe: Obj) -> tuple[bool, str]:
         get = probe["httpGet"]
-        port = get.get("port")
-        if isinstance(port, str):
-            port = next(
-                (p["containerPort"] for p in c.spec.get("ports") or [] if p.get("name") == port), None
-            )
-        if port is None or not self.cluster.network.listening(state.ip, int(port)):
+        port = self._probe_port(c, get.get("port"))
+        if port is None or not self.cluster.network.listening(state.ip, port):
             # Nothing of ours answers on that port: the program's own notion of readiness decides.
             return (c.program.ready() if c.program else True), ""
         try:
@@ -617,6 +613,15 @@ class Kubelet(Controller):
         if 200 <= response.status < 400:
             return True, ""
         return False, f"HTTP probe failed with statuscode: {response.status}"
+
+    @staticmethod
+    def _probe_port(c: ContainerState, port: Any) -> int | None:
+        """A probe's port: a number, or the name of one of the container's ports."""
+        if isinstance(port, str) and not port.isdigit():
+            return next(
+                (int(p["containerPort"]) for p in c.spec.get("ports") or [] if p.get("name") == port), None
+            )
+        return int(port) if port is not None else None
 
     def _exited(self, state: PodState, c: ContainerState, epoch: int, code: int) -> None:
         if c.epoch != epoch or state.terminating or c.state != "running":
