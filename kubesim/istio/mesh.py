@@ -533,6 +533,7 @@ class Proxy(Program):
         self.kind = "gateway" if "router" in (ctx.container.get("args") or []) else "sidecar"
         config = json.loads(ctx.env("PROXY_CONFIG", "{}") or "{}")
         self.discovery = config.get("discoveryAddress", f"istiod.{NS}.svc:15012")
+        self.drain_seconds = _duration(config.get("terminationDrainDuration", "5s"))
         self.istiod: Istiod | None = None
         self.had_config = False  # Envoy keeps serving its last config when istiod goes away
         self.telemetry = Telemetry()
@@ -550,6 +551,12 @@ class Proxy(Program):
         ctx.log(f"info\tVersion {self.version}-{_git_sha(self.version)}-Clean")
         self.mesh.proxies[self.id] = self
         self.connect()
+
+    def on_sigterm(self) -> float | None:
+        """pilot-agent drains Envoy for terminationDrainDuration (ProxyConfig, default 5s: istio/api
+        mesh/v1alpha1/proxy.proto), still connected to istiod, then exits. As a native sidecar it only gets
+        SIGTERM once the app containers have exited (the kubelet's order)."""
+        return self.drain_seconds
 
     def stop(self) -> None:
         if self.mesh.proxies.get(self.id) is self:
@@ -871,6 +878,15 @@ def proxyv2(ctx: ContainerContext) -> Program:
     if name == "istio-validation":
         return IstioValidation(ctx)
     return Proxy(ctx)
+
+
+def _duration(text: Any) -> float:
+    """A protobuf Duration as ProxyConfig writes it (``5s``, ``1.5s``, ``500ms``); 5s when unreadable."""
+    value = str(text).strip()
+    try:
+        return float(value[:-2]) / 1000 if value.endswith("ms") else float(value.rstrip("s"))
+    except ValueError:
+        return 5.0
 
 
 def _known(version: str) -> bool:

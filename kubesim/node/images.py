@@ -146,6 +146,7 @@ class ImageRegistry:
         self._closed: set[str] = set()  # repository prefixes that hold only the images added to them
         self._registries: dict[str, Registry] = {}  # configured registries by location
         self._private_hosts: dict[str, tuple[str, str]] = {}
+        self._image_hosts: set[str] = set()  # a registry that was given images exists, with just those
         self._lock = threading.Lock()
         for image in DEFAULT_IMAGES:
             self.add(image)
@@ -156,6 +157,7 @@ class ImageRegistry:
         with self._lock:
             self._images[image.reference] = image
             self._missing.discard(image.reference)
+            self._image_hosts.add(registry_host(image.reference))
         return image
 
     def add_image(self, reference: str, **kw: Any) -> Image:
@@ -187,7 +189,11 @@ class ImageRegistry:
         if host.endswith(".invalid"):
             return False
         with self._lock:
-            return host in PUBLIC_REGISTRIES or any(r.host == host for r in self._registries.values())
+            return (
+                host in PUBLIC_REGISTRIES
+                or host in self._image_hosts
+                or any(r.host == host for r in self._registries.values())
+            )
 
     # -- resolving ------------------------------------------------------------------------------------------
     def lookup(self, reference: str) -> Image | None:

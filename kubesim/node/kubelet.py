@@ -137,6 +137,7 @@ class ContainerState:
     last: Obj | None = None
     container_id: str = ""
     epoch: int = 0  # bumps on every (re)start; stale timers check it
+    signalled: bool = False  # SIGTERM sent (pod shutting down)
     pull_failures: int = 0
     crash_backoff: float = 0.0
 
@@ -730,42 +731,76 @@ class Kubelet(Controller):
         state.terminating = True
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
         for c in state.containers:
-            if c.state == "running":
-                self.cluster.event(
-                    pod,
-                    "Normal",
-                    "Killing",
-                    f"Stopping container {c.name}",
-                    "kubelet",
-                    field_path=self._field_path(pod, c),
-                )
             c.ready = False
         self._write(state)
-        # Containers exit on SIGTERM almost at once; the pod object goes when they have (or at the deadline).
-        drain = min(grace, 1.0)
+        # The graceful shutdown of a pod (kubelet's killPod, KEP-753 for native sidecars): regular containers
+        # get SIGTERM first, the sidecars once every regular container has exited; each program decides how
+        # long it takes to exit (Program.on_sigterm); whatever still runs at the grace deadline is SIGKILLed.
+        self._signal_next(state, pod)
+        self.manager.after(grace, lambda: self._grace_over(state))
 
-        def finish() -> None:
-            running = [c for c in state.containers if c.state == "running"]
-            for c in running:
-                c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, self.api.now()
-            # Requests already routed to the pod finish: its servers stay up for a short wall-clock drain,
-            # even when simulated time jumps (Envoy drains the same way, terminationDrainDuration).
-            self._stop_later(state, running)
-            current = self._pod(state)
-            if current is not None:
-                try:
-                    self.api.delete(
-                        self.api.type_of(*PODS),
-                        state.namespace,
-                        state.name,
-                        RequestOptions(internal=True),
-                        grace_seconds=0,
-                    )
-                except ApiError:
-                    pass
-            self._forget(state.uid)
+    def _signal_next(self, state: PodState, pod: Obj) -> None:
+        running = [c for c in state.containers if c.state == "running"]
+        if not running:
+            self._finish_termination(state)
+            return
+        regular = [c for c in running if not c.sidecar]
+        for c in regular or list(reversed(running)):
+            if c.signalled:
+                continue
+            c.signalled = True
+            self.cluster.event(
+                pod,
+                "Normal",
+                "Killing",
+                f"Stopping container {c.name}",
+                "kubelet",
+                field_path=self._field_path(pod, c),
+            )
+            seconds = c.program.on_sigterm() if c.program is not None else 0.0
+            if seconds is not None:
+                self.manager.after(seconds, lambda c=c: self._exited_on_signal(state, c, 0))
 
-        self.manager.after(drain, finish)
+    def _exited_on_signal(self, state: PodState, c: ContainerState, code: int) -> None:
+        if self.pods.get(state.uid) is not state or c.state != "running":
+            return
+        c.state, c.exit_code, c.finished_at = "terminated", code, self.api.now()
+        c.reason = "Completed" if code == 0 else "Error"
+        # Requests already routed to the container finish: its servers stay up for a short wall-clock drain,
+        # even when simulated time jumps.
+        self._stop_later(state, [c])
+        self._write(state)
+        pod = self._pod(state)
+        if pod is not None:
+            self._signal_next(state, pod)
+        else:
+            self._finish_termination(state)
+
+    def _grace_over(self, state: PodState) -> None:
+        """SIGKILL (exit code 137) for every container still running at the end of the grace period."""
+        if self.pods.get(state.uid) is not state:
+            return
+        for c in state.containers:
+            if c.state == "running":
+                c.state, c.exit_code, c.finished_at, c.reason = "terminated", 137, self.api.now(), "Error"
+                self._stop_later(state, [c])
+        self._finish_termination(state)
+
+    def _finish_termination(self, state: PodState) -> None:
+        if self.pods.get(state.uid) is not state:
+            return
+        if self._pod(state) is not None:
+            try:
+                self.api.delete(
+                    self.api.type_of(*PODS),
+                    state.namespace,
+                    state.name,
+                    RequestOptions(internal=True),
+                    grace_seconds=0,
+                )
+            except ApiError:
+                pass
+        self._forget(state.uid)
 
     DRAIN_WALL_SECONDS = 0.5
 

@@ -62,6 +62,11 @@ class Program:
         """``(seconds, exit code)`` if the process ends by itself."""
         return None
 
+    def on_sigterm(self) -> float | None:
+        """SIGTERM arrived (the pod is shutting down): seconds until the process exits, or None when it
+        ignores the signal and runs until SIGKILL at the end of the grace period. Default: exits at once."""
+        return 0.0
+
 
 class Pause(Program):
     pass
@@ -90,6 +95,13 @@ class Shell(Program):
         code = re.search(r"exit\s+(\d+)", script)
         seconds = sum(float(s) for s in re.findall(r"sleep\s+(\d+(?:\.\d+)?)", script))
         return (max(seconds, 0.5), int(code.group(1)) if code else 0)
+
+    def on_sigterm(self) -> float | None:
+        # A shell or `sleep` running as PID 1 has no handler for SIGTERM and the kernel does not apply the
+        # default action to PID 1: it ignores the signal for the whole grace period, unless the script traps
+        # it (which is why Istio's curl sample sets terminationGracePeriodSeconds: 0).
+        script = self._script()
+        return 0.0 if re.search(r"\btrap\b.*\b(TERM|SIGTERM|15)\b", script) else None
 
 
 class HttpEcho(Program):
@@ -169,6 +181,9 @@ class Generic(HttpEcho):
 
     def exit_after(self) -> tuple[float, int] | None:
         return self.shell.exit_after() if self.shell is not None else None
+
+    def on_sigterm(self) -> float | None:
+        return self.shell.on_sigterm() if self.shell is not None else 0.0
 
 
 PROGRAMS: dict[str, type[Program]] = {
