@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config, watch
 
@@ -153,10 +154,14 @@ def main() -> int:
             text=True,
         )
         try:
+            assert server.stdout is not None
             server.stdout.readline()
             api_client = config.new_client_from_config(config_file=str(kubeconfig))
             api_client.configuration.connection_pool_maxsize = args.workers
-            core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+            # Plain dicts and raw responses (_preload_content=False), which the client's typed stubs do not
+            # describe: the benchmark measures the wire, not the models.
+            core: Any = client.CoreV1Api(api_client)
+            apps: Any = client.AppsV1Api(api_client)
             before = requests_counted(api_client)
             start = time.monotonic()
             with ThreadPoolExecutor(args.workers) as pool:

@@ -152,14 +152,15 @@ class Faults:
 
     # -- adding ------------------------------------------------------------------------------------------
     def add(self, fault: Any) -> Any:
+        buckets: dict[type, list[Any]] = {
+            ImagePullFault: self.image_pull,
+            ApiErrorFault: self.api_errors,
+            ReadinessFault: self.readiness,
+            CrashLoopFault: self.crash_loops,
+            ProxyRejectFault: self.proxy_rejects,
+        }
         with self._lock:
-            {
-                ImagePullFault: self.image_pull,
-                ApiErrorFault: self.api_errors,
-                ReadinessFault: self.readiness,
-                CrashLoopFault: self.crash_loops,
-                ProxyRejectFault: self.proxy_rejects,
-            }[type(fault)].append(fault)
+            buckets[type(fault)].append(fault)
         return fault
 
     def extend(self, other: Faults) -> None:

@@ -44,7 +44,7 @@ def deployment(name: str, replicas: int = 2, image: str = "registry.k8s.io/pause
 
 
 def status_of(exc: ApiException) -> dict:
-    return json.loads(exc.body)
+    return json.loads(exc.body or "{}")
 
 
 def test_typed_clients_read_every_kind_the_cluster_starts_with(core, apps, sim_cluster):

@@ -4,6 +4,8 @@ registry without its pull secret) cannot be pulled here either."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -73,8 +75,8 @@ spec:
 """
 
 
-def whoami(kind: str, name: str) -> dict:
-    body = {
+def whoami(kind: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": kind,
         "metadata": {"name": name, "namespace": "default"},

@@ -142,7 +142,7 @@ class EndpointsController(ClusterController):
             if not_ready:
                 subset["notReadyAddresses"] = not_ready
             subsets.append(subset)
-        endpoints = {
+        endpoints: Obj = {
             "apiVersion": "v1",
             "kind": "Endpoints",
             "metadata": {
@@ -506,7 +506,7 @@ class HPAController(ClusterController):
         else:
             current = target["spec"].get("replicas", 1)
             desired = min(max(current, lo), hi)
-            if desired != current:
+            if desired != current and target_gr is not None:
                 self.cluster.mutate(target_gr, target, lambda d: d["spec"].__setitem__("replicas", desired))
                 self.cluster.event(
                     hpa,

@@ -64,6 +64,7 @@ class ControllerManager:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._busy = False  # a work item or timer is running right now (taken off the queue, not finished)
         self.errors: list[str] = []
         store.subscribe(self._on_store_event)
         clock.on_advance(self._wake)
@@ -131,11 +132,15 @@ class ControllerManager:
                 if work is None:
                     self._wait_locked()
                     continue
+                self._busy = True
             try:
                 with self.store.lock:
                     work()
             except Exception:
                 self.errors.append(traceback.format_exc())
+            finally:
+                with self._cond:
+                    self._busy = False
 
     def _next_heap(self) -> list[tuple[float, int, bool, Callable[[], None]]] | None:
         """The heap whose first timer is earliest, if any."""
@@ -177,7 +182,7 @@ class ControllerManager:
         while time.monotonic() < deadline:
             with self._cond:
                 now = self.clock.now()
-                pending = bool(self._queue) or any(
+                pending = self._busy or bool(self._queue) or any(
                     heap and heap[0][0] <= now for heap in (self._timers, self._periodic)
                 )
             if not pending:

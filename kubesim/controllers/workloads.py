@@ -11,6 +11,7 @@ change, so ``kubectl rollout restart`` starts a new rollout here as it does ever
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -565,8 +566,13 @@ class DeploymentController(OwnedController):
                     now,
                     force_update=True,
                 )
-                key = (deploy["metadata"]["namespace"], deploy["metadata"]["name"])
-                self.manager.after(deadline + 1, lambda: self.enqueue(key), repeat=True)
+                self.manager.after(
+                    deadline + 1,
+                    functools.partial(
+                        self.enqueue, (deploy["metadata"]["namespace"], deploy["metadata"]["name"])
+                    ),
+                    repeat=True,
+                )
             elif (
                 self.api.clock.now() - last >= deadline
                 and progressing.get("reason") != "ProgressDeadlineExceeded"
@@ -629,8 +635,7 @@ class DaemonSetController(OwnedController):
         pods = self.children(ds, PODS)
         by_node: dict[str, list[Obj]] = {}
         for pod in pods:
-            node = _pinned_node(pod)
-            by_node.setdefault(node, []).append(pod)
+            by_node.setdefault(_pinned_node(pod), []).append(pod)
         rolling = ds["spec"].get("updateStrategy") or {}
         max_unavailable = (
             _int_or_percent(

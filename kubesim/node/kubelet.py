@@ -11,6 +11,7 @@ pod's status and announced with the same events and messages as a real kubelet.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import uuid
@@ -479,6 +480,8 @@ class Kubelet(Controller):
                 return
             c.reason, c.message = "ImagePullBackOff", f'Back-off pulling image "{ref}"'
             p = self._pod(state)
+            if p is None:
+                return
             self.cluster.event(
                 p, "Normal", "BackOff", f'Back-off pulling image "{ref}"', "kubelet", field_path=where
             )
@@ -507,7 +510,12 @@ class Kubelet(Controller):
                 self.cluster.event(pod, "Warning", "Failed", f"Error: {refusal}", "kubelet", field_path=where)
                 self._write(state)
             epoch = c.epoch
-            self.manager.after(10.0, lambda: c.epoch == epoch and self._create(state, c), repeat=True)
+
+            def retry_create() -> None:
+                if c.epoch == epoch:
+                    self._create(state, c)
+
+            self.manager.after(10.0, retry_create, repeat=True)
             return
         c.epoch += 1
         c.container_id = "containerd://" + f"{random.getrandbits(256):064x}"
@@ -527,12 +535,16 @@ class Kubelet(Controller):
         assert c.image is not None
         programs = self.cluster.programs
         program_type = programs.get(c.image.program, programs["pause"])
+
+        def log(text: str, k: tuple[str, str, str] = key, uid: str = state.uid) -> None:
+            self.logs.write(k, uid, self.api.now(), text)
+
         ctx = ContainerContext(
             pod,
             c.spec,
             state.ip,
             self.cluster.network,
-            lambda text, k=key, uid=state.uid: self.logs.write(k, uid, self.api.now(), text),
+            log,
             c.image.port,
             self.cluster,
         )
@@ -759,7 +771,7 @@ class Kubelet(Controller):
             )
             seconds = c.program.on_sigterm() if c.program is not None else 0.0
             if seconds is not None:
-                self.manager.after(seconds, lambda c=c: self._exited_on_signal(state, c, 0))
+                self.manager.after(seconds, functools.partial(self._exited_on_signal, state, c, 0))
 
     def _exited_on_signal(self, state: PodState, c: ContainerState, code: int) -> None:
         if self.pods.get(state.uid) is not state or c.state != "running":
@@ -911,9 +923,9 @@ class Kubelet(Controller):
             if state.inits:
                 status["initContainerStatuses"] = [status_of(c) for c in state.inits]
 
-        status = dict(pod.get("status") or {})
-        update(status)
-        self.cluster.set_status(PODS, pod, status)
+        new_status: Obj = dict(pod.get("status") or {})
+        update(new_status)
+        self.cluster.set_status(PODS, pod, new_status)
 
     @staticmethod
     def _field_path(pod: Obj, c: ContainerState) -> str:

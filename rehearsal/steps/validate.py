@@ -123,7 +123,7 @@ def installation_findings(ctx: Rehearsal, istioctl: Istioctl) -> tuple[str, list
             (result.stdout + result.stderr).strip()[-800:]
         ]
     findings = []
-    checks = [("app=istiod", ISTIO_NS), ("app=istio-ingressgateway", ISTIO_NS)]
+    checks: list[tuple[str, str | None]] = [("app=istiod", ISTIO_NS), ("app=istio-ingressgateway", ISTIO_NS)]
     cni = any(d["metadata"]["name"] == "istio-cni-node" for d in ctx.objects("apps/v1", "DaemonSet"))
     if cni:
         checks.append(("k8s-app=istio-cni-node", None))
