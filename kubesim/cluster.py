@@ -46,7 +46,8 @@ from kubesim.faults import Faults
 from kubesim.machinery.errors import ApiError
 from kubesim.network import PodNetwork
 from kubesim.node.images import Image, ImageRegistry
-from kubesim.node.kubelet import Kubelet, new_node, node_status
+from kubesim.node.kubelet import Kubelet
+from kubesim.node.nodes import new_node, node_status
 from kubesim.node.programs import PROGRAMS, Program
 from kubesim.store import Store, clone
 

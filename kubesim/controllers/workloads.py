@@ -715,7 +715,7 @@ class DaemonSetController(OwnedController):
             if labels.get(k) != v:
                 return False
         tolerations = template["spec"].get("tolerations") or []
-        from kubesim.node.kubelet import _tolerates
+        from kubesim.node.scheduler import tolerates as _tolerates
 
         for taint in node["spec"].get("taints") or []:
             if taint.get("effect") == "NoSchedule" and not any(_tolerates(t, taint) for t in tolerations):
