@@ -205,3 +205,31 @@ def test_an_upgrade_with_a_lingering_proxy_is_judged_on_the_pods_that_remain(tmp
         echo_proxies = [p for p in observed["data_plane"] if p.startswith("echo-")]
         assert echo_proxies and all(f"proxy {p} reports {source}" in findings for p in echo_proxies)
         assert not any(lingering in f or "client-" in f for f in findings), findings
+
+
+def test_a_cni_agent_stopping_after_its_replacement_started_leaves_the_node_ready():
+    # During the CNI DaemonSet's rollout the old agent's process ends after the new one started (its drain);
+    # the node keeps a running agent, so new pods' istio-validation must pass (it failed, and the rehearsal
+    # waited for a rollout that could never finish).
+    from kubesim.istio.mesh import InstallCNI, IstioValidation
+    from kubesim.node.programs import ContainerContext
+
+    cluster = SimCluster(system_workloads=False, addons=[kubesim.istio.addon])
+
+    def ctx(uid: str, name: str) -> ContainerContext:
+        pod = {"metadata": {"uid": uid, "name": uid, "namespace": "istio-system"}, "spec": {"nodeName": "n1"}}
+        return ContainerContext(
+            pod, {"name": name}, "172.18.0.2", cluster.network, lambda _: None, None, cluster
+        )
+
+    old, new = InstallCNI(ctx("old", "install-cni")), InstallCNI(ctx("new", "install-cni"))
+    old.start()
+    new.start()
+    old.stop()
+    validation = IstioValidation(ctx("app", "istio-validation"))
+    validation.start()
+    assert validation.exit_after() == (0.2, 0)
+    new.stop()
+    stranded = IstioValidation(ctx("app2", "istio-validation"))
+    stranded.start()
+    assert stranded.exit_after() == (0.5, 126)

@@ -59,7 +59,9 @@ class MeshState:
         self.cluster = cluster
         self.istiods: dict[str, Istiod] = {}  # pod IP -> istiod
         self.proxies: dict[str, Proxy] = {}  # proxy id -> running proxy
-        self.cni_ready_nodes: set[str] = set()
+        # node -> pod UIDs of the CNI agents running there: during a DaemonSet rollout the old agent stops
+        # after the new one started, and must not take the node's readiness with it.
+        self.cni_agents: dict[str, set[str]] = {}
         self.lock = threading.Lock()
 
     def istiod_at(self, ip: str) -> Istiod | None:
@@ -842,7 +844,7 @@ class IstioValidation(Program):
 
     def start(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
-        self.ok = node in mesh_of(self.ctx.services).cni_ready_nodes
+        self.ok = bool(mesh_of(self.ctx.services).cni_agents.get(node))
         if self.ok:
             self.ctx.log("info\tValidation passed, iptables rules established")
         else:
@@ -860,13 +862,13 @@ class InstallCNI(Program):
 
     def start(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
-        mesh_of(self.ctx.services).cni_ready_nodes.add(node)
+        mesh_of(self.ctx.services).cni_agents.setdefault(node, set()).add(self.ctx.pod["metadata"]["uid"])
         self.ctx.network.listen(self.ctx.pod_ip, 8000, lambda req: HttpResponse(200, b"ok"))
         self.ctx.log(f"info\tinstall\tInstalled CNI binaries on node {node}")
 
     def stop(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
-        mesh_of(self.ctx.services).cni_ready_nodes.discard(node)
+        mesh_of(self.ctx.services).cni_agents.get(node, set()).discard(self.ctx.pod["metadata"]["uid"])
         self.ctx.network.close(self.ctx.pod_ip, 8000)
 
 
