@@ -182,8 +182,10 @@ class ControllerManager:
         while time.monotonic() < deadline:
             with self._cond:
                 now = self.clock.now()
-                pending = self._busy or bool(self._queue) or any(
-                    heap and heap[0][0] <= now for heap in (self._timers, self._periodic)
+                pending = (
+                    self._busy
+                    or bool(self._queue)
+                    or any(heap and heap[0][0] <= now for heap in (self._timers, self._periodic))
                 )
             if not pending:
                 return
