@@ -55,7 +55,14 @@ def version_findings(ctx: Rehearsal, istioctl: Istioctl, version: str) -> tuple[
     settled = settle_terminating_pods(ctx, ctx.settings.timeout)
     observed = observe_versions(ctx, istioctl)
     observed["settled"] = settled
-    leaving = set(terminating_pods(ctx))
+    # Pods that will remain: not being deleted. A proxy of any other pod (terminating, or already gone while
+    # istiod has not yet seen its connection close) is leaving, and is listed apart.
+    remaining = {
+        f"{p['metadata']['name']}.{p['metadata']['namespace']}"
+        for p in ctx.objects("v1", "Pod")
+        if not p["metadata"].get("deletionTimestamp")
+    }
+    leaving = {p for p in observed["data_plane"] if p not in remaining}
     observed["leaving"] = {p: v for p, v in observed["data_plane"].items() if p in leaving}
     findings = []
     if observed["control_plane"] != [version]:
