@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubesim.apiserver import defaults, validation
+from kubesim.apiserver import defaults, schema, validation
 from kubesim.clock import SimClock
 from kubesim.machinery import errors, ssa
 from kubesim.machinery.errors import ApiError
@@ -198,6 +198,27 @@ class Api:
         return ListResult(selected, rv)
 
     # -- writes ------------------------------------------------------------------------------------------
+    def decode(self, rt: ResourceType, obj: Obj, opts: RequestOptions, version: str = "") -> None:
+        """Decode a client's body into the kind's Go types as the real server does (see ``schema``): a wrong
+        type is a 400; unknown fields are an error, warnings or nothing by ``fieldValidation``."""
+        if opts.internal or rt.custom:
+            return
+        version = version or rt.version
+        node = schema.root(rt.group, version, rt.kind)
+        if node is None:
+            return
+        prefix = f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
+        try:
+            unknown = schema.decode(obj, node)
+        except schema.DecodeError as exc:
+            raise errors.bad_request(prefix + str(exc)) from None
+        if not unknown or opts.field_validation == "Ignore":
+            return
+        if opts.field_validation == "Strict":
+            listed = ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise errors.bad_request(f"{prefix}strict decoding error: {listed}")
+        opts.warnings += [f'unknown field "{u}"' for u in unknown]
+
     def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
         if not rt.namespaced:
             return
@@ -310,6 +331,7 @@ class Api:
         opts = opts or RequestOptions()
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("the object provided is unrecognized: expected an object")
+        self.decode(rt, obj, opts)
         obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         namespace = namespace or meta.get("namespace") or ("default" if rt.namespaced else "")
@@ -409,6 +431,7 @@ class Api:
         opts = opts or RequestOptions()
         if not isinstance(obj, dict):
             raise errors.bad_request("the object provided is unrecognized: expected an object")
+        self.decode(rt, obj, opts)
         obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:

@@ -169,7 +169,8 @@ class Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         for warning in self._warnings:
-            self.send_header("Warning", f'299 - "{warning}"')
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            self.send_header("Warning", f'299 - "{escaped}"')
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -1,0 +1,366 @@
+"""The conformance scenarios: requests whose answers the simulated API server must give as a real one does.
+
+Grouped by area: decoding (unknown fields under each ``fieldValidation`` mode, wrong types), semantic
+validation of the kinds a rehearsal touches, REST errors, query-parameter errors, server-side apply, dry-run,
+protobuf bodies. Each is recorded from a real kube-apiserver v1.36.2 by ``record.py`` and replayed by
+``tests/test_conformance.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.conformance.runner import Request, Scenario
+
+Obj = dict[str, Any]
+
+
+def deployment(name: str = "web", **spec_changes: Any) -> Obj:
+    obj: Obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }
+    obj["spec"].update(spec_changes)
+    return obj
+
+
+def pod(name: str = "p", **spec_changes: Any) -> Obj:
+    obj: Obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]},
+    }
+    obj["spec"].update(spec_changes)
+    return obj
+
+
+def service(name: str = "svc", **spec_changes: Any) -> Obj:
+    obj: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]},
+    }
+    obj["spec"].update(spec_changes)
+    return obj
+
+
+def configmap(name: str = "cm", **top: Any) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "b"}, **top}
+
+
+def secret(name: str = "s", **top: Any) -> Obj:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"k": "v"}, **top}
+
+
+def job(name: str = "j", **spec_changes: Any) -> Obj:
+    obj: Obj = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}],
+                }
+            }
+        },
+    }
+    obj["spec"].update(spec_changes)
+    return obj
+
+
+def workload(kind: str, name: str = "w") -> Obj:
+    obj = deployment(name)
+    obj["kind"] = kind
+    spec = obj["spec"]
+    if kind == "DaemonSet":
+        spec.pop("replicas")
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return obj
+
+
+def role(name: str = "r", **top: Any) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        **top,
+    }
+
+
+def webhook_config(kind: str, name: str) -> Obj:
+    hook = {
+        "name": "v.example.com",
+        "clientConfig": {"url": "https://example.com/validate"},
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "rules": [
+            {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
+        ],
+    }
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": [hook],
+    }
+
+
+def crd(group: str, plural: str = "widgets", kind: str = "Widget", schema: Obj | None = None) -> Obj:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"plural": plural, "singular": plural[:-1], "kind": kind, "listKind": kind + "List"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": schema
+                        or {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def with_change(obj: Obj, path: str, value: Any) -> Obj:
+    """A copy of ``obj`` with the dotted ``path`` (list indices as numbers) set to ``value``."""
+    out = copy.deepcopy(obj)
+    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
+    target: Any = out
+    for part in parts[:-1]:
+        target = target[part]
+    target[parts[-1]] = value
+    return out
+
+
+NS = "/api/v1/namespaces/{ns}"
+APPS = "/apis/apps/v1/namespaces/{ns}"
+PATHS = {
+    "Deployment": f"{APPS}/deployments",
+    "ReplicaSet": f"{APPS}/replicasets",
+    "DaemonSet": f"{APPS}/daemonsets",
+    "StatefulSet": f"{APPS}/statefulsets",
+    "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "Pod": f"{NS}/pods",
+    "Service": f"{NS}/services",
+    "ConfigMap": f"{NS}/configmaps",
+    "Secret": f"{NS}/secrets",
+    "ServiceAccount": f"{NS}/serviceaccounts",
+    "Role": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    "CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+}
+DRY = {"dryRun": "All"}
+
+
+def create(kind: str, obj: Obj, **query: str) -> Request:
+    return Request("POST", PATHS[kind], obj, query=dict(DRY, **query))
+
+
+def _decoding() -> list[Scenario]:
+    out: list[Scenario] = []
+    bad_fields: list[tuple[str, Obj, list[str]]] = [
+        ("Deployment", deployment(), ["spec.template.spec.containers.0.imagePullPolicyy", "spec.template.spec.foo"]),
+        ("Deployment", deployment(), ["spec.Replicas"]),
+        ("Deployment", deployment(), ["metadata.foo", "spec.template.metadata.bar"]),
+        ("Pod", pod(), ["spec.containers.0.ports"]),
+        ("Pod", pod(), ["spec.containers.0.resource"]),
+        ("Service", service(), ["spec.ports.0.targetport"]),
+        ("ConfigMap", configmap(), ["datax"]),
+        ("Secret", secret(), ["strinData"]),
+        ("Job", job(), ["spec.backofflimit"]),
+        ("DaemonSet", workload("DaemonSet"), ["spec.replicas"]),
+        ("StatefulSet", workload("StatefulSet"), ["spec.servicename"]),
+        ("ReplicaSet", workload("ReplicaSet"), ["spec.strategy"]),
+        ("Role", role(), ["rules.0.verb"]),
+        ("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}, ["secret"]),
+        (
+            "ValidatingWebhookConfiguration",
+            webhook_config("ValidatingWebhookConfiguration", "vwc-unknown-{ns}"),
+            ["webhooks.0.clientconfig"],
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            webhook_config("MutatingWebhookConfiguration", "mwc-unknown-{ns}"),
+            ["webhooks.0.reinvocation"],
+        ),
+    ]
+    for n, (kind, obj, fields) in enumerate(bad_fields):
+        bad = obj
+        for f in fields:
+            if f == "spec.containers.0.ports":
+                bad = with_change(bad, "spec.containers.0.ports", [{"containerPort": 80, "protocl": "TCP"}])
+            else:
+                bad = with_change(bad, f, 1)
+        for mode in ("Strict", "Warn") if n < 8 else ("Strict",):
+            out.append(Scenario(f"unknown-field-{kind.lower()}-{n}-{mode.lower()}", create(kind, bad, fieldValidation=mode)))
+    out.append(Scenario("unknown-field-ignore", create("ConfigMap", with_change(configmap(), "datax", 1), fieldValidation="Ignore")))
+    out.append(Scenario("unknown-field-default-is-warn", create("ConfigMap", with_change(configmap(), "datax", 1))))
+    out.append(Scenario("field-validation-bogus", create("ConfigMap", configmap(), fieldValidation="Loud")))
+    wrong_types: list[tuple[str, Obj, str, Any]] = [
+        ("Deployment", deployment(), "spec.replicas", "three"),
+        ("Deployment", deployment(), "spec.replicas", True),
+        ("Deployment", deployment(), "spec.paused", "yes"),
+        ("Deployment", deployment(), "spec.template", "x"),
+        ("Deployment", deployment(), "spec.template.spec.containers", {}),
+        ("Deployment", deployment(), "metadata.labels", {"a": 1}),
+        ("Deployment", deployment(), "spec.strategy", {"rollingUpdate": {"maxSurge": True}}),
+        ("Pod", pod(), "spec.containers.0.ports", [{"containerPort": "80"}]),
+        ("Pod", pod(), "spec.containers.0.ports", [{"containerPort": 1.5}]),
+        ("Pod", pod(), "spec.containers.0.resources", {"limits": {"cpu": [1]}}),
+        ("Pod", pod(), "spec.containers.0", "main"),
+        ("Service", service(), "spec.ports.0.port", "80"),
+        ("ConfigMap", configmap(), "data", {"a": 1}),
+        ("Secret", secret(), "stringData", ["k"]),
+        ("Job", job(), "spec.backoffLimit", "6"),
+        ("Role", role(), "rules", "all"),
+    ]
+    for n, (kind, obj, path, value) in enumerate(wrong_types):
+        out.append(Scenario(f"wrong-type-{kind.lower()}-{n}", create(kind, with_change(obj, path, value))))
+    both = with_change(with_change(deployment(), "spec.foo", 1), "spec.replicas", "x")
+    out.append(Scenario("wrong-type-wins-over-unknown-field", create("Deployment", both, fieldValidation="Strict")))
+    nulls = with_change(deployment(), "spec.replicas", None)
+    out.append(Scenario("null-field-accepted", create("Deployment", with_change(nulls, "spec.minReadySeconds", None), fieldValidation="Strict"), compare_object=False))
+    return out
+
+
+def _semantics() -> list[Scenario]:
+    invalid: list[tuple[str, Obj]] = [
+        ("Deployment", with_change(deployment(), "spec.replicas", -1)),
+        ("Deployment", with_change(deployment(), "spec.template.metadata.labels", {"app": "other"})),
+        ("Deployment", with_change(deployment(), "spec.template.spec.containers", [])),
+        ("Deployment", with_change(deployment(), "spec.template.spec.containers.0.image", "")),
+        ("Deployment", with_change(deployment(), "spec.template.spec.restartPolicy", "Never")),
+        ("Deployment", with_change(deployment(), "metadata.name", "Web")),
+        ("Deployment", with_change(deployment(), "metadata.labels", {"app": "bad value"})),
+        ("Pod", with_change(pod(), "spec.containers.0.imagePullPolicy", "Sometimes")),
+        ("Pod", with_change(pod(), "spec.restartPolicy", "Sometimes")),
+        ("Pod", with_change(pod(), "spec.containers", [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}])),
+        ("Pod", with_change(pod(), "spec.containers.0.name", "Main")),
+        ("Service", with_change(service(), "spec.type", "Magic")),
+        ("Service", with_change(service(), "spec.ports", [{"port": 80}, {"port": 81}])),
+        ("Service", with_change(service(), "spec.ports.0.port", 70000)),
+        ("Service", with_change(service(), "metadata.name", "1svc")),
+        ("Job", with_change(job(), "spec.template.spec.restartPolicy", "Always")),
+        ("ConfigMap", with_change(configmap(), "metadata.name", "Bad_Name")),
+    ]
+    out = [Scenario(f"invalid-{kind.lower()}-{n}", create(kind, obj)) for n, (kind, obj) in enumerate(invalid)]
+    nameless = configmap()
+    del nameless["metadata"]["name"]
+    out.append(Scenario("invalid-no-name", create("ConfigMap", nameless)))
+    return out
+
+
+def _rest() -> list[Scenario]:
+    cm = configmap("exists")
+    made = Request("POST", PATHS["ConfigMap"], cm)
+    return [
+        Scenario("get-not-found", Request("GET", f"{NS}/configmaps/nothing")),
+        Scenario("delete-not-found", Request("DELETE", f"{NS}/configmaps/nothing")),
+        Scenario("get-unknown-resource", Request("GET", f"{NS}/widgetz")),
+        Scenario("create-in-missing-namespace", Request("POST", "/api/v1/namespaces/nowhere-{ns}/configmaps", configmap())),
+        Scenario("create-already-exists", Request("POST", PATHS["ConfigMap"], cm), setup=[made]),
+        Scenario(
+            "update-stale-resource-version",
+            Request("PUT", f"{NS}/configmaps/exists", with_change(cm, "metadata.resourceVersion", "1")),
+            setup=[made],
+        ),
+        Scenario(
+            "update-name-mismatch",
+            Request("PUT", f"{NS}/configmaps/exists", with_change(cm, "metadata.name", "other")),
+            setup=[made],
+        ),
+        Scenario(
+            "create-namespace-mismatch",
+            Request("POST", PATHS["ConfigMap"], with_change(cm, "metadata.namespace", "elsewhere")),
+        ),
+        Scenario("unsupported-media-type", Request("POST", PATHS["ConfigMap"], "a: b", content_type="text/plain")),
+        Scenario(
+            "patch-not-found",
+            Request("PATCH", f"{NS}/configmaps/nothing", {"data": {"a": "c"}}, "application/merge-patch+json"),
+        ),
+        Scenario(
+            "merge-patch-ok",
+            Request("PATCH", f"{NS}/configmaps/exists", {"data": {"x": "y"}}, "application/merge-patch+json"),
+            setup=[made],
+        ),
+        Scenario("get-configmap", Request("GET", f"{NS}/configmaps/exists"), setup=[made]),
+        Scenario(
+            "apply-without-field-manager",
+            Request("PATCH", f"{NS}/configmaps/ssa", configmap("ssa"), "application/apply-patch+yaml"),
+        ),
+        Scenario(
+            "apply-unknown-field",
+            Request(
+                "PATCH",
+                f"{NS}/configmaps/ssa",
+                with_change(configmap("ssa"), "datax", {"a": "c"}),
+                "application/apply-patch+yaml",
+                query={"fieldManager": "test"},
+            ),
+        ),
+        Scenario(
+            "apply-creates",
+            Request(
+                "PATCH", f"{NS}/configmaps/ssa", configmap("ssa"), "application/apply-patch+yaml", query={"fieldManager": "test"}
+            ),
+        ),
+        Scenario("create-configmap", Request("POST", PATHS["ConfigMap"], configmap("plain"))),
+        Scenario("create-secret", Request("POST", PATHS["Secret"], secret("plain"))),
+        Scenario("create-role", Request("POST", PATHS["Role"], role("plain"))),
+        Scenario(
+            "create-serviceaccount",
+            Request("POST", PATHS["ServiceAccount"], {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
+        ),
+    ]
+
+
+def _query() -> list[Scenario]:
+    return [
+        Scenario("list-limit-not-a-number", Request("GET", f"{NS}/configmaps", query={"limit": "abc"})),
+        Scenario("list-invalid-label-selector", Request("GET", f"{NS}/configmaps", query={"labelSelector": "a b"})),
+        Scenario("list-unsupported-field-selector", Request("GET", f"{NS}/configmaps", query={"fieldSelector": "data.a=b"})),
+        Scenario("list-pods-unsupported-field-selector", Request("GET", f"{NS}/pods", query={"fieldSelector": "spec.foo=b"})),
+        Scenario(
+            "list-resource-version-match-without-version",
+            Request("GET", f"{NS}/configmaps", query={"resourceVersionMatch": "NotOlderThan"}),
+        ),
+        Scenario("create-bad-dry-run", Request("POST", PATHS["ConfigMap"], configmap(), query={"dryRun": "Some"})),
+        Scenario("create-force-without-apply", Request("POST", PATHS["ConfigMap"], configmap(), query={"force": "true"})),
+    ]
+
+
+def all_scenarios() -> list[Scenario]:
+    scenarios = _decoding() + _semantics() + _rest() + _query()
+    names = [s.name for s in scenarios]
+    assert len(names) == len(set(names)), "scenario names must be unique"
+    return scenarios
