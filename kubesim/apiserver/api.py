@@ -33,6 +33,28 @@ from kubesim.store import Store, clone
 
 Obj = dict[str, Any]
 
+# Kinds whose registry strategy sets metadata.generation (PrepareForCreate sets 1), from
+# kubernetes/kubernetes pkg/registry/*/*/strategy.go at v1.36; others (Services, Namespaces, ConfigMaps) have none.
+GENERATION_KINDS = frozenset(
+    {
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "daemonsets"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("policy", "poddisruptionbudgets"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("scheduling.k8s.io", "priorityclasses"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    }
+)
+
 # (operation, resource type, new object, old object, options) -> mutated object
 AdmissionPlugin = Callable[[str, ResourceType, Obj, "Obj | None", "RequestOptions"], Obj]
 
@@ -170,7 +192,7 @@ class Api:
         continue_token: str = "",
     ) -> ListResult:
         match_labels = parse_label_selector(label_selector)
-        match_fields = parse_field_selector(field_selector)
+        match_fields = parse_field_selector(field_selector, None if rt.custom else rt.gr)
         with self.store.lock:
             rv = str(self.store.resource_version)
             items = self.store.items(rt.gr, namespace if rt.namespaced else None)
@@ -322,7 +344,9 @@ class Api:
         ignored = ("metadata", "status") if "status" in rt.subresources else ("metadata",)
         before = {k: v for k, v in old.items() if k not in ignored}
         after = {k: v for k, v in obj.items() if k not in ignored}
-        generation = old["metadata"].get("generation", 1)
+        if "generation" not in old["metadata"]:
+            return  # kinds whose registry strategy keeps no generation (ConfigMaps, Services...) never get one
+        generation = old["metadata"]["generation"]
         obj["metadata"]["generation"] = generation + 1 if before != after else generation
 
     def create(
@@ -331,8 +355,8 @@ class Api:
         opts = opts or RequestOptions()
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("the object provided is unrecognized: expected an object")
-        self.decode(rt, obj, opts)
         obj = clone(obj)
+        self.decode(rt, obj, opts)
         meta = obj.setdefault("metadata", {})
         namespace = namespace or meta.get("namespace") or ("default" if rt.namespaced else "")
         if rt.namespaced:
@@ -369,7 +393,7 @@ class Api:
                 meta.pop(key, None)
             meta["uid"] = new_uid()
             meta["creationTimestamp"] = self.now()
-            if "status" in rt.subresources or rt.custom:
+            if rt.custom or rt.gr in GENERATION_KINDS:
                 meta["generation"] = 1
             self._strip_status(rt, obj, None)
             obj = self._admit("CREATE", rt, obj, None, opts)
@@ -411,7 +435,7 @@ class Api:
 
     def _commit(self, rt: ResourceType, obj: Obj, event: str, opts: RequestOptions) -> Obj:
         if opts.dry_run:
-            obj["metadata"].setdefault("resourceVersion", str(self.store.resource_version))
+            # Nothing is written: a created object has no resourceVersion yet, an updated one keeps its own.
             return obj
         obj["metadata"]["resourceVersion"] = str(self.store.next_rv())
         stored = self.store.put(rt.gr, obj, event)
@@ -431,8 +455,8 @@ class Api:
         opts = opts or RequestOptions()
         if not isinstance(obj, dict):
             raise errors.bad_request("the object provided is unrecognized: expected an object")
-        self.decode(rt, obj, opts)
         obj = clone(obj)
+        self.decode(rt, obj, opts)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(
@@ -554,6 +578,16 @@ class Api:
     ) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("error decoding YAML: the apply configuration must be an object")
+        node = None if rt.custom else schema.root(rt.group, rt.version, rt.kind)
+        undeclared = schema.apply_unknown_field(body, node) if node is not None else None
+        if undeclared:
+            body_ns = (body.get("metadata") or {}).get("namespace", "")
+            raise ApiError(
+                500,
+                "",
+                f"failed to create typed patch object ({body_ns}/{name}; {rt.group}/{rt.version}, Kind={rt.kind}): "
+                f"{undeclared}: field not declared in schema",
+            )
         if not opts.manager:
             raise ApiError(
                 422,

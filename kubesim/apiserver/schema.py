@@ -165,13 +165,17 @@ def _json_kind(value: Any) -> str:
 
 
 def decode(value: dict[str, Any], node: Node) -> list[str]:
-    """Check a body against a kind's type; return its unknown fields (paths), raise DecodeError on a type error."""
-    unknown: list[str] = []
+    """Check a body against a kind's type and drop the fields it does not have (Go never decodes them);
+    return their paths, or raise DecodeError on a type error. ``value`` must be the caller's own copy."""
+    unknown: list[Any] = []
     error: list[str] = []
     _walk_struct(value, node, "", "", unknown, error)
     if error:
         raise DecodeError(error[0])
-    return unknown
+    paths = unknown[0::3]
+    for container, key in zip(unknown[1::3], unknown[2::3], strict=True):
+        container.pop(key, None)
+    return paths
 
 
 def _type_error(value: Any, node: Node, struct: str, field: str, error: list[str]) -> None:
@@ -187,13 +191,13 @@ def _type_error(value: Any, node: Node, struct: str, field: str, error: list[str
 
 
 def _walk_struct(
-    value: dict[str, Any], node: Node, path: str, field: str, unknown: list[str], error: list[str]
+    value: dict[str, Any], node: Node, path: str, field: str, unknown: list[Any], error: list[str]
 ) -> None:
     props = node.props
     for key, child in value.items():
         sub = props.get(key)
         if sub is None:
-            unknown.append(f"{path}.{key}" if path else key)
+            unknown += (f"{path}.{key}" if path else key, value, key)
             continue
         if child is None:
             continue
@@ -209,7 +213,7 @@ def _walk_struct(
 
 
 def _walk(
-    value: Any, node: Node, path: str, field: str, struct: str, unknown: list[str], error: list[str]
+    value: Any, node: Node, path: str, field: str, struct: str, unknown: list[Any], error: list[str]
 ) -> None:
     kind = node.kind
     if kind == "string":

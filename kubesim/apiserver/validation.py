@@ -37,14 +37,16 @@ SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 
 
 def _go_map(labels: dict[str, str]) -> str:
-    return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
+    """A map as field.Invalid prints it since Kubernetes 1.34: JSON with sorted keys."""
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"))
 
 
 def validate_name(gr: tuple[str, str], name: str) -> list[Cause]:
     if gr in (("", "namespaces"),):
         ok, msg = _LABEL.match(name) and len(name) <= 63, _LABEL_MSG
     elif gr == ("", "services"):
-        ok, msg = _DNS1035.match(name) and len(name) <= 63, _DNS1035_MSG
+        # RelaxedServiceNameValidation (GA in 1.34): a Service name is an RFC 1123 label, not DNS-1035.
+        ok, msg = _LABEL.match(name) and len(name) <= 63, _LABEL_MSG
     else:
         ok, msg = _SUBDOMAIN.match(name) and len(name) <= 253, _SUBDOMAIN_MSG
     return [] if ok else [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {msg}')]
@@ -170,11 +172,12 @@ def _job(obj: Obj) -> list[Cause]:
     causes = _pod_spec(template.get("spec"), "spec.template.spec")
     restart = (template.get("spec") or {}).get("restartPolicy")
     if restart not in ("OnFailure", "Never"):
+        # pkg/apis/batch/validation: field.Required(..., "valid values: OnFailure, Never") whatever the value.
         causes.append(
             (
-                "FieldValueNotSupported",
+                "FieldValueRequired",
                 "spec.template.spec.restartPolicy",
-                f'Unsupported value: "{restart}": supported values: "OnFailure", "Never"',
+                'Required value: valid values: "OnFailure", "Never"',
             )
         )
     return causes
@@ -206,9 +209,19 @@ def _service(obj: Obj) -> list[Cause]:
                     f"Invalid value: {number}: must be between 1 and 65535, inclusive",
                 )
             )
+        target = port.get("targetPort")
+        if isinstance(target, int) and not 0 < target < 65536:
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    f"spec.ports[{n}].targetPort",
+                    f"Invalid value: {target}: must be between 1 and 65535, inclusive",
+                )
+            )
         name = port.get("name", "")
         if len(spec.get("ports") or []) > 1 and not name:
             causes.append(("FieldValueRequired", f"spec.ports[{n}].name", "Required value"))
+            continue
         if name in names:
             causes.append(("FieldValueDuplicate", f"spec.ports[{n}].name", f'Duplicate value: "{name}"'))
         names.add(name)

@@ -264,7 +264,8 @@ def record_update(
     after = field_set(new)
     changed = {p for p in after if p not in before or lookup(old, p) != lookup(new, p)}
     entries = _managers(old) if old else []
-    if not changed and old is not None:
+    if not changed:
+        # An update that sets no field records no manager (a created ServiceAccount with only a name).
         new.setdefault("metadata", {})["managedFields"] = entries or None
         if not entries:
             new["metadata"].pop("managedFields", None)
