@@ -52,4 +52,6 @@ def reference():
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_reference_still_answers_as_recorded(reference, scenario):
     run_id = f"live{int(time.time()) % 100000}"
-    assert run(reference, scenario, namespace_for(run_id, SCENARIOS.index(scenario))) == RECORDED[scenario.name]
+    assert (
+        run(reference, scenario, namespace_for(run_id, SCENARIOS.index(scenario))) == RECORDED[scenario.name]
+    )

@@ -579,14 +579,14 @@ class Api:
         if not isinstance(body, dict):
             raise errors.bad_request("error decoding YAML: the apply configuration must be an object")
         node = None if rt.custom else schema.root(rt.group, rt.version, rt.kind)
-        undeclared = schema.apply_unknown_field(body, node) if node is not None else None
+        undeclared = schema.apply_schema_error(body, node) if node is not None else None
         if undeclared:
             body_ns = (body.get("metadata") or {}).get("namespace", "")
             raise ApiError(
                 500,
                 "",
                 f"failed to create typed patch object ({body_ns}/{name}; {rt.group}/{rt.version}, Kind={rt.kind}): "
-                f"{undeclared}: field not declared in schema",
+                + undeclared,
             )
         if not opts.manager:
             raise ApiError(

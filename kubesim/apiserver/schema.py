@@ -30,7 +30,9 @@ from typing import Any
 K8S_VERSION = "1.36.2"
 _DATA = resources.files("kubesim.apiserver") / "data"
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-QUANTITY_MESSAGE = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+QUANTITY_MESSAGE = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
 _INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
@@ -53,7 +55,9 @@ class Node:
     __slots__ = ("elem", "go", "kind", "list_keys", "props", "struct")
 
     def __init__(self, kind: str, go: str) -> None:
-        self.kind = kind  # struct, map, list, string, bytes, bool, int32, int64, float64, intstr, quantity, any
+        self.kind = (
+            kind  # struct, map, list, string, bytes, bool, int32, int64, float64, intstr, quantity, any
+        )
         self.go = go  # the Go type as encoding/json names it: v1.PodSpec, []v1.Container, map[string]string
         self.props: dict[str, Node] = {}
         self.elem: Node | None = None
@@ -119,7 +123,9 @@ def _compile(schema: dict[str, Any]) -> Node:
         node.elem = elem
         return node
     if kind == "integer":
-        return Node(fmt if fmt in ("int32", "int64") else "int64", fmt if fmt in ("int32", "int64") else "int64")
+        return Node(
+            fmt if fmt in ("int32", "int64") else "int64", fmt if fmt in ("int32", "int64") else "int64"
+        )
     if kind == "number":
         return Node("float64", "float64")
     if kind == "boolean":
@@ -268,18 +274,23 @@ def _walk(
             _type_error(value, node, struct, field, error)
 
 
-def apply_unknown_field(value: dict[str, Any], node: Node) -> str | None:
-    """The first field of an apply configuration the type does not declare, as structured-merge-diff
-    writes it (``.spec.template.spec.containers[name="c"].foo``), or None."""
+def apply_schema_error(value: dict[str, Any], node: Node) -> str | None:
+    """What structured-merge-diff says of the first field of an apply configuration the type does not
+    declare or a scalar of the wrong type (``.spec.foo: field not declared in schema``, ``.spec.replicas:
+    expected numeric (int or float), got string``), or None."""
     return _apply_walk(value, node, "")
 
 
 def _apply_walk(value: Any, node: Node, path: str) -> str | None:
+    if node.kind in ("int32", "int64", "float64") and isinstance(value, str):
+        return f"{path}: expected numeric (int or float), got string"
+    if node.kind == "bool" and isinstance(value, str):
+        return f"{path}: expected boolean, got &{{{value}}}"
     if node.kind == "struct" and isinstance(value, dict):
         for key, child in value.items():
             sub = node.props.get(key)
             if sub is None:
-                return f"{path}.{key}"
+                return f"{path}.{key}: field not declared in schema"
             found = _apply_walk(child, sub, f"{path}.{key}")
             if found:
                 return found

@@ -131,6 +131,10 @@ class Handler(ResourceMixin):
             self._send_error(exc)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
+        except Exception as exc:  # a bug here answers 500 like kube-apiserver's panic handler, not an EOF
+            if self._status_code:
+                raise
+            self._send_error(errors.internal_error(f"{type(exc).__name__}: {exc}"))
 
     def _authenticate(self) -> None:
         expected = f"Bearer {self.cluster.token}"
@@ -158,6 +162,8 @@ class Handler(ResourceMixin):
     def _openapi(self, path: str, query: dict[str, str]) -> None:
         from kubesim.apiserver import openapi
 
+        if path == "/openapi/v2":
+            return self._send_json(200, openapi.v2_document())
         if path == "/openapi/v3":
             return self._send_json(200, openapi.v3_index(self.cluster.api))
         if path.startswith("/openapi/v3/"):

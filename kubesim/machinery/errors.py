@@ -104,7 +104,11 @@ def invalid_options(options_kind: str, field: str, reason: str, message: str) ->
         422,
         "Invalid",
         f'{options_kind}.meta.k8s.io "" is invalid: {field}: {message}',
-        {"group": "meta.k8s.io", "kind": options_kind, "causes": [{"reason": reason, "message": message, "field": field}]},
+        {
+            "group": "meta.k8s.io",
+            "kind": options_kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
     )
 
 

@@ -164,7 +164,9 @@ def _check_field_label(gr: tuple[str, str] | None, path: str) -> None:
     supported = FIELD_LABELS.get(gr)
     if supported is None:
         if path not in _META:
-            raise bad_request(f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"')
+            raise bad_request(
+                f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+            )
     elif path not in supported:
         raise bad_request(f"field label not supported: {path}")
 

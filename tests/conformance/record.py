@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cluster = Cluster(kubeconfig)
     _, version, _ = cluster.send(Request("GET", "/version"), "")
-    recordings = json.loads(RECORDINGS.read_text()) if RECORDINGS.exists() and args.only else {"scenarios": {}}
+    recordings = (
+        json.loads(RECORDINGS.read_text()) if RECORDINGS.exists() and args.only else {"scenarios": {}}
+    )
     recordings["server"] = version.get("gitVersion") if isinstance(version, dict) else str(version)
     run_id = str(int(time.time()) % 100000)
     for index, scenario in enumerate(all_scenarios()):

@@ -111,7 +111,9 @@ def _scrub(value: Any, namespace: str) -> Any:
     return value
 
 
-def outcome(code: int, body: Any, warnings: list[str], namespace: str, compare_object: bool) -> dict[str, Any]:
+def outcome(
+    code: int, body: Any, warnings: list[str], namespace: str, compare_object: bool
+) -> dict[str, Any]:
     """What must agree: code, reason, message, warnings and (for objects) the normalised object."""
     result: dict[str, Any] = {"code": code, "warnings": [_scrub(w, namespace) for w in warnings]}
     if isinstance(body, dict) and body.get("kind") == "Status":

@@ -197,7 +197,11 @@ def create(kind: str, obj: Obj, **query: str) -> Request:
 def _decoding() -> list[Scenario]:
     out: list[Scenario] = []
     bad_fields: list[tuple[str, Obj, list[str]]] = [
-        ("Deployment", deployment(), ["spec.template.spec.containers.0.imagePullPolicyy", "spec.template.spec.foo"]),
+        (
+            "Deployment",
+            deployment(),
+            ["spec.template.spec.containers.0.imagePullPolicyy", "spec.template.spec.foo"],
+        ),
         ("Deployment", deployment(), ["spec.Replicas"]),
         ("Deployment", deployment(), ["metadata.foo", "spec.template.metadata.bar"]),
         ("Pod", pod(), ["spec.containers.0.ports"]),
@@ -210,7 +214,11 @@ def _decoding() -> list[Scenario]:
         ("StatefulSet", workload("StatefulSet"), ["spec.servicename"]),
         ("ReplicaSet", workload("ReplicaSet"), ["spec.strategy"]),
         ("Role", role(), ["rules.0.verb"]),
-        ("ServiceAccount", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}, ["secret"]),
+        (
+            "ServiceAccount",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}},
+            ["secret"],
+        ),
         (
             "ValidatingWebhookConfiguration",
             webhook_config("ValidatingWebhookConfiguration", "vwc-unknown-{ns}"),
@@ -237,8 +245,15 @@ def _decoding() -> list[Scenario]:
                     compare_object=kind not in OBJECT_DIVERGES,
                 )
             )
-    out.append(Scenario("unknown-field-ignore", create("ConfigMap", with_change(configmap(), "datax", 1), fieldValidation="Ignore")))
-    out.append(Scenario("unknown-field-default-is-warn", create("ConfigMap", with_change(configmap(), "datax", 1))))
+    out.append(
+        Scenario(
+            "unknown-field-ignore",
+            create("ConfigMap", with_change(configmap(), "datax", 1), fieldValidation="Ignore"),
+        )
+    )
+    out.append(
+        Scenario("unknown-field-default-is-warn", create("ConfigMap", with_change(configmap(), "datax", 1)))
+    )
     out.append(Scenario("field-validation-bogus", create("ConfigMap", configmap(), fieldValidation="Loud")))
     wrong_types: list[tuple[str, Obj, str, Any]] = [
         ("Deployment", deployment(), "spec.replicas", "three"),
@@ -261,9 +276,17 @@ def _decoding() -> list[Scenario]:
     for n, (kind, obj, path, value) in enumerate(wrong_types):
         out.append(Scenario(f"wrong-type-{kind.lower()}-{n}", create(kind, with_change(obj, path, value))))
     both = with_change(with_change(deployment(), "spec.foo", 1), "spec.replicas", "x")
-    out.append(Scenario("wrong-type-wins-over-unknown-field", create("Deployment", both, fieldValidation="Strict")))
+    out.append(
+        Scenario("wrong-type-wins-over-unknown-field", create("Deployment", both, fieldValidation="Strict"))
+    )
     nulls = with_change(deployment(), "spec.replicas", None)
-    out.append(Scenario("null-field-accepted", create("Deployment", with_change(nulls, "spec.minReadySeconds", None), fieldValidation="Strict"), compare_object=False))
+    out.append(
+        Scenario(
+            "null-field-accepted",
+            create("Deployment", with_change(nulls, "spec.minReadySeconds", None), fieldValidation="Strict"),
+            compare_object=False,
+        )
+    )
     return out
 
 
@@ -278,7 +301,10 @@ def _semantics() -> list[Scenario]:
         ("Deployment", with_change(deployment(), "metadata.labels", {"app": "bad value"})),
         ("Pod", with_change(pod(), "spec.containers.0.imagePullPolicy", "Sometimes")),
         ("Pod", with_change(pod(), "spec.restartPolicy", "Sometimes")),
-        ("Pod", with_change(pod(), "spec.containers", [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}])),
+        (
+            "Pod",
+            with_change(pod(), "spec.containers", [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]),
+        ),
         ("Pod", with_change(pod(), "spec.containers.0.name", "Main")),
         ("Service", with_change(service(), "spec.type", "Magic")),
         ("Service", with_change(service(), "spec.ports", [{"port": 80}, {"port": 81}])),
@@ -304,7 +330,10 @@ def _rest() -> list[Scenario]:
         Scenario("get-not-found", Request("GET", f"{NS}/configmaps/nothing")),
         Scenario("delete-not-found", Request("DELETE", f"{NS}/configmaps/nothing")),
         Scenario("get-unknown-resource", Request("GET", f"{NS}/widgetz")),
-        Scenario("create-in-missing-namespace", Request("POST", "/api/v1/namespaces/nowhere-{ns}/configmaps", configmap())),
+        Scenario(
+            "create-in-missing-namespace",
+            Request("POST", "/api/v1/namespaces/nowhere-{ns}/configmaps", configmap()),
+        ),
         Scenario("create-already-exists", Request("POST", PATHS["ConfigMap"], cm), setup=[made]),
         Scenario(
             "update-stale-resource-version",
@@ -320,10 +349,14 @@ def _rest() -> list[Scenario]:
             "create-namespace-mismatch",
             Request("POST", PATHS["ConfigMap"], with_change(cm, "metadata.namespace", "elsewhere")),
         ),
-        Scenario("unsupported-media-type", Request("POST", PATHS["ConfigMap"], "a: b", content_type="text/plain")),
+        Scenario(
+            "unsupported-media-type", Request("POST", PATHS["ConfigMap"], "a: b", content_type="text/plain")
+        ),
         Scenario(
             "patch-not-found",
-            Request("PATCH", f"{NS}/configmaps/nothing", {"data": {"a": "c"}}, "application/merge-patch+json"),
+            Request(
+                "PATCH", f"{NS}/configmaps/nothing", {"data": {"a": "c"}}, "application/merge-patch+json"
+            ),
         ),
         Scenario(
             "merge-patch-ok",
@@ -348,7 +381,11 @@ def _rest() -> list[Scenario]:
         Scenario(
             "apply-creates",
             Request(
-                "PATCH", f"{NS}/configmaps/ssa", configmap("ssa"), "application/apply-patch+yaml", query={"fieldManager": "test"}
+                "PATCH",
+                f"{NS}/configmaps/ssa",
+                configmap("ssa"),
+                "application/apply-patch+yaml",
+                query={"fieldManager": "test"},
             ),
         ),
         Scenario("create-configmap", Request("POST", PATHS["ConfigMap"], configmap("plain"))),
@@ -356,7 +393,11 @@ def _rest() -> list[Scenario]:
         Scenario("create-role", Request("POST", PATHS["Role"], role("plain"))),
         Scenario(
             "create-serviceaccount",
-            Request("POST", PATHS["ServiceAccount"], {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
+            Request(
+                "POST",
+                PATHS["ServiceAccount"],
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}},
+            ),
         ),
     ]
 
@@ -364,15 +405,28 @@ def _rest() -> list[Scenario]:
 def _query() -> list[Scenario]:
     return [
         Scenario("list-limit-not-a-number", Request("GET", f"{NS}/configmaps", query={"limit": "abc"})),
-        Scenario("list-invalid-label-selector", Request("GET", f"{NS}/configmaps", query={"labelSelector": "a b"})),
-        Scenario("list-unsupported-field-selector", Request("GET", f"{NS}/configmaps", query={"fieldSelector": "data.a=b"})),
-        Scenario("list-pods-unsupported-field-selector", Request("GET", f"{NS}/pods", query={"fieldSelector": "spec.foo=b"})),
+        Scenario(
+            "list-invalid-label-selector", Request("GET", f"{NS}/configmaps", query={"labelSelector": "a b"})
+        ),
+        Scenario(
+            "list-unsupported-field-selector",
+            Request("GET", f"{NS}/configmaps", query={"fieldSelector": "data.a=b"}),
+        ),
+        Scenario(
+            "list-pods-unsupported-field-selector",
+            Request("GET", f"{NS}/pods", query={"fieldSelector": "spec.foo=b"}),
+        ),
         Scenario(
             "list-resource-version-match-without-version",
             Request("GET", f"{NS}/configmaps", query={"resourceVersionMatch": "NotOlderThan"}),
         ),
-        Scenario("create-bad-dry-run", Request("POST", PATHS["ConfigMap"], configmap(), query={"dryRun": "Some"})),
-        Scenario("create-force-without-apply", Request("POST", PATHS["ConfigMap"], configmap(), query={"force": "true"})),
+        Scenario(
+            "create-bad-dry-run", Request("POST", PATHS["ConfigMap"], configmap(), query={"dryRun": "Some"})
+        ),
+        Scenario(
+            "create-force-without-apply",
+            Request("POST", PATHS["ConfigMap"], configmap(), query={"force": "true"}),
+        ),
     ]
 
 

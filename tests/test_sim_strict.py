@@ -1,0 +1,106 @@
+"""The simulated API server rejects what a real one rejects, seen by the rehearsal's dry-run and by kubectl.
+
+Messages are the real server's (see tests/data/conformance/recordings.json for the recorded originals).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from istiofacts.catalog import default_pair
+from kubesim.clock import SimClock
+from kubesim.cluster import SimCluster
+from rehearsal.kube import Kube
+from rehearsal.run import StepFailed
+from rehearsal.steps import upgrade
+
+
+def _deployment(**container: object) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "istiod", "namespace": "istio-system"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "istiod"}},
+            "template": {
+                "metadata": {"labels": {"app": "istiod"}},
+                "spec": {"containers": [{"name": "discovery", "image": "pilot:1", **container}]},
+            },
+        },
+    }
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        yield SimpleNamespace(note=self.notes.append)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as sim:
+        namespaces = sim.api.type_of("", "namespaces")
+        sim.api.create(namespaces, {"metadata": {"name": "istio-system"}})
+        yield sim
+
+
+def _ctx(cluster: SimCluster, tmp_path: Path) -> SimpleNamespace:
+    kube = Kube(cluster.api_client(), tmp_path / "discovery.json")
+    return SimpleNamespace(run=_Run(), kube=kube, settings=SimpleNamespace(istio_to=default_pair()[1]))
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        (
+            {"imagePullPolicyy": "Always"},
+            '.spec.template.spec.containers[name="discovery"].imagePullPolicyy: ',
+        ),
+        (
+            {"ports": [{"name": "grpc", "containerPort": "15010"}]},
+            "expected numeric (int or float), got string",
+        ),
+    ],
+)
+def test_dry_run_step_rejects_a_manifest_the_api_server_would(cluster, tmp_path, container, message):
+    ctx = _ctx(cluster, tmp_path)
+    with pytest.raises(StepFailed) as failed:
+        upgrade.dry_run(ctx, [_deployment(**container)])
+    assert "server-side dry run rejected Deployment/istiod" in str(failed.value)
+    assert message in str(failed.value)
+    assert cluster.store.get(("apps", "deployments"), "istio-system", "istiod") is None
+
+
+def test_dry_run_step_accepts_a_good_manifest_without_writing(cluster, tmp_path):
+    ctx = _ctx(cluster, tmp_path)
+    before = cluster.store.resource_version
+    upgrade.dry_run(ctx, [_deployment()])
+    assert ctx.run.notes == ["1 objects accepted by a server-side dry run (dryRun=All)"]
+    assert cluster.store.resource_version == before
+
+
+@pytest.mark.kubectl
+def test_kubectl_apply_rejects_unknown_fields_and_explain_reads_the_real_schema(kubectl, tmp_path):
+    bad = _deployment(imagePullPolicyy="Always")
+    bad["metadata"]["namespace"] = "default"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    rejected = kubectl("apply", "-f", str(path), check=False)
+    assert rejected.returncode == 1
+    assert (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+        'unknown field "spec.template.spec.containers[0].imagePullPolicyy"' in rejected.stderr
+    )
+    warned = kubectl("apply", "--validate=warn", "-f", str(path))
+    assert 'unknown field "spec.template.spec.containers[0].imagePullPolicyy"' in warned.stderr
+    explained = kubectl("explain", "deployment.spec.replicas").stdout
+    assert "FIELD: replicas <integer>" in explained
+    assert "Number of desired pods" in explained
