@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import threading
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -144,10 +145,23 @@ def _kinds() -> dict[tuple[str, str, str], str]:
     return out
 
 
+_roots: dict[tuple[str, str, str], Node | None] = {}
+_compile_lock = threading.RLock()
+
+
 def root(group: str, version: str, kind: str) -> Node | None:
-    """The compiled type of a built-in kind, or None when the published schema does not describe it."""
-    name = _kinds().get((group, version, kind))
-    return _compile_ref(name) if name else None
+    """The compiled type of a built-in kind, or None when the published schema does not describe it.
+
+    Compiling registers each node before filling it (types are recursive), so it runs under a lock and a
+    root is published only once complete: a request thread never sees a half-built type.
+    """
+    key = (group, version, kind)
+    if key in _roots:
+        return _roots[key]
+    with _compile_lock:
+        name = _kinds().get(key)
+        _roots[key] = _compile_ref(name) if name else None
+        return _roots[key]
 
 
 def definition_name(group: str, version: str, kind: str) -> str | None:
