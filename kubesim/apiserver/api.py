@@ -403,7 +403,10 @@ class Api:
                 if meta.get("managedFields") is None or not any(
                     m.get("operation") == "Apply" for m in meta.get("managedFields") or []
                 ):
-                    ssa.record_update(None, obj, opts.manager, obj["apiVersion"], self.now())
+                    recorded = _without_registry_fields(rt.gr, obj)
+                    ssa.record_update(None, recorded, opts.manager, obj["apiVersion"], self.now())
+                    if recorded["metadata"].get("managedFields"):
+                        meta["managedFields"] = recorded["metadata"]["managedFields"]
             return self._commit(rt, obj, "ADDED", opts)
 
     def _allocate(self, rt: ResourceType, obj: Obj) -> None:
@@ -816,6 +819,28 @@ class Api:
     def _notify_discovery(self) -> None:
         for listener in self.discovery_changed:
             listener()
+
+
+# Fields the real server sets after it has recorded the creating manager's fields: by admission plugins
+# (ServiceAccount, Priority, DefaultTolerationSeconds), the registry strategy (a namespace's finalizer) or the
+# REST storage (a Service's IPs and families). The manager does not own them, so they are left out of its set.
+_REGISTRY_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): ("serviceAccount", "serviceAccountName", "priority", "preemptionPolicy", "tolerations"),
+    ("", "services"): ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"),
+    ("", "namespaces"): ("finalizers",),
+}
+
+
+def _without_registry_fields(gr: tuple[str, str], obj: Obj) -> Obj:
+    fields = _REGISTRY_FIELDS.get(gr)
+    if not fields or not isinstance(obj.get("spec"), dict):
+        return dict(obj, metadata=dict(obj["metadata"]))
+    out = dict(
+        obj, metadata=dict(obj["metadata"]), spec={k: v for k, v in obj["spec"].items() if k not in fields}
+    )
+    if not out["spec"]:
+        del out["spec"]  # a namespace whose only spec is the finalizer the strategy adds
+    return out
 
 
 def _version_priority(version: str) -> tuple[int, int, int]:

@@ -101,6 +101,7 @@ def deployment(obj: Obj) -> None:
         rolling.setdefault("maxSurge", "25%")
         rolling.setdefault("maxUnavailable", "25%")
     _template(obj)
+    obj.setdefault("status", {})  # the real server answers a create with "status": {} (Deployments only)
 
 
 def replicaset(obj: Obj) -> None:

@@ -13,7 +13,7 @@ from kubesim.apiserver import tables
 from kubesim.apiserver.api import ListResult, RequestOptions
 from kubesim.apiserver.http_base import Route
 from kubesim.apiserver.streams import StreamMixin
-from kubesim.machinery import errors
+from kubesim.machinery import errors, protobuf
 from kubesim.machinery.errors import ApiError
 from kubesim.machinery.resources import ResourceType
 
@@ -171,21 +171,27 @@ class ResourceMixin(StreamMixin):
                 )
             return self._send_object(rt, obj)
         content_type = self._content_type()
-        if content_type == "application/vnd.kubernetes.protobuf":
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                "the simulated API server does not decode protobuf request "
-                "bodies (kubectl's imperative create commands send them); use kubectl apply -f or "
-                "kubectl create -f with a manifest instead",
-                {},
-            )
-        if verb in ("create", "update", "patch", "apply") and content_type not in _PATCH_TYPES | {
+        protobuf_body = content_type == "application/vnd.kubernetes.protobuf"
+        if protobuf_body and verb in ("create", "update"):
+            if not protobuf.supported(rt.api_version(route.version), rt.kind):
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the simulated API server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets and "
+                    f"ServiceAccounts only, not of {rt.kind}; send JSON (kubectl apply -f, kubectl create -f)",
+                )
+            try:
+                payload = protobuf.decode(body)
+            except protobuf.ProtobufError as exc:
+                raise errors.bad_request(str(exc)) from None
+            content_type = "application/json"
+        elif verb in ("create", "update", "patch", "apply") and content_type not in _PATCH_TYPES | {
             "application/json": "",
             "application/yaml": "",
         }:
             raise errors.unsupported_media_type(content_type, patch=verb in ("patch", "apply"))
-        payload = self._decode(body, content_type)
+        if not protobuf_body:
+            payload = self._decode(body, content_type)
         opts = self._options(query, verb)
         if verb == "create":
             if rt.gr == ("authorization.k8s.io", "selfsubjectaccessreviews"):

@@ -39,8 +39,10 @@ def field_set(obj: Any, prefix: Path = (), field: str = "") -> set[Path]:
     """Leaf paths of an object, in FieldsV1 tokens."""
     paths: set[Path] = set()
     if isinstance(obj, dict):
-        if not obj and prefix:
+        if (not obj or field == "selector") and prefix:
+            # A label selector (and a Service's selector) is an atomic map: owned as a whole.
             paths.add(prefix)
+            return paths
         for key, value in obj.items():
             token = "f:" + key
             if not prefix and token in _IGNORED_ROOTS:

@@ -27,7 +27,7 @@ _WARNING = re.compile(r'^299 - "((?:[^"\\]|\\.)*)"')
 class Request:
     method: str
     path: str  # "{ns}" is the scenario's namespace
-    body: Any = None  # dict/list (sent as JSON), str or bytes (sent as is)
+    body: Any = None  # dict/list (sent as JSON), str or bytes (sent as is), or namespace -> bytes
     content_type: str = "application/json"
     query: dict[str, str] = field(default_factory=dict)
     accept: str = "application/json"
@@ -62,6 +62,8 @@ class Cluster:
         query = {k: v.replace("{ns}", namespace) for k, v in request.query.items()}
         url = self.host + path + ("?" + urllib.parse.urlencode(query) if query else "")
         body = request.body
+        if callable(body):
+            body = body(namespace)
         if isinstance(body, (dict, list)):
             body = json.dumps(body).replace("{ns}", namespace).encode()
         elif isinstance(body, str):
