@@ -34,7 +34,8 @@ from kubesim.store import Store, clone
 Obj = dict[str, Any]
 
 # Kinds whose registry strategy sets metadata.generation (PrepareForCreate sets 1), from
-# kubernetes/kubernetes pkg/registry/*/*/strategy.go at v1.36; others (Services, Namespaces, ConfigMaps) have none.
+# kubernetes/kubernetes pkg/registry/*/*/strategy.go at v1.36; others (Services, Namespaces, ConfigMaps)
+# have none.
 GENERATION_KINDS = frozenset(
     {
         ("", "pods"),
@@ -345,7 +346,7 @@ class Api:
         before = {k: v for k, v in old.items() if k not in ignored}
         after = {k: v for k, v in obj.items() if k not in ignored}
         if "generation" not in old["metadata"]:
-            return  # kinds whose registry strategy keeps no generation (ConfigMaps, Services...) never get one
+            return  # kinds whose strategy keeps no generation (ConfigMaps, Services...) never get one
         generation = old["metadata"]["generation"]
         obj["metadata"]["generation"] = generation + 1 if before != after else generation
 
@@ -588,8 +589,8 @@ class Api:
             raise ApiError(
                 500,
                 "",
-                f"failed to create typed patch object ({body_ns}/{name}; {rt.group}/{rt.version}, Kind={rt.kind}): "
-                + undeclared,
+                f"failed to create typed patch object ({body_ns}/{name}; "
+                f"{rt.group}/{rt.version}, Kind={rt.kind}): " + undeclared,
             )
         if not opts.manager:
             raise ApiError(

@@ -51,21 +51,6 @@ class HandlerBase(BaseHTTPRequestHandler):
         pass
 
     # -- plumbing -----------------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
     @property
     def cluster(self) -> SimCluster:
         return self.server.cluster

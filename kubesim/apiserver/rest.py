@@ -177,8 +177,9 @@ class ResourceMixin(StreamMixin):
                 raise ApiError(
                     415,
                     "UnsupportedMediaType",
-                    f"the simulated API server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets and "
-                    f"ServiceAccounts only, not of {rt.kind}; send JSON (kubectl apply -f, kubectl create -f)",
+                    "the simulated API server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets "
+                    f"and ServiceAccounts only, not of {rt.kind}; send JSON (kubectl apply -f, "
+                    "kubectl create -f)",
                 )
             try:
                 payload = protobuf.decode(body)

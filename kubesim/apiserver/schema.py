@@ -1,8 +1,9 @@
 """The published OpenAPI documents of Kubernetes v1.36.2, and decoding of request bodies against them.
 
-Source: the OpenAPI v2 document (``/openapi/v2``) and the OpenAPI v3 documents (``/openapi/v3/<group-version>``)
-of a real kube-apiserver v1.36.2, dumped once with ``kubectl get --raw`` and kept gzipped as package data
-(``data/openapi-v{2,3}-v1.36.2.json.gz``; ``tests/conformance/record.py --dump-openapi`` writes them again).
+Source: the OpenAPI v2 document (``/openapi/v2``) and the OpenAPI v3 documents
+(``/openapi/v3/<group-version>``) of a real kube-apiserver v1.36.2, dumped once from the reference and kept
+gzipped as package data (``data/openapi-v{2,3}-v1.36.2.json.gz``; ``python -m tests.conformance.record
+--dump-openapi`` writes them again).
 Why these and not the official Python client's models: the client is generated from an older OpenAPI
 snapshot (its ``openapi_types`` lack the Go formats and the list/map markers), while these documents are what
 the real server itself serves, so ``kubectl explain`` reads the same text and the structure used for decoding

@@ -100,6 +100,21 @@ def make_ssl_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
 class Handler(ResourceMixin):
     """One connection's requests: health, metrics, version, OpenAPI, discovery, then resources (``rest``)."""
 
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     def _dispatch(self, method: str) -> None:
         self._warnings: list[str] = []
         self._status_code = 0

@@ -54,7 +54,7 @@ def validate_name(gr: tuple[str, str], name: str) -> list[Cause]:
 
 def _meta(obj: Obj) -> list[Cause]:
     causes: list[Cause] = []
-    for key, value in (obj["metadata"].get("labels") or {}).items():
+    for value in (obj["metadata"].get("labels") or {}).values():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
             causes.append(
                 (

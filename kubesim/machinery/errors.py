@@ -86,7 +86,7 @@ STALE = "the object has been modified; please apply your changes to the latest v
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
-    """A 422 with one cause per ``(reason, field, message)``, e.g. ``("FieldValueRequired", "spec.x", ...)``."""
+    """A 422 with one cause per ``(reason, field, message)``: ``("FieldValueRequired", "spec.x", ...)``."""
     what = f"{kind}.{group}" if group else kind
     text = "; ".join(f"{field}: {message}" for _, field, message in causes)
     if len(causes) > 1:
@@ -99,7 +99,7 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
 
 
 def invalid_options(options_kind: str, field: str, reason: str, message: str) -> ApiError:
-    """A 422 about a query parameter, as the server reports ``CreateOptions``/``ListOptions``... validation."""
+    """A 422 about a query parameter, as the server reports ``CreateOptions``/``ListOptions`` errors."""
     return ApiError(
         422,
         "Invalid",

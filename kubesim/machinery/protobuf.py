@@ -1,10 +1,10 @@
 """Kubernetes' protobuf request bodies, decoded for the few kinds kubectl's imperative commands send.
 
-``kubectl create namespace|configmap|secret|serviceaccount`` (and client-go generally) send ``application/vnd.kubernetes.
-protobuf``: the 4-byte magic ``k8s\\x00`` then a ``runtime.Unknown`` (typeMeta=1 {apiVersion=1, kind=2},
-raw=2, contentEncoding=3, contentType=4) whose ``raw`` is the object's own message. The field numbers below
-are those of kubernetes/kubernetes ``staging/src/k8s.io/api/core/v1/generated.proto`` and
-``apimachinery/pkg/apis/meta/v1/generated.proto`` (v1.36). No well-kept PyPI package ships Kubernetes'
+``kubectl create namespace|configmap|secret|serviceaccount`` (and client-go generally) send
+``application/vnd.kubernetes.protobuf``: the 4-byte magic ``k8s\\x00`` then a ``runtime.Unknown``
+(typeMeta=1 {apiVersion=1, kind=2}, raw=2, contentEncoding=3, contentType=4) whose ``raw`` is the object's
+own message. The field numbers below are those of kubernetes/kubernetes (v1.36)
+``staging/src/k8s.io/api/core/v1/generated.proto`` and ``apimachinery/pkg/apis/meta/v1/generated.proto``. No well-kept PyPI package ships Kubernetes'
 compiled protos, and the wire format is small, so this is a hand-written reader for exactly these messages;
 any other kind gets the 415 a server without that serializer would answer.
 """

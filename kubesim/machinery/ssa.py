@@ -55,7 +55,7 @@ def field_set(obj: Any, prefix: Path = (), field: str = "") -> set[Path]:
         if keys is not None and all(isinstance(i, dict) for i in obj):
             for item in obj:
                 token = "k:" + json.dumps(
-                    {k: v for (k, d), v in zip(keys, item_key(item, keys)) if v is not None},
+                    {k: v for (k, d), v in zip(keys, item_key(item, keys), strict=True) if v is not None},
                     separators=(",", ":"),
                     sort_keys=True,
                 )
@@ -189,7 +189,7 @@ def _conflict_error(conflicts: list[tuple[str, str, Path]]) -> ApiError:
         message = f"Apply failed with {n} conflicts: " + "\n".join(lines)
     causes = [
         {"reason": "FieldManagerConflict", "message": line, "field": dotted(path)}
-        for line, (_, _, path) in zip(lines, conflicts)
+        for line, (_, _, path) in zip(lines, conflicts, strict=True)
     ]
     return ApiError(409, "Conflict", message, {"causes": causes})
 

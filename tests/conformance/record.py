@@ -11,6 +11,7 @@ namespace named after the run, so recording twice never collides; answers are no
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import subprocess
@@ -18,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from kubesim.apiserver.schema import K8S_VERSION
 from tests.conformance.runner import Cluster, Request, run
 from tests.conformance.scenarios import all_scenarios
 
+OPENAPI_DATA = Path(__file__).resolve().parents[2] / "kubesim" / "apiserver" / "data"
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "conformance" / "recordings.json"
 
 
@@ -37,6 +40,20 @@ def reference_kubeconfig() -> str | None:
     return str(path)
 
 
+def dump_openapi(cluster: Cluster) -> None:
+    """The server's /openapi/v2 and every group-version's /openapi/v3 document, gzipped into kubesim."""
+    _, v2, _ = cluster.send(Request("GET", "/openapi/v2"), "")
+    _, index, _ = cluster.send(Request("GET", "/openapi/v3"), "")
+    assert isinstance(v2, dict) and isinstance(index, dict)
+    v3 = {}
+    for key in index["paths"]:
+        if key.startswith(("api/", "apis/")) and key.count("/") == (1 if key.startswith("api/") else 2):
+            _, v3[key], _ = cluster.send(Request("GET", "/openapi/v3/" + key), "")
+    for name, doc in (("openapi-v2", v2), ("openapi-v3", v3)):
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        (OPENAPI_DATA / f"{name}-v{K8S_VERSION}.json.gz").write_bytes(gzip.compress(raw, 9, mtime=0))
+
+
 def namespace_for(run_id: str, index: int) -> str:
     return f"conf-{run_id}-{index}"
 
@@ -45,12 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument(
+        "--dump-openapi",
+        action="store_true",
+        help="also rewrite kubesim's OpenAPI package data from the server",
+    )
     args = parser.parse_args(argv)
     kubeconfig = args.kubeconfig or reference_kubeconfig()
     if not kubeconfig:
         print("no reference: pass --kubeconfig or set KUBESIM_REFERENCE", file=sys.stderr)
         return 2
     cluster = Cluster(kubeconfig)
+    if args.dump_openapi:
+        dump_openapi(cluster)
     _, version, _ = cluster.send(Request("GET", "/version"), "")
     recordings = (
         json.loads(RECORDINGS.read_text()) if RECORDINGS.exists() and args.only else {"scenarios": {}}

@@ -4,10 +4,10 @@ A scenario is a few setup requests and one checked request, in a namespace of it
 is reduced to what must agree between the real server and the simulated one: status code, ``reason``,
 ``message``, the ``Warning`` headers and the returned object with volatile fields (uid, resourceVersion,
 timestamps, managedFields times, allocated IPs and ports, the scenario's namespace) replaced by markers.
-One known divergence is normalised away and reported rather than hidden: the simulator's managedFields do not
-mark owned maps and list items with ``".": {}`` the way structured-merge-diff does, so ``"."`` entries of
-``fieldsV1`` are dropped on both sides. Requests go through the official client's connection pool and its configuration (TLS, token or client
-certificates), so the same code talks to the simulated cluster and to the reference.
+One known divergence is normalised away and said here rather than hidden: the simulator's managedFields do
+not mark owned maps and list items with ``".": {}`` the way structured-merge-diff does, so ``"."`` entries
+of ``fieldsV1`` are dropped on both sides. Requests go through the official client's connection pool and
+its configuration (TLS, token or client certificates), so the same code talks to both servers.
 """
 
 from __future__ import annotations
