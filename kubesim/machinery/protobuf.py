@@ -4,9 +4,9 @@
 ``application/vnd.kubernetes.protobuf``: the 4-byte magic ``k8s\\x00`` then a ``runtime.Unknown``
 (typeMeta=1 {apiVersion=1, kind=2}, raw=2, contentEncoding=3, contentType=4) whose ``raw`` is the object's
 own message. The field numbers below are those of kubernetes/kubernetes (v1.36)
-``staging/src/k8s.io/api/core/v1/generated.proto`` and ``apimachinery/pkg/apis/meta/v1/generated.proto``. No well-kept PyPI package ships Kubernetes'
-compiled protos, and the wire format is small, so this is a hand-written reader for exactly these messages;
-any other kind gets the 415 a server without that serializer would answer.
+``staging/src/k8s.io/api/core/v1/generated.proto`` and ``apimachinery/pkg/apis/meta/v1/generated.proto``.
+No well-kept PyPI package ships Kubernetes' compiled protos, and the wire format is small, so this is a
+hand-written reader for exactly these messages; any other kind gets a 415 saying to send JSON.
 """
 
 from __future__ import annotations
