@@ -399,7 +399,7 @@ class Api:
             self._strip_status(rt, obj, None)
             obj = self._admit("CREATE", rt, obj, None, opts)
             obj = self._validate("CREATE", rt, obj, None, opts)
-            self._allocate(rt, obj)
+            self._allocate(rt, obj, opts.dry_run)
             if not opts.internal and opts.manager:
                 if meta.get("managedFields") is None or not any(
                     m.get("operation") == "Apply" for m in meta.get("managedFields") or []
@@ -410,7 +410,8 @@ class Api:
                         meta["managedFields"] = recorded["metadata"]["managedFields"]
             return self._commit(rt, obj, "ADDED", opts)
 
-    def _allocate(self, rt: ResourceType, obj: Obj) -> None:
+    def _allocate(self, rt: ResourceType, obj: Obj, dry_run: bool = False, old: Obj | None = None) -> None:
+        """A Service's cluster IP and node ports; a dry run checks and shows them but keeps nothing."""
         if rt.gr != ("", "services"):
             return
         spec = obj["spec"]
@@ -418,15 +419,35 @@ class Api:
             return
         if not spec.get("clusterIP"):
             spec["clusterIP"] = self.service_ips.allocate()
-        elif spec["clusterIP"] != "None":
+            if dry_run:
+                self.service_ips.release(spec["clusterIP"])
+        elif spec["clusterIP"] != "None" and not dry_run:
             self.service_ips.reserve(spec["clusterIP"])
         spec.setdefault("clusterIPs", [spec["clusterIP"]])
         if spec.get("type") in ("NodePort", "LoadBalancer"):
-            for port in spec.get("ports") or []:
-                if port.get("nodePort"):
-                    self._node_ports_used.add(port["nodePort"])
+            owned = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
+            for n, port in enumerate(spec.get("ports") or []):
+                wanted = port.get("nodePort")
+                if wanted and wanted in self._node_ports_used and wanted not in owned:
+                    raise errors.invalid(
+                        rt.kind,
+                        rt.group,
+                        obj["metadata"]["name"],
+                        [
+                            (
+                                "FieldValueInvalid",
+                                f"spec.ports[{n}].nodePort",
+                                f"Invalid value: {wanted}: provided port is already allocated",
+                            )
+                        ],
+                    )
+                if wanted:
+                    if not dry_run:
+                        self._node_ports_used.add(wanted)
                 else:
                     port["nodePort"] = self._allocate_node_port()
+                    if dry_run:
+                        self._node_ports_used.discard(port["nodePort"])
 
     def _allocate_node_port(self) -> int:
         """A free port of 30000-32767 picked at random, as kube-apiserver's allocator does (so two clusters on
@@ -511,9 +532,14 @@ class Api:
             defaults.apply_defaults(rt.gr, obj)
         if rt.gr == ("", "services"):
             spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
-            spec.setdefault("clusterIP", old_spec.get("clusterIP"))
-            spec.setdefault("clusterIPs", old_spec.get("clusterIPs"))
-            self._allocate(rt, obj)
+            if spec.get("type") == "ExternalName":
+                # Changing to ExternalName releases the cluster IP (the service REST storage does so).
+                spec.pop("clusterIP", None)
+                spec.pop("clusterIPs", None)
+            else:
+                spec.setdefault("clusterIP", old_spec.get("clusterIP"))
+                spec.setdefault("clusterIPs", old_spec.get("clusterIPs"))
+            self._allocate(rt, obj, opts.dry_run, old)
         self._bump_generation(rt, obj, old)
         if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
             if opts.dry_run:
@@ -730,6 +756,9 @@ class Api:
         gone = self.store.remove(rt.gr, meta.get("namespace", ""), meta["name"])
         if rt.gr == ("", "services") and (obj.get("spec") or {}).get("clusterIP") not in (None, "None"):
             self.service_ips.release(obj["spec"]["clusterIP"])
+        if rt.gr == ("", "services"):
+            for port in (obj.get("spec") or {}).get("ports") or []:
+                self._node_ports_used.discard(port.get("nodePort"))
         if rt.gr == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self._crd_removed(obj)
         return gone or obj

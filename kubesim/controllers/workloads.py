@@ -341,8 +341,10 @@ class DeploymentController(OwnedController):
         updated = self.cluster.mutate(
             DEPLOY,
             deploy,
-            lambda d: d["metadata"].setdefault("annotations", {}).update(
-                {"deployment.kubernetes.io/revision": revision}
+            lambda d: (
+                d["metadata"]
+                .setdefault("annotations", {})
+                .update({"deployment.kubernetes.io/revision": revision})
             ),
         )
         return updated or deploy

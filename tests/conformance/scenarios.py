@@ -495,8 +495,112 @@ def _protobuf() -> list[Scenario]:
     ]
 
 
+def _rules() -> list[Scenario]:
+    """Semantic rules of the kinds a rehearsal touches, from pkg/apis/*/validation (v1.36)."""
+    rolling = {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}
+    limits = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    nodeport = service("np", type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30080}])
+    nodeport2 = service("np2", type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30080}])
+    immutable_cm = configmap("frozen", immutable=True)
+    invalid: list[tuple[str, Obj]] = [
+        ("Deployment", with_change(deployment(), "spec.strategy", rolling)),
+        (
+            "Deployment",
+            with_change(
+                deployment(), "spec.strategy", {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}
+            ),
+        ),
+        ("Deployment", with_change(deployment(), "spec.strategy", {"rollingUpdate": {"maxSurge": "120%"}})),
+        ("Deployment", with_change(deployment(), "spec.template.spec.containers.0.resources", limits)),
+        ("Deployment", with_change(deployment(), "metadata.labels", {"bad key!": "x"})),
+        ("Deployment", with_change(deployment(), "spec.revisionHistoryLimit", -1)),
+        ("Pod", with_change(pod(), "spec.containers.0.ports", [{"containerPort": 0}])),
+        ("Pod", with_change(pod(), "spec.containers.0.env", [{"name": ""}])),
+        (
+            "Service",
+            with_change(service(), "spec.ports", [{"name": "a", "port": 80}, {"name": "b", "port": 80}]),
+        ),
+        ("Service", with_change(service(), "spec.clusterIP", "10.0.0.300")),
+        ("Service", service(type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 80}])),
+        ("ConfigMap", with_change(configmap(), "data", {"bad key!": "x"})),
+        ("Secret", with_change(secret(), "type", "kubernetes.io/tls")),
+        ("Role", with_change(role(), "rules", [{"apiGroups": [""], "resources": ["pods"]}])),
+        ("Job", with_change(job(), "spec.backoffLimit", -1)),
+        ("StatefulSet", with_change(workload("StatefulSet"), "spec.podManagementPolicy", "Random")),
+        (
+            "ValidatingWebhookConfiguration",
+            with_change(
+                webhook_config("ValidatingWebhookConfiguration", "v-{ns}"), "webhooks.0.sideEffects", None
+            ),
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            with_change(
+                webhook_config("MutatingWebhookConfiguration", "m-{ns}"), "webhooks.0.name", "nodots"
+            ),
+        ),
+        (
+            "CustomResourceDefinition",
+            crd("{ns}.example.com", schema={"properties": {"spec": {"type": "object"}}}),
+        ),
+        (
+            "CustomResourceDefinition",
+            crd("{ns}.example.com", schema={"type": "object", "properties": {"spec": {}}}),
+        ),
+    ]
+    out = [Scenario(f"rule-{kind.lower()}-{n}", create(kind, obj)) for n, (kind, obj) in enumerate(invalid)]
+    made_np = Request("POST", PATHS["Service"], nodeport)
+    out.append(
+        Scenario(
+            "rule-service-duplicate-nodeport", Request("POST", PATHS["Service"], nodeport2), setup=[made_np]
+        )
+    )
+    made_cm = Request("POST", PATHS["ConfigMap"], immutable_cm)
+    out.append(
+        Scenario(
+            "rule-configmap-immutable",
+            Request("PUT", f"{NS}/configmaps/frozen", with_change(immutable_cm, "data", {"a": "c"})),
+            setup=[made_cm],
+        )
+    )
+    made_dep = Request("POST", PATHS["Deployment"], deployment())
+    changed = with_change(deployment(), "spec.selector", {"matchLabels": {"app": "web", "x": "y"}})
+    changed = with_change(changed, "spec.template.metadata.labels", {"app": "web", "x": "y"})
+    out.append(
+        Scenario(
+            "rule-deployment-selector-immutable",
+            Request("PUT", f"{APPS}/deployments/web", changed),
+            setup=[made_dep],
+        )
+    )
+    made_svc = Request("POST", PATHS["Service"], service())
+    out.append(
+        Scenario(
+            "rule-service-type-to-externalname",
+            Request("PUT", f"{NS}/services/svc", service(type="ExternalName", externalName="example.com")),
+            setup=[made_svc],
+        )
+    )
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "rb"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "{ns}"}],
+    }
+    rb_path = "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
+    out.append(
+        Scenario(
+            "rule-rolebinding-roleref-immutable",
+            Request("PUT", f"{rb_path}/rb", with_change(binding, "roleRef.name", "other")),
+            setup=[Request("POST", rb_path, binding)],
+        )
+    )
+    return out
+
+
 def all_scenarios() -> list[Scenario]:
-    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf()
+    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf() + _rules()
     names = [s.name for s in scenarios]
     assert len(names) == len(set(names)), "scenario names must be unique"
     return scenarios
