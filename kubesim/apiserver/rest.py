@@ -6,11 +6,12 @@ answered as kube-apiserver does. The request semantics themselves live in ``api.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 from kubesim.apiserver import tables
-from kubesim.apiserver.api import ListResult, RequestOptions
+from kubesim.apiserver.api import ListResult, RequestOptions, rfc3339
 from kubesim.apiserver.http_base import Route
 from kubesim.apiserver.streams import StreamMixin
 from kubesim.machinery import errors, protobuf
@@ -122,6 +123,8 @@ class ResourceMixin(StreamMixin):
         if route.subresource == "proxy":
             return self._proxy(method, route, query, body)
         ns = route.namespace or ""
+        if route.subresource in ("exec", "attach", "portforward"):
+            return self._pod_session(route)
         if verb in ("get", "list", "watch") and route.subresource == "scale":
             return self._send_json(200, self._scale(api.get(rt, ns, route.name or "")))
         if verb == "watch":
@@ -173,16 +176,16 @@ class ResourceMixin(StreamMixin):
         content_type = self._content_type()
         protobuf_body = content_type == "application/vnd.kubernetes.protobuf"
         if protobuf_body and verb in ("create", "update"):
-            if not protobuf.supported(rt.api_version(route.version), rt.kind):
+            try:
+                payload = protobuf.decode(body)
+            except protobuf.UnsupportedKind as exc:
                 raise ApiError(
                     415,
                     "UnsupportedMediaType",
-                    "the simulated API server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets "
-                    f"and ServiceAccounts only, not of {rt.kind}; send JSON (kubectl apply -f, "
+                    "the simulated API server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets, "
+                    f"ServiceAccounts and TokenRequests only, not of {exc}; send JSON (kubectl apply -f, "
                     "kubectl create -f)",
-                )
-            try:
-                payload = protobuf.decode(body)
+                ) from None
             except protobuf.ProtobufError as exc:
                 raise errors.bad_request(str(exc)) from None
             content_type = "application/json"
@@ -199,8 +202,14 @@ class ResourceMixin(StreamMixin):
                 return self._send_json(
                     201, dict(payload or {}, status={"allowed": True, "reason": "rehearsal-sim: admin"})
                 )
+            if rt.gr[0] == "authentication.k8s.io":
+                return self._send_json(201, self._authentication_review(rt, payload))
             if route.name and route.subresource == "eviction":
                 return self._evict(route, opts)
+            if route.name and route.subresource == "token":
+                return self._send_json(201, self._token_request(route, payload))
+            if route.name and route.subresource == "binding":
+                return self._bind(route, payload)
             if payload is None:
                 raise errors.bad_request("the body of the request was empty")
             obj = api.create(rt, payload, ns, opts)
@@ -349,6 +358,79 @@ class ResourceMixin(StreamMixin):
             route.rt, route.namespace or "", route.name or "", "merge", {"spec": {"replicas": replicas}}, opts
         )
         self._send_json(200, self._scale(obj))
+
+    def _authentication_review(self, rt: ResourceType, payload: Any) -> dict[str, Any]:
+        """SelfSubjectReview and TokenReview: the simulated cluster has one user, its admin."""
+        admin = {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}
+        body = dict(payload or {}, apiVersion="authentication.k8s.io/v1", kind=rt.kind)
+        body["metadata"] = {"creationTimestamp": self.cluster.api.now()}
+        if rt.kind == "SelfSubjectReview":
+            body["status"] = {"userInfo": admin}
+        else:
+            token = ((payload or {}).get("spec") or {}).get("token")
+            body["status"] = (
+                {
+                    "authenticated": True,
+                    "user": admin,
+                    "audiences": ["https://kubernetes.default.svc.cluster.local"],
+                }
+                if token == self.cluster.token
+                else {"user": {}, "error": "invalid bearer token"}
+            )
+        return body
+
+    def _token_request(self, route: Route, payload: Any) -> dict[str, Any]:
+        """A TokenRequest for a service account that exists: an unsigned JWT naming it (the simulated API
+        server authenticates with its own bearer token and never verifies service-account tokens)."""
+        api = self.cluster.api
+        account = api.get(route.rt, route.namespace or "", route.name or "")
+        spec = dict((payload or {}).get("spec") or {})
+        spec.setdefault("audiences", ["https://kubernetes.default.svc.cluster.local"])
+        spec.setdefault("expirationSeconds", 3600)
+        issued = api.clock.now()
+        claims = {
+            "aud": spec["audiences"],
+            "exp": int(issued + spec["expirationSeconds"]),
+            "iat": int(issued),
+            "iss": "https://kubernetes.default.svc.cluster.local",
+            "sub": f"system:serviceaccount:{route.namespace}:{route.name}",
+        }
+
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": route.name,
+                "namespace": route.namespace,
+                "uid": account["metadata"]["uid"],
+                "creationTimestamp": api.now(),
+            },
+            "spec": spec,
+            "status": {
+                "token": f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.",
+                "expirationTimestamp": rfc3339(issued + spec["expirationSeconds"]),
+            },
+        }
+
+    def _bind(self, route: Route, payload: Any) -> None:
+        """pods/binding, as a scheduler uses it: set spec.nodeName once."""
+        api = self.cluster.api
+        pod = api.get(route.rt, route.namespace or "", route.name or "")
+        node = ((payload or {}).get("target") or {}).get("name", "")
+        if pod["spec"].get("nodeName"):
+            raise errors.conflict(
+                "pods/binding",
+                "",
+                route.name or "",
+                f'pod {route.name} is already assigned to node "{pod["spec"]["nodeName"]}"',
+            )
+        self.cluster.mutate(route.rt.gr, pod, lambda p: p["spec"].update(nodeName=node))
+        self._send_json(
+            201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        )
 
     def _evict(self, route: Route, opts: RequestOptions) -> None:
         self.cluster.api.delete(route.rt, route.namespace or "", route.name or "", opts)

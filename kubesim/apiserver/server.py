@@ -11,6 +11,7 @@ assembled from parts: ``http_base`` (bodies, replies), ``streams`` (watch, logs,
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import tempfile
@@ -196,6 +197,11 @@ class Handler(ResourceMixin):
 
         api = self.cluster.api
         parts = [urllib.parse.unquote(part) for part in path.strip("/").split("/")]
+        if len(parts) == 1 and "as=APIGroupDiscoveryList" in (self.headers.get("Accept") or ""):
+            if "v=v2;" in self.headers.get("Accept", "") or self.headers.get("Accept", "").endswith("v=v2"):
+                doc = discovery.aggregated(api, core=parts[0] == "api")
+                body = json.dumps(doc, separators=(",", ":")).encode()
+                return self._send(200, body, discovery.AGGREGATED, {"Vary": "Accept"})
         if parts[0] == "api":
             if len(parts) == 1:
                 return self._send_json(200, discovery.core_versions())

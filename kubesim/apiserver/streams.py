@@ -215,6 +215,18 @@ class StreamMixin(HandlerBase):
         }
         self._send(response.status, response.body, content_type, extra)
 
+    def _pod_session(self, route: Route) -> None:
+        """pods/exec, attach and portforward. The real server hands these to the kubelet as SPDY or
+        WebSocket streams; the simulated one has no container to stream from, so after the checks the real
+        server makes (the pod exists and has a node) it answers as a kubelet answers a request it cannot
+        upgrade."""
+        pod = self.cluster.api.get(route.rt, route.namespace or "", route.name or "")
+        if not pod["spec"].get("nodeName"):
+            raise errors.bad_request(f"pod {route.name} does not have a host assigned")
+        raise errors.bad_request(
+            f"Upgrade request required: the simulated cluster does not stream {route.subresource} sessions"
+        )
+
     @staticmethod
     def _pod_port(pod: dict[str, Any], port_text: str) -> int:
         if port_text.isdigit():

@@ -22,6 +22,10 @@ class ProtobufError(ValueError):
     pass
 
 
+class UnsupportedKind(ProtobufError):
+    """A well-formed body of a kind this module has no decoder for."""
+
+
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
@@ -153,16 +157,31 @@ def _serviceaccount(f: dict[int, list[Any]]) -> dict[str, Any]:
     return obj
 
 
+def _token_request(f: dict[int, list[Any]]) -> dict[str, Any]:
+    if 2 not in f:
+        return {}
+    spec = _grouped(f[2][-1])
+    out: dict[str, Any] = {}
+    if 1 in spec:
+        out["audiences"] = [_str(v) for v in spec[1]]
+    if 4 in spec:
+        out["expirationSeconds"] = spec[4][-1]
+    return {"spec": out}
+
+
+def _empty(f: dict[int, list[Any]]) -> dict[str, Any]:
+    return {}
+
+
 _KINDS = {
+    ("authentication.k8s.io/v1", "TokenRequest"): _token_request,
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): _empty,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _empty,
     ("v1", "Namespace"): _namespace,
     ("v1", "ConfigMap"): _configmap,
     ("v1", "Secret"): _secret,
     ("v1", "ServiceAccount"): _serviceaccount,
 }
-
-
-def supported(api_version: str, kind: str) -> bool:
-    return (api_version, kind) in _KINDS
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -176,7 +195,7 @@ def decode(body: bytes) -> dict[str, Any]:
     api_version, kind = _str(type_meta.get(1, b"")), _str(type_meta.get(2, b""))
     decoder = _KINDS.get((api_version, kind))
     if decoder is None:
-        raise ProtobufError(f"no protobuf decoder for {api_version}, Kind={kind}")
+        raise UnsupportedKind(kind)
     raw = unknown.get(2, b"")
     if not isinstance(raw, bytes):
         raise ProtobufError("expected raw bytes")
