@@ -324,7 +324,7 @@ class Api:
                 )
             if opts.field_validation == "Warn":
                 opts.warnings += [f'unknown field "{u}"' for u in unknown]
-        causes = [(r, f.lstrip("."), m) for r, f, m in causes]
+        causes = sorted(((r, f.lstrip("."), m) for r, f, m in causes), key=lambda c: c[1])
         result = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
         result.update(checked)
         return result, causes

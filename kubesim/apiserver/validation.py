@@ -627,6 +627,68 @@ def validate_update(gr: tuple[str, str], old: Obj, new: Obj) -> list[Cause]:
 
 
 # -- custom resources ------------------------------------------------------------------------------------
+def _value_limits(value: Any, schema: dict[str, Any], path: str) -> list[Cause]:
+    """The value validations of an OpenAPI schema, worded as kube-openapi's validator words them."""
+    shown = path.lstrip(".")
+    causes: list[Cause] = []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, word in (("maximum", "less"), ("minimum", "greater")):
+            if key not in schema:
+                continue
+            limit, exclusive = schema[key], schema.get("exclusiveM" + key[1:])
+            beyond = value > limit if key == "maximum" else value < limit
+            if beyond or (exclusive and value == limit):
+                causes.append(
+                    (
+                        "FieldValueInvalid",
+                        path,
+                        f"Invalid value: {json.dumps(value)}: {shown} in body should be {word} than "
+                        f"{'' if exclusive else 'or equal to '}{json.dumps(limit)}",
+                    )
+                )
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            causes.append(
+                ("FieldValueTooLong", path, f"Too long: may not be more than {schema['maxLength']} bytes")
+            )
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    path,
+                    f'Invalid value: "{value}": {shown} in body should be at least {schema["minLength"]} '
+                    "chars long",
+                )
+            )
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    path,
+                    f"Invalid value: \"{value}\": {shown} in body should match '{schema['pattern']}'",
+                )
+            )
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            causes.append(
+                (
+                    "FieldValueTooMany",
+                    path,
+                    f"Too many: {len(value)}: must have at most {schema['maxItems']} items",
+                )
+            )
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    path,
+                    f"Invalid value: {len(value)}: {shown} in body should have at least "
+                    f"{schema['minItems']} items",
+                )
+            )
+    return causes
+
+
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
 
 
@@ -667,10 +729,11 @@ def validate_schema(
             (
                 "FieldValueTypeInvalid",
                 path,
-                f'Invalid value: "{got}": {path} in body must be of type {kind}: "{got}"',
+                f'Invalid value: "{got}": {path.lstrip(".")} in body must be of type {kind}: "{got}"',
             )
         )
         return value, causes
+    causes += _value_limits(value, schema, path)
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(json.dumps(e) for e in schema["enum"])
         causes.append(
@@ -683,6 +746,11 @@ def validate_schema(
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         extra = schema.get("additionalProperties")
+        for key, prop in props.items():
+            # Structural defaulting (apiextensions-apiserver pkg/apiserver/schema/defaulting) fills a
+            # missing field with its schema default before validation.
+            if key not in value and isinstance(prop, dict) and "default" in prop:
+                value = dict(value, **{key: prop["default"]})
         for req in schema.get("required") or []:
             if req not in value:
                 causes.append(("FieldValueRequired", f"{path}.{req}", "Required value"))

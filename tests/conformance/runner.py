@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ class Request:
     content_type: str = "application/json"
     query: dict[str, str] = field(default_factory=dict)
     accept: str = "application/json"
+    until_ok: bool = False  # setup only: resend until it succeeds (a CRD's resource becoming served)
 
 
 @dataclass
@@ -137,6 +139,10 @@ def run(cluster: Cluster, scenario: Scenario, namespace: str) -> dict[str, Any]:
         cluster.send(Request("POST", "/api/v1/namespaces", ns), namespace)
     for step in scenario.setup:
         code, body, _ = cluster.send(step, namespace)
+        deadline = time.monotonic() + 30
+        while step.until_ok and code >= 300 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            code, body, _ = cluster.send(step, namespace)
         if code >= 300:
             raise AssertionError(f"{scenario.name}: setup {step.method} {step.path} answered {code}: {body}")
     code, body, warnings = cluster.send(scenario.check, namespace)

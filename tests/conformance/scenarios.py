@@ -599,8 +599,57 @@ def _rules() -> list[Scenario]:
     return out
 
 
+WIDGET_SCHEMA: Obj = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["size"],
+            "properties": {
+                "size": {"type": "integer", "minimum": 1, "maximum": 100},
+                "name": {"type": "string", "maxLength": 5},
+                "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+                "mode": {"type": "string", "enum": ["fast", "slow"]},
+                "color": {"type": "string", "default": "blue"},
+            },
+        }
+    },
+}
+
+
+def _custom_resources() -> list[Scenario]:
+    group = "{ns}.example.com"
+    crd_path = PATHS["CustomResourceDefinition"]
+    widgets = f"/apis/{group}/v1/namespaces/{{ns}}/widgets"
+    setup = [
+        Request("POST", crd_path, crd(group, schema=WIDGET_SCHEMA)),
+        Request("GET", widgets, until_ok=True),
+    ]
+
+    def widget(**spec: Any) -> Obj:
+        return {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec}
+
+    cases: list[tuple[str, Obj, dict[str, str]]] = [
+        ("maximum", widget(size=200), {}),
+        ("minimum", widget(size=0), {}),
+        ("max-length", widget(size=1, name="toolong"), {}),
+        ("max-items", widget(size=1, tags=["a", "b", "c"]), {}),
+        ("enum", widget(size=1, mode="medium"), {}),
+        ("required", widget(name="a"), {}),
+        ("wrong-type", widget(size="big"), {}),
+        ("default", widget(size=3), {}),
+        ("unknown-strict", widget(size=3, extra=1), {"fieldValidation": "Strict"}),
+        ("unknown-warn", widget(size=3, extra=1), {"fieldValidation": "Warn"}),
+        ("several-errors", widget(size=0, name="toolong", mode="x"), {}),
+    ]
+    return [
+        Scenario(f"cr-{name}", Request("POST", widgets, body, query=query), setup=list(setup))
+        for name, body, query in cases
+    ]
+
+
 def all_scenarios() -> list[Scenario]:
-    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf() + _rules()
+    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf() + _rules() + _custom_resources()
     names = [s.name for s in scenarios]
     assert len(names) == len(set(names)), "scenario names must be unique"
     return scenarios
