@@ -831,6 +831,7 @@ class Api:
             if scale
             else None,
             custom=True,
+            columns=tuple(served[0].get("additionalPrinterColumns") or ()),
         )
         with self._lock:
             self._types[rt.gr] = rt

@@ -30,6 +30,8 @@ class ResourceType:
         None  # (specReplicasPath, statusReplicasPath, labelSelectorPath)
     )
     custom: bool = False
+    # For custom resources: the CRD's additionalPrinterColumns (of its first served version).
+    columns: tuple[dict, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def gr(self) -> tuple[str, str]:

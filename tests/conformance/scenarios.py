@@ -642,10 +642,38 @@ def _custom_resources() -> list[Scenario]:
         ("unknown-warn", widget(size=3, extra=1), {"fieldValidation": "Warn"}),
         ("several-errors", widget(size=0, name="toolong", mode="x"), {}),
     ]
-    return [
+    scenarios = [
         Scenario(f"cr-{name}", Request("POST", widgets, body, query=query), setup=list(setup))
         for name, body, query in cases
     ]
+    columns = [
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Color", "type": "string", "jsonPath": ".spec.color", "description": "paint"},
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode", "priority": 1},
+        {"name": "First-Tag", "type": "string", "jsonPath": ".spec.tags[0]"},
+    ]
+    printed = crd(group, schema=WIDGET_SCHEMA)
+    printed["spec"]["versions"][0]["additionalPrinterColumns"] = columns
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    scenarios.append(
+        Scenario(
+            "cr-printer-columns",
+            Request("GET", widgets, accept=table, query={"includeObject": "None"}),
+            setup=[
+                Request("POST", crd_path, printed),
+                Request("GET", widgets, until_ok=True),
+                Request("POST", widgets, widget(size=7, mode="fast", tags=["x"])),
+            ],
+        )
+    )
+    scenarios.append(
+        Scenario(
+            "cr-default-columns",
+            Request("GET", widgets, accept=table, query={"includeObject": "None"}),
+            setup=list(setup),
+        )
+    )
+    return scenarios
 
 
 def all_scenarios() -> list[Scenario]:
