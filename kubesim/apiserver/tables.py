@@ -376,8 +376,8 @@ _NAME_DESCRIPTION = (
 _AGE_DESCRIPTION = (
     "CreationTimestamp is a timestamp representing the server time when this object was created. It is "
     "not guaranteed to be set in happens-before order across separate operations. Clients may not set this "
-    "value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. "
-    "More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+    "value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. "
+    "Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
 )
 _JSONPATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
