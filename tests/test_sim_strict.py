@@ -104,3 +104,59 @@ def test_kubectl_apply_rejects_unknown_fields_and_explain_reads_the_real_schema(
     explained = kubectl("explain", "deployment.spec.replicas").stdout
     assert "FIELD: replicas <integer>" in explained
     assert "Number of desired pods" in explained
+
+
+@pytest.mark.kubectl
+def test_kubectl_imperative_creates_send_protobuf_and_work(kubectl):
+    assert kubectl("create", "namespace", "strict-ns").stdout.strip() == "namespace/strict-ns created"
+    kubectl("create", "configmap", "settings", "-n", "strict-ns", "--from-literal=mode=fast")
+    kubectl("create", "secret", "generic", "creds", "-n", "strict-ns", "--from-literal=user=me")
+    kubectl("create", "serviceaccount", "robot", "-n", "strict-ns")
+    assert kubectl("get", "cm", "settings", "-n", "strict-ns", "-o", "jsonpath={.data.mode}").stdout == "fast"
+    assert (
+        kubectl("get", "secret", "creds", "-n", "strict-ns", "-o", "jsonpath={.data.user}").stdout == "bWU="
+    )
+    token = kubectl("create", "token", "robot", "-n", "strict-ns").stdout.strip()
+    assert token.count(".") == 2
+    assert "kubernetes-admin" in kubectl("auth", "whoami").stdout
+
+
+@pytest.mark.kubectl
+def test_kubectl_rollout_undo_returns_to_the_previous_template(kubectl, sim_cluster, tmp_path):
+    path = tmp_path / "web.yaml"
+    web = _deployment()
+    web["metadata"].update(name="web", namespace="default")
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = "docker.io/library/nginx:1.27"
+    path.write_text(yaml.safe_dump(web))
+    kubectl("apply", "-f", str(path))
+    kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    kubectl("set", "image", "deployment/web", "discovery=registry.k8s.io/pause:3.10")
+    kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    revision = "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+    assert kubectl("get", "deployment", "web", "-o", revision).stdout == "2"
+    assert "rolled back" in kubectl("rollout", "undo", "deployment/web").stdout
+    kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    image = "jsonpath={.spec.template.spec.containers[0].image}"
+    assert kubectl("get", "deployment", "web", "-o", image).stdout == "docker.io/library/nginx:1.27"
+    assert kubectl("get", "deployment", "web", "-o", revision).stdout == "3"
+
+
+@pytest.mark.kubectl
+def test_kubectl_diff_server_side_shows_only_the_change(kubectl, tmp_path):
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "diffed", "namespace": "default"},
+        "data": {"a": "1"},
+    }
+    path = tmp_path / "cm.yaml"
+    path.write_text(yaml.safe_dump(cm))
+    kubectl("apply", "--server-side", "-f", str(path))
+    same = kubectl("diff", "--server-side", "-f", str(path), check=False)
+    assert same.returncode == 0 and same.stdout == ""
+    cm["data"]["a"] = "2"
+    path.write_text(yaml.safe_dump(cm))
+    changed = kubectl("diff", "--server-side", "-f", str(path), check=False)
+    assert changed.returncode == 1
+    assert '-  a: "1"' in changed.stdout and '+  a: "2"' in changed.stdout
+    assert kubectl("get", "cm", "diffed", "-o", "jsonpath={.data.a}").stdout == "1"

@@ -548,6 +548,8 @@ class Api:
         if obj == old:
             return old  # a no-op update does not change resourceVersion, as on a real server
         meta.pop("resourceVersion", None)
+        if opts.dry_run:
+            meta["resourceVersion"] = old_meta["resourceVersion"]  # nothing was written
         return self._commit(rt, obj, "MODIFIED", opts)
 
     def patch(
