@@ -6,6 +6,7 @@ Messages are the real server's (see tests/data/conformance/recordings.json for t
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -160,3 +161,26 @@ def test_kubectl_diff_server_side_shows_only_the_change(kubectl, tmp_path):
     assert changed.returncode == 1
     assert '-  a: "1"' in changed.stdout and '+  a: "2"' in changed.stdout
     assert kubectl("get", "cm", "diffed", "-o", "jsonpath={.data.a}").stdout == "1"
+
+
+@pytest.mark.kubectl
+def test_client_side_then_server_side_apply_migrates_the_field_owner(kubectl, tmp_path):
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "migrated", "namespace": "default"}}
+    path = tmp_path / "cm.yaml"
+    path.write_text(yaml.safe_dump(dict(cm, data={"a": "1", "b": "2"})))
+    kubectl("apply", "-f", str(path))
+    path.write_text(yaml.safe_dump(dict(cm, data={"a": "9", "b": "2"})))
+    assert "serverside-applied" in kubectl("apply", "--server-side", "-f", str(path)).stdout
+    live = json.loads(kubectl("get", "cm", "migrated", "-o", "json", "--show-managed-fields").stdout)
+    managers = {(m["manager"], m["operation"]): m["fieldsV1"] for m in live["metadata"]["managedFields"]}
+    # What the real v1.36.2 server leaves after the same two commands:
+    assert managers == {
+        ("kubectl-last-applied", "Apply"): {
+            "f:metadata": {"f:annotations": {"f:kubectl.kubernetes.io/last-applied-configuration": {}}}
+        },
+        ("kubectl", "Apply"): {"f:data": {"f:a": {}, "f:b": {}}},
+    }
+    assert live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] == (
+        '{"apiVersion":"v1","data":{"a":"9","b":"2"},"kind":"ConfigMap",'
+        '"metadata":{"name":"migrated","namespace":"default"}}\n'
+    )

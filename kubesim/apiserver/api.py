@@ -526,7 +526,13 @@ class Api:
         if not opts.internal:
             obj = self._admit("UPDATE", rt, obj, old, opts)
             obj = self._validate("UPDATE", rt, obj, old, opts)
-            if opts.manager and subresource != "apply":
+            given = meta.get("managedFields")
+            if isinstance(given, list) and given != old_meta.get("managedFields") and subresource != "apply":
+                # A client that rewrites managedFields gets them as written (kubectl's client-side to
+                # server-side apply migration does so), as the real field manager allows.
+                if not any(given):
+                    meta.pop("managedFields", None)
+            elif opts.manager and subresource != "apply":
                 ssa.record_update(old, obj, opts.manager, obj["apiVersion"], self.now(), subresource)
         else:
             defaults.apply_defaults(rt.gr, obj)
@@ -660,6 +666,17 @@ class Api:
         result = ssa.apply(
             old, applied, opts.manager, body["apiVersion"], opts.force, self.now(), subresource
         )
+        annotations = (result.get("metadata") or {}).get("annotations") or {}
+        if opts.manager == "kubectl" and ssa.LAST_APPLIED in annotations:
+            # lastAppliedUpdater: kubectl's server-side apply keeps a client-side apply annotation in step.
+            last = clone(body)
+            last_annotations = (last.get("metadata") or {}).get("annotations") or {}
+            last_annotations.pop(ssa.LAST_APPLIED, None)
+            if not last_annotations:
+                (last.get("metadata") or {}).pop("annotations", None)
+            annotations = dict(annotations)
+            annotations[ssa.LAST_APPLIED] = json.dumps(last, sort_keys=True, separators=(",", ":")) + "\n"
+            result["metadata"]["annotations"] = annotations
         if old is None:
             created = self.create(
                 rt,

@@ -211,13 +211,19 @@ def apply(
     base = clone(live) if live else {}
 
     conflicts: list[tuple[str, str, Path]] = []
+    clashes: list[tuple[dict[str, Any], set[Path]]] = []
     for entry in entries:
         if entry is mine or entry.get("subresource", "") != subresource:
             continue
         owned = from_fields_v1(entry.get("fieldsV1", {}))
         clashing = {p for p in owned & new_fields if p[-1] != "." and lookup(applied, p) != lookup(base, p)}
-        if not clashing:
-            continue
+        if clashing:
+            clashes.append((entry, clashing))
+    if clashes and not force and manager == "kubectl" and live is not None:
+        every = set().union(*(c for _, c in clashes))
+        force = every <= _last_applied_fields(live)
+    for entry, clashing in clashes:
+        owned = from_fields_v1(entry.get("fieldsV1", {}))
         if force:
             entry["fieldsV1"] = to_fields_v1(owned - clashing)
         else:
@@ -251,6 +257,23 @@ def apply(
     entries.append(_entry(manager, "Apply", api_version, now, new_fields, subresource))
     result.setdefault("metadata", {})["managedFields"] = entries
     return result
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied_fields(live: dict[str, Any]) -> set[Path]:
+    """Fields of a client-side apply's last-applied-configuration whose live value is still the one it
+    applied: ``kubectl apply --server-side`` may take them over without a conflict, as the real server's
+    lastAppliedManager allows (apimachinery pkg/util/managedfields/internal/lastappliedmanager.go)."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    return {p for p in field_set(last) if p[-1] == "." or lookup(last, p) == lookup(live, p)}
 
 
 def record_update(
