@@ -42,6 +42,7 @@ class Scenario:
     setup: list[Request] = field(default_factory=list)
     namespaced: bool = True  # create the scenario's namespace first
     compare_object: bool = True
+    compare: str = ""  # compare only this top-level field of the returned object (e.g. "spec")
 
 
 class Cluster:
@@ -116,7 +117,7 @@ def _scrub(value: Any, namespace: str) -> Any:
 
 
 def outcome(
-    code: int, body: Any, warnings: list[str], namespace: str, compare_object: bool
+    code: int, body: Any, warnings: list[str], namespace: str, compare_object: bool, compare: str = ""
 ) -> dict[str, Any]:
     """What must agree: code, reason, message, warnings and (for objects) the normalised object."""
     result: dict[str, Any] = {"code": code, "warnings": [_scrub(w, namespace) for w in warnings]}
@@ -127,7 +128,7 @@ def outcome(
     elif isinstance(body, dict):
         result["kind"] = body.get("kind")
         if compare_object:
-            result["object"] = _scrub(body, namespace)
+            result["object"] = _scrub(body.get(compare) if compare else body, namespace)
     else:
         result["text"] = _scrub(body, namespace)[:500]
     return result
@@ -146,4 +147,4 @@ def run(cluster: Cluster, scenario: Scenario, namespace: str) -> dict[str, Any]:
         if code >= 300:
             raise AssertionError(f"{scenario.name}: setup {step.method} {step.path} answered {code}: {body}")
     code, body, warnings = cluster.send(scenario.check, namespace)
-    return outcome(code, body, warnings, namespace, scenario.compare_object)
+    return outcome(code, body, warnings, namespace, scenario.compare_object, scenario.compare)

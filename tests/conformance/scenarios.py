@@ -676,8 +676,47 @@ def _custom_resources() -> list[Scenario]:
     return scenarios
 
 
+def _strategic_merge() -> list[Scenario]:
+    """Strategic merge patches: list order of merged items, directives, as the real server merges."""
+    env = [{"name": "X", "value": "x"}, {"name": "Y", "value": "y"}]
+    base = with_change(deployment(), "spec.template.spec.containers.0.env", env)
+    made = Request("POST", PATHS["Deployment"], base)
+    smp = "application/strategic-merge-patch+json"
+
+    def container_patch(container: Obj, order: list[str] | None = None) -> Obj:
+        spec: Obj = {"containers": [dict({"name": "main"}, **container)]}
+        if order is not None:
+            spec["containers"][0]["$setElementOrder/env"] = [{"name": n} for n in order]
+        return {"spec": {"template": {"spec": spec}}}
+
+    patches = {
+        "smp-append-item": container_patch({"env": [{"name": "Z", "value": "z"}]}),
+        "smp-new-and-changed-items": container_patch({"env": [{"name": "Z", "value": "z"}, {"name": "X", "value": "2"}]}),
+        "smp-reordered-existing-items": container_patch(
+            {"env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]}
+        ),
+        "smp-existing-then-new-item": container_patch({"env": [{"name": "Y", "value": "2"}, {"name": "Z", "value": "z"}]}),
+        "smp-set-element-order": container_patch(
+            {"env": [{"name": "Z", "value": "z"}]}, order=["Z", "Y", "X"]
+        ),
+        "smp-delete-item": container_patch({"env": [{"name": "X", "$patch": "delete"}]}),
+        "smp-replace-list": container_patch({"env": [{"name": "W", "value": "w"}, {"$patch": "replace"}]}),
+        "smp-new-container": {
+            "spec": {"template": {"spec": {"containers": [{"name": "side", "image": "registry.k8s.io/pause:3.10"}]}}}
+        },
+        "smp-retain-keys": {
+            "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}
+        },
+    }
+    # Only the spec: the reference's deployment controller writes status at its own pace.
+    return [
+        Scenario(name, Request("PATCH", f"{APPS}/deployments/web", patch, smp), setup=[made], compare="spec")
+        for name, patch in patches.items()
+    ]
+
+
 def all_scenarios() -> list[Scenario]:
-    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf() + _rules() + _custom_resources()
+    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf() + _rules() + _custom_resources() + _strategic_merge()
     names = [s.name for s in scenarios]
     assert len(names) == len(set(names)), "scenario names must be unique"
     return scenarios
