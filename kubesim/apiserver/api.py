@@ -242,6 +242,29 @@ class Api:
             raise errors.bad_request(f"{prefix}strict decoding error: {listed}")
         opts.warnings += [f'unknown field "{u}"' for u in unknown]
 
+    def _decode_patched(self, rt: ResourceType, patched: Obj, opts: RequestOptions) -> None:
+        """A patched object is decoded like a body; its errors are reported on the ``patch`` as the real
+        server's patcher reports them (422, the patched object quoted, then the decoding error)."""
+        if opts.internal or rt.custom or schema.root(rt.group, rt.version, rt.kind) is None:
+            return
+        strict = RequestOptions(field_validation="Strict")
+        try:
+            self.decode(rt, clone(patched), strict)
+        except ApiError as exc:
+            problem = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+            if problem.startswith("strict decoding error: "):
+                if opts.field_validation == "Ignore":
+                    self.decode(rt, patched, RequestOptions(field_validation="Ignore"))
+                    return
+                if opts.field_validation == "Warn":
+                    self.decode(rt, patched, opts)
+                    return
+            quoted = json.dumps(_go_patched_json(patched))
+            raise errors.invalid(
+                "", "", "", [("FieldValueInvalid", "patch", f"Invalid value: {quoted}: {problem}")]
+            )
+        self.decode(rt, patched, opts)
+
     def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
         if not rt.namespaced:
             return
@@ -602,6 +625,7 @@ class Api:
             expected = (new.get("metadata") or {}).get("resourceVersion")
             if expected and expected != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.plural, rt.group, name, errors.STALE)
+            self._decode_patched(rt, new, opts)
             return self._replace(rt, old, new, opts, subresource)
 
     def _apply(
@@ -891,6 +915,52 @@ def _without_registry_fields(gr: tuple[str, str], obj: Obj) -> Obj:
     if not out["spec"]:
         del out["spec"]  # a namespace whose only spec is the finalizer the strategy adds
     return out
+
+
+_OBJECT_META_ORDER = (
+    "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "
+    "deletionGracePeriodSeconds labels annotations ownerReferences finalizers managedFields"
+).split()
+_MANAGED_FIELDS_ORDER = "manager operation apiVersion time fieldsType fieldsV1 subresource".split()
+
+
+def _go_patched_json(obj: Obj) -> str:
+    """The patched object as the patcher prints it: an unstructured map (sorted keys) whose metadata was
+    round-tripped through ObjectMeta (struct field order)."""
+
+    def ordered(value: dict[str, Any], order: list[str]) -> dict[str, Any]:
+        return {k: value[k] for k in order if k in value} | {
+            k: value[k] for k in sorted(value) if k not in order
+        }
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    parts = []
+    for key in sorted(obj):
+        value = obj[key]
+        if key == "metadata" and isinstance(value, dict):
+            meta = ordered(value, _OBJECT_META_ORDER)
+            fields = []
+            for name, item in meta.items():
+                if name == "managedFields" and isinstance(item, list):
+                    entries = [
+                        "{"
+                        + ",".join(
+                            f"{json.dumps(k)}:{dump(v)}" for k, v in ordered(m, _MANAGED_FIELDS_ORDER).items()
+                        )
+                        + "}"
+                        if isinstance(m, dict)
+                        else dump(m)
+                        for m in item
+                    ]
+                    fields.append(f'"managedFields":[{",".join(entries)}]')
+                else:
+                    fields.append(f"{json.dumps(name)}:{dump(item)}")
+            parts.append('"metadata":{' + ",".join(fields) + "}")
+        else:
+            parts.append(f"{json.dumps(key)}:{dump(value)}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _version_priority(version: str) -> tuple[int, int, int]:
