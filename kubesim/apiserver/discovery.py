@@ -168,6 +168,7 @@ def _aggregated_version(api: Api, group_name: str, version: str) -> dict[str, An
 def aggregated(api: Api, core: bool) -> dict[str, Any]:
     """``/api`` or ``/apis`` as an APIGroupDiscoveryList, which kubectl asks for first (one request
     instead of one per group-version)."""
+    items: list[dict[str, Any]]
     if core:
         items = [{"metadata": {}, "versions": [_aggregated_version(api, "", "v1")]}]
     else:

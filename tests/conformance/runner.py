@@ -56,7 +56,8 @@ class Cluster:
         cfg: client.Configuration = self.api_client.configuration
         self.host = cfg.host
         self.headers: dict[str, str] = {}
-        for setting in cfg.auth_settings().values():
+        settings: dict[str, Any] = dict(cfg.auth_settings())
+        for setting in settings.values():
             if setting.get("in") == "header" and setting.get("value"):
                 self.headers[setting["key"]] = setting["value"]
 
@@ -96,7 +97,7 @@ _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 def _scrub(value: Any, namespace: str) -> Any:
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if key in _VOLATILE_META or key == "time" and isinstance(item, str):
                 out[key] = "<volatile>"

@@ -691,22 +691,28 @@ def _strategic_merge() -> list[Scenario]:
 
     patches = {
         "smp-append-item": container_patch({"env": [{"name": "Z", "value": "z"}]}),
-        "smp-new-and-changed-items": container_patch({"env": [{"name": "Z", "value": "z"}, {"name": "X", "value": "2"}]}),
+        "smp-new-and-changed-items": container_patch(
+            {"env": [{"name": "Z", "value": "z"}, {"name": "X", "value": "2"}]}
+        ),
         "smp-reordered-existing-items": container_patch(
             {"env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]}
         ),
-        "smp-existing-then-new-item": container_patch({"env": [{"name": "Y", "value": "2"}, {"name": "Z", "value": "z"}]}),
+        "smp-existing-then-new-item": container_patch(
+            {"env": [{"name": "Y", "value": "2"}, {"name": "Z", "value": "z"}]}
+        ),
         "smp-set-element-order": container_patch(
             {"env": [{"name": "Z", "value": "z"}]}, order=["Z", "Y", "X"]
         ),
         "smp-delete-item": container_patch({"env": [{"name": "X", "$patch": "delete"}]}),
         "smp-replace-list": container_patch({"env": [{"name": "W", "value": "w"}, {"$patch": "replace"}]}),
         "smp-new-container": {
-            "spec": {"template": {"spec": {"containers": [{"name": "side", "image": "registry.k8s.io/pause:3.10"}]}}}
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "side", "image": "registry.k8s.io/pause:3.10"}]}
+                }
+            }
         },
-        "smp-retain-keys": {
-            "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}
-        },
+        "smp-retain-keys": {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}},
     }
     # Only the spec: the reference's deployment controller writes status at its own pace.
     return [
@@ -716,7 +722,16 @@ def _strategic_merge() -> list[Scenario]:
 
 
 def all_scenarios() -> list[Scenario]:
-    scenarios = _decoding() + _semantics() + _rest() + _query() + _protobuf() + _rules() + _custom_resources() + _strategic_merge()
+    scenarios = (
+        _decoding()
+        + _semantics()
+        + _rest()
+        + _query()
+        + _protobuf()
+        + _rules()
+        + _custom_resources()
+        + _strategic_merge()
+    )
     names = [s.name for s in scenarios]
     assert len(names) == len(set(names)), "scenario names must be unique"
     return scenarios
