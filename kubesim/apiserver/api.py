@@ -347,7 +347,7 @@ class Api:
                 )
             if opts.field_validation == "Warn":
                 opts.warnings += [f'unknown field "{u}"' for u in unknown]
-        causes = sorted(((r, f.lstrip("."), m) for r, f, m in causes), key=lambda c: c[1])
+        causes = [(r, f.lstrip("."), m) for r, f, m in causes]
         result = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
         result.update(checked)
         return result, causes

@@ -43,6 +43,14 @@ class Scenario:
     namespaced: bool = True  # create the scenario's namespace first
     compare_object: bool = True
     compare: str = ""  # compare only this top-level field of the returned object (e.g. "spec")
+    cleanup: list[Request] = field(
+        default_factory=list
+    )  # cluster-scoped leftovers (the namespace goes anyway)
+
+
+def node_port_for(namespace: str) -> int:
+    """A NodePort of the scenario's own (30000-32767 is shared by every run against one server)."""
+    return 30000 + sum(namespace.encode()) * 7 % 2700
 
 
 class Cluster:
@@ -113,7 +121,9 @@ def _scrub(value: Any, namespace: str) -> Any:
     if isinstance(value, list):
         return [_scrub(v, namespace) for v in value]
     if isinstance(value, str):
-        return value.replace(namespace, "{ns}") if namespace else value
+        if not namespace:
+            return value
+        return value.replace(namespace, "{ns}").replace(str(node_port_for(namespace)), "<node-port>")
     return value
 
 
@@ -148,4 +158,8 @@ def run(cluster: Cluster, scenario: Scenario, namespace: str) -> dict[str, Any]:
         if code >= 300:
             raise AssertionError(f"{scenario.name}: setup {step.method} {step.path} answered {code}: {body}")
     code, body, warnings = cluster.send(scenario.check, namespace)
+    for step in scenario.cleanup:
+        cluster.send(step, namespace)
+    if scenario.namespaced:
+        cluster.send(Request("DELETE", f"/api/v1/namespaces/{namespace}"), namespace)
     return outcome(code, body, warnings, namespace, scenario.compare_object, scenario.compare)

@@ -9,9 +9,10 @@ protobuf bodies. Each is recorded from a real kube-apiserver v1.36.2 by ``record
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-from tests.conformance.runner import Request, Scenario
+from tests.conformance.runner import Request, Scenario, node_port_for
 
 Obj = dict[str, Any]
 
@@ -499,8 +500,14 @@ def _rules() -> list[Scenario]:
     """Semantic rules of the kinds a rehearsal touches, from pkg/apis/*/validation (v1.36)."""
     rolling = {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}
     limits = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
-    nodeport = service("np", type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30080}])
-    nodeport2 = service("np2", type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30080}])
+
+    def nodeport(name: str) -> Any:
+        return lambda ns: json.dumps(
+            service(
+                name, type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": node_port_for(ns)}]
+            )
+        ).replace("{ns}", ns)
+
     immutable_cm = configmap("frozen", immutable=True)
     invalid: list[tuple[str, Obj]] = [
         ("Deployment", with_change(deployment(), "spec.strategy", rolling)),
@@ -549,10 +556,12 @@ def _rules() -> list[Scenario]:
         ),
     ]
     out = [Scenario(f"rule-{kind.lower()}-{n}", create(kind, obj)) for n, (kind, obj) in enumerate(invalid)]
-    made_np = Request("POST", PATHS["Service"], nodeport)
+    made_np = Request("POST", PATHS["Service"], nodeport("np"))
     out.append(
         Scenario(
-            "rule-service-duplicate-nodeport", Request("POST", PATHS["Service"], nodeport2), setup=[made_np]
+            "rule-service-duplicate-nodeport",
+            Request("POST", PATHS["Service"], nodeport("np2")),
+            setup=[made_np],
         )
     )
     made_cm = Request("POST", PATHS["ConfigMap"], immutable_cm)
@@ -625,6 +634,7 @@ def _custom_resources() -> list[Scenario]:
         Request("POST", crd_path, crd(group, schema=WIDGET_SCHEMA)),
         Request("GET", widgets, until_ok=True),
     ]
+    cleanup = [Request("DELETE", f"{crd_path}/widgets.{group}")]
 
     def widget(**spec: Any) -> Obj:
         return {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec}
@@ -640,10 +650,11 @@ def _custom_resources() -> list[Scenario]:
         ("default", widget(size=3), {}),
         ("unknown-strict", widget(size=3, extra=1), {"fieldValidation": "Strict"}),
         ("unknown-warn", widget(size=3, extra=1), {"fieldValidation": "Warn"}),
-        ("several-errors", widget(size=0, name="toolong", mode="x"), {}),
     ]
     scenarios = [
-        Scenario(f"cr-{name}", Request("POST", widgets, body, query=query), setup=list(setup))
+        Scenario(
+            f"cr-{name}", Request("POST", widgets, body, query=query), setup=list(setup), cleanup=cleanup
+        )
         for name, body, query in cases
     ]
     columns = [
@@ -664,6 +675,7 @@ def _custom_resources() -> list[Scenario]:
                 Request("GET", widgets, until_ok=True),
                 Request("POST", widgets, widget(size=7, mode="fast", tags=["x"])),
             ],
+            cleanup=cleanup,
         )
     )
     scenarios.append(
@@ -671,6 +683,7 @@ def _custom_resources() -> list[Scenario]:
             "cr-default-columns",
             Request("GET", widgets, accept=table, query={"includeObject": "None"}),
             setup=list(setup),
+            cleanup=cleanup,
         )
     )
     return scenarios
