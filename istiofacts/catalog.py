@@ -86,6 +86,7 @@ REMOVED_VALUES: dict[str, tuple[str, ...]] = {
 # -- image hubs ----------------------------------------------------------------------------------------------
 DOCKER_HUB = "docker.io/istio"
 ISTIO_REGISTRY = "registry.istio.io/release"
+GCR_MIRROR = "gcr.io/istio-release"
 
 # The hub a release's istioctl renders when no hub is set: the release build passes its DOCKER_HUB as HUB,
 # which
@@ -178,9 +179,10 @@ class IstioMinor:
 
     @property
     def published_hubs(self) -> tuple[str, ...]:
-        """Registries the release's images are published to: Docker Hub always; registry.istio.io (a front for
-        gcr.io/istio-release) up to 1.30."""
-        return (DOCKER_HUB,) if self.at_least("1.31") else (DOCKER_HUB, ISTIO_REGISTRY)
+        """Registries the release's images are published to: Docker Hub always; up to 1.30 also the Google
+        mirror gcr.io/istio-release (release-builder release/publish.sh DOCKER_HUB_MIRROR) and
+        registry.istio.io/release in front of it; 1.31 no longer publishes to either (its upgrade notes)."""
+        return (DOCKER_HUB,) if self.at_least("1.31") else (DOCKER_HUB, ISTIO_REGISTRY, GCR_MIRROR)
 
     @property
     def verify_install(self) -> bool:

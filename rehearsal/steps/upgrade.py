@@ -117,7 +117,6 @@ def generate(ctx: Rehearsal) -> list[Obj]:
         step.add_artifact(path, "the generated target manifest", ctx.run.dir)
         docs = [d for d in yaml.safe_load_all(text) if d]
         step.note(f"{len(docs)} objects")
-        ctx.state["manifest"] = docs
         return docs
 
 
@@ -389,13 +388,6 @@ def _ensure_default_tag(ctx: Rehearsal) -> str:
     except IstioctlFailed as exc:
         raise StepFailed(f"istioctl tag set default --revision default: {exc}") from None
     return "istioctl tag set default --revision default --overwrite (the default tag webhook)"
-
-
-def _deployment_image(docs: list[Obj], name: str) -> str | None:
-    for doc in docs:
-        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == name:
-            return doc["spec"]["template"]["spec"]["containers"][0]["image"]
-    return None
 
 
 def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
