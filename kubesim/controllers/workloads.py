@@ -263,6 +263,8 @@ class DeploymentController(OwnedController):
         ) and old_rss:
             # Rolling back to an older template makes its ReplicaSet the newest revision again.
             self._annotate(new_rs, revision + 1, deploy)
+            new_rs = self.store.get(RS, key[0], new_rs["metadata"]["name"]) or new_rs
+        deploy = self._set_revision(deploy, new_rs)
         if (spec.get("strategy") or {}).get("type") == "Recreate":
             self._recreate(deploy, new_rs, old_rss, replicas)
         else:
@@ -328,6 +330,25 @@ class DeploymentController(OwnedController):
         if start:
             self._scaled_event(deploy, created, 0, start)
         return created
+
+    def _set_revision(self, deploy: Obj, new_rs: Obj) -> Obj:
+        """The Deployment carries its new ReplicaSet's ``deployment.kubernetes.io/revision``, as
+        SetDeploymentRevision does (kubernetes pkg/controller/deployment/util); ``kubectl rollout undo``
+        replaces that annotation in its JSON patch, so it must exist."""
+        revision = (new_rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        annotations = deploy["metadata"].get("annotations") or {}
+        if not revision or annotations.get("deployment.kubernetes.io/revision") == revision:
+            return deploy
+        updated = self.cluster.mutate(
+            DEPLOY,
+            deploy,
+            lambda d: (
+                d["metadata"]
+                .setdefault("annotations", {})
+                .update({"deployment.kubernetes.io/revision": revision})
+            ),
+        )
+        return updated or deploy
 
     def _annotate(self, rs: Obj, revision: int, deploy: Obj) -> None:
         self.cluster.mutate(
