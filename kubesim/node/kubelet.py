@@ -617,12 +617,12 @@ class Kubelet(Controller):
         # Requests already routed to the container finish: its servers stay up for a short wall-clock drain,
         # even when simulated time jumps.
         self._stop_later(state, [c])
-        self._write(state)
         pod = self._pod(state)
-        if pod is not None:
-            self._signal_next(state, pod)
-        else:
-            self._finish_termination(state)
+        if pod is None or not any(other.state == "running" for other in state.containers):
+            self._finish_termination(state)  # the pod object goes now: no status write for it first
+            return
+        self._write(state)
+        self._signal_next(state, pod)
 
     def _grace_over(self, state: PodState) -> None:
         """SIGKILL (exit code 137) for every container still running at the end of the grace period."""
