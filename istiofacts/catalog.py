@@ -411,7 +411,8 @@ def upgrade_path_problem(source: str, target: str, strategy: str = "in-place") -
     allowed = 2 if strategy == "canary" else 1
     if step > allowed:
         return (
-            f"{strategy} upgrades may move at most {allowed} minor version{'s' if allowed > 1 else ''} at a time; "
+            f"{strategy} upgrades may move at most {allowed} minor version{'s' if allowed > 1 else ''} "
+            "at a time; "
             f"{source} -> {target} skips {step - 1}: upgrade through each intermediate minor"
         )
     return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return spec
 
 
-def build_spec(files: list[str | Path] = (), sets: list[str] = ()) -> dict[str, Any]:
+def build_spec(files: Sequence[str | Path] = (), sets: Sequence[str] = ()) -> dict[str, Any]:
     """Overlay ``-f`` files in order, then ``--set`` expressions, as istioctl does."""
     spec: dict[str, Any] = {}
     for f in files:

@@ -38,6 +38,7 @@ def answering_pod(response: requests.Response) -> str:
 
 def proxy_tag_of(cluster: SimCluster, namespace: str, pod_name: str) -> str:
     pod = cluster.store.get(("", "pods"), namespace, pod_name)
+    assert pod is not None, f"pod {namespace}/{pod_name} is gone"
     spec = pod["spec"]
     image = next(
         c["image"]

@@ -201,7 +201,8 @@ def test_an_upgrade_with_a_lingering_proxy_is_judged_on_the_pods_that_remain(tmp
         assert (
             lingering in observed["settled"]["terminating"] and not observed["settled"]["still_terminating"]
         )
-        # Gone from istioctl's view, or (its connection closing a moment after its pod went) listed as leaving.
+        # Gone from istioctl's view, or (its connection closing a moment after its pod went) listed as
+        # leaving.
         assert lingering not in observed["data_plane"] or lingering in observed["leaving"]
         echo_proxies = [p for p in observed["data_plane"] if p.startswith("echo-")]
         assert echo_proxies and all(f"proxy {p} reports {source}" in findings for p in echo_proxies)

@@ -33,7 +33,7 @@ VALIDATING = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
 
 def _rule_matches(rule: Obj, operation: str, rt: ResourceType, version: str) -> bool:
     def has(values: list[str] | None, value: str) -> bool:
-        return bool(values) and ("*" in values or value in values)
+        return bool(values) and ("*" in (values or []) or value in (values or []))
 
     if not has(rule.get("operations"), operation):
         return False
@@ -56,7 +56,7 @@ class WebhookDispatcher:
         store = self.cluster.store
         version = obj.get("apiVersion", "").rpartition("/")[2] or rt.version
         namespace = obj["metadata"].get("namespace", "")
-        ns_labels = {}
+        ns_labels: dict[str, str] = {}
         if namespace:
             ns = store.get(("", "namespaces"), "", namespace)
             ns_labels = (ns or {}).get("metadata", {}).get("labels") or {

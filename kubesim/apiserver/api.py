@@ -12,6 +12,7 @@ webhooks as one created by kubectl.
 from __future__ import annotations
 
 import base64
+import builtins
 import ipaddress
 import json
 import random
@@ -319,7 +320,9 @@ class Api:
             plugin(operation, rt, obj, old, opts)
         return obj
 
-    def _validate_custom(self, rt: ResourceType, obj: Obj, opts: RequestOptions) -> tuple[Obj, list]:
+    def _validate_custom(
+        self, rt: ResourceType, obj: Obj, opts: RequestOptions
+    ) -> tuple[Obj, builtins.list[Any]]:
         version = obj.get("apiVersion", "").rpartition("/")[2] or rt.version
         schema = rt.schemas.get(version) or {}
         if not schema:

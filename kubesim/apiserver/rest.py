@@ -261,7 +261,7 @@ class ResourceMixin(StreamMixin):
                 route.name or "",
                 opts,
                 propagation,
-                int(grace) if grace not in (None, "") else None,
+                int(str(grace)) if grace not in (None, "") else None,
                 preconditions.get("uid"),
                 preconditions.get("resourceVersion"),
             )

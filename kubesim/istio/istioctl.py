@@ -205,7 +205,8 @@ class Emulator:
         return dynamic.DynamicClient(self.client())
 
     def istiod_get(self, pod: Obj, path: str) -> Any:
-        """GET ``path`` of istiod's debug port (15014) through the API server's pod proxy, as istioctl does."""
+        """GET ``path`` of istiod's debug port (15014) through the API server's pod proxy, as istioctl
+        does."""
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -308,7 +309,7 @@ class Emulator:
 
     def cmd_version(self) -> int:
         output = self.args.get("-o", "--output", default="")
-        remote = self.args.get("--remote", default="true").lower() != "false"
+        remote = (self.args.get("--remote", default="true") or "true").lower() != "false"
         revision = self.args.get("-r", "--revision")
         result: Obj = {"clientVersion": self.client_info()}
         if remote:
@@ -463,18 +464,27 @@ class Emulator:
         auth = client.AuthorizationV1Api(self.client())
         namespace = self.args.get("--istioNamespace", "-i", default=NS) or NS
         for group, resource, namespaced in catalog.PRECHECK_PERMISSIONS:
-            attributes = {"verb": "create", "group": group, "version": "v1", "resource": resource}
-            if namespaced:
-                attributes["namespace"] = namespace
-            review = auth.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
-            if not review.status.allowed:
+            attributes = client.V1ResourceAttributes(
+                verb="create",
+                group=group,
+                version="v1",
+                resource=resource,
+                namespace=namespace if namespaced else None,
+            )
+            review = auth.create_self_subject_access_review(
+                client.V1SelfSubjectAccessReview(
+                    spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
+                )
+            )
+            status = review.status
+            if not (status and status.allowed):
                 messages.append(
                     (
                         "Error",
                         "IST0141",
                         "Cluster",
                         f"Missing required permission to create resource {resource} "
-                        f"({review.status.reason or 'permission denied'})",
+                        f"({(status and status.reason) or 'permission denied'})",
                     )
                 )
         for crd in self.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
@@ -541,7 +551,8 @@ class Emulator:
             int(x) for x in self.minor.precheck_min_k8s.split(".")
         ):
             self.warn(
-                f"! The Kubernetes version {k8s} is not supported by Istio {self.version}. The minimum supported "
+                f"! The Kubernetes version {k8s} is not supported by Istio {self.version}. The minimum "
+                "supported "
                 f"Kubernetes version is {self.minor.precheck_min_k8s}.\n  Proceeding with the installation, "
                 "but you might experience problems. See https://istio.io/latest/docs/releases/supported-releases/"
                 " for a list of supported versions."
@@ -562,7 +573,8 @@ class Emulator:
             self.warn(
                 f"! Istio is being upgraded from {current} to {self.version}.\n"
                 "  Running this command will overwrite it; use revisions to upgrade alongside the existing "
-                "version.\n  Before upgrading, you may wish to use 'istioctl x precheck' to check for upgrade "
+                "version.\n  Before upgrading, you may wish to use 'istioctl x precheck' to check for "
+                "upgrade "
                 "warnings."
             )
         rendered = manifests.render(self.version, spec)
@@ -611,7 +623,9 @@ class Emulator:
             self.say(f"\u2714 {kind}: {where} checked successfully")
         if problems:
             raise CommandError(
-                f'Istio installation failed, incomplete or does not match "{self.args.get("-f", "--filename") or "default profile"}": {problems} Istio resources could not be verified'
+                "Istio installation failed, incomplete or does not match "
+                f'"{self.args.get("-f", "--filename") or "default profile"}": '
+                f"{problems} Istio resources could not be verified"
             )
         self.say(
             f"Checked {len([o for o in objs if o['kind'] == 'CustomResourceDefinition'])} custom resource "
@@ -1066,8 +1080,8 @@ def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, s
     mismatched: dict[str, list[str]] = {}
     for pod in pods:
         meta, spec = pod["metadata"], pod["spec"]
-        ns = ns_by_name.get(meta["namespace"])
-        if ns is None or meta["namespace"] in SYSTEM_NAMESPACES or not injected_ns(ns):
+        pod_ns = ns_by_name.get(meta["namespace"])
+        if pod_ns is None or meta["namespace"] in SYSTEM_NAMESPACES or not injected_ns(pod_ns):
             continue
         if (
             (meta.get("annotations") or {}).get("sidecar.istio.io/inject") == "false"
@@ -1086,7 +1100,8 @@ def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, s
                     "Warning",
                     "IST0103",
                     f"Pod {meta['namespace']}/{meta['name']}",
-                    f"The pod {meta['name']} is missing the Istio proxy. This can often be resolved by restarting "
+                    f"The pod {meta['name']} is missing the Istio proxy. This can often be resolved by "
+                    "restarting "
                     "or redeploying the workload.",
                 )
             )
@@ -1103,15 +1118,16 @@ def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, s
         )
         if proxies[0]["image"] != expected:
             mismatched.setdefault(meta["namespace"], []).append(meta["name"])
-    for ns, names in sorted(mismatched.items()):
+    for mismatched_ns, names in sorted(mismatched.items()):
         msgs.append(
             (
                 "Warning",
                 "IST0158",
-                f"Namespace {ns}",
+                f"Namespace {mismatched_ns}",
                 "The Istio proxy images of the pods running in the "
                 f"namespace do not match the image defined in the injection configuration (pod names: "
-                f"[{' '.join(sorted(names))}]). This often happens after upgrading the Istio control-plane and "
+                f"[{' '.join(sorted(names))}]). This often happens after upgrading the Istio "
+                "control-plane and "
                 "can be fixed by redeploying the pods.",
             )
         )
@@ -1171,7 +1187,8 @@ def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, s
                 "Error",
                 "IST0139",
                 f"MutatingWebhookConfiguration {config}",
-                f"Webhook overlaps with others: [{' '.join(sorted(others))}]. This may cause injection to occur "
+                f"Webhook overlaps with others: [{' '.join(sorted(others))}]. This may cause injection "
+                "to occur "
                 "twice.",
             )
         )
@@ -1195,7 +1212,8 @@ def main(
 
 
 def write_executable(version: str, directory: Path) -> Path:
-    """An ``istioctl-<version>`` executable in ``directory`` that runs this emulator, for tools that run istioctl
+    """An ``istioctl-<version>`` executable in ``directory`` that runs this emulator, for tools that run
+    istioctl
     as a program (the rehearsal harness does). Unknown versions are refused here, with the versions known."""
     from istiofacts.catalog import check_known
 

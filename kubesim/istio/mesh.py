@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import time
@@ -250,9 +251,10 @@ class Istiod(Program):
         g = values.get("global") or {}
         hub = g.get("hub") or (default_hub(self.version) if _known(self.version) else DOCKER_HUB)
         tag, variant = g.get("tag", self.version), g.get("variant", "")
-        proxy_image = (
-            annotations.get("sidecar.istio.io/proxyImage")
-            or f"{hub}/{(g.get('proxy') or {}).get('image', 'proxyv2')}:{tag}{'-' + variant if variant else ''}"
+        proxy_image = annotations.get(
+            "sidecar.istio.io/proxyImage"
+        ) or f"{hub}/{(g.get('proxy') or {}).get('image', 'proxyv2')}:{tag}" + (
+            f"-{variant}" if variant else ""
         )
         cni = bool(
             (values.get("istio_cni") or {}).get("enabled")
@@ -447,7 +449,8 @@ class Istiod(Program):
         return ops
 
     def _native_sidecars(self, injector_version: str, spec: Obj) -> bool:
-        """ENABLE_NATIVE_SIDECARS=auto (1.27+): on when the pod's node, or every node, runs kubelet >= 1.33."""
+        """ENABLE_NATIVE_SIDECARS=auto (1.27+): on when the pod's node, or every node, runs kubelet
+        >= 1.33."""
         if not _known(injector_version) or not minor_of(injector_version).native_sidecars_default:
             return False
         store = self.ctx.services.store
@@ -548,7 +551,7 @@ class Proxy(Program):
         if self.kind == "gateway":
             for port in ctx.ports:
                 if port not in NO_INTERCEPT:
-                    ctx.network.listen(ctx.pod_ip, port, lambda req, p=port: self.route(req, p))
+                    ctx.network.listen(ctx.pod_ip, port, functools.partial(self.route, port=port))
         else:
             ctx.network.intercept(ctx.pod_ip, self.inbound)
         ctx.log(f"info\tVersion {self.version}-{_git_sha(self.version)}-Clean")

@@ -18,8 +18,44 @@ Predicate = Callable[[dict[str, Any]], bool]
 _SET_RE = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
 
 
+# One small factory per operator: each binds its operands now (a closure over the loop variables would see
+# only their last values).
+def _label_in(key: str, values: set[str]) -> Predicate:
+    return lambda labels: labels.get(key) in values
+
+
+def _label_not_in(key: str, values: set[str]) -> Predicate:
+    return lambda labels: labels.get(key) not in values
+
+
+def _label_eq(key: str, value: str) -> Predicate:
+    return lambda labels: labels.get(key) == value
+
+
+def _label_ne(key: str, value: str) -> Predicate:
+    return lambda labels: labels.get(key) != value
+
+
+def _label_present(key: str) -> Predicate:
+    return lambda labels: key in labels
+
+
+def _label_absent(key: str) -> Predicate:
+    return lambda labels: key not in labels
+
+
+def _field_eq(path: str, value: str) -> Predicate:
+    return lambda obj: _field(obj, path) == value
+
+
+def _field_ne(path: str, value: str) -> Predicate:
+    return lambda obj: _field(obj, path) != value
+
+
 def _split_terms(selector: str) -> list[str]:
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in selector:
         if ch == "(":
             depth += 1
@@ -45,9 +81,9 @@ def parse_label_selector(selector: str | None) -> Predicate:
         if m:
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
             if op == "in":
-                checks.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
+                checks.append(_label_in(key, values))
             else:
-                checks.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+                checks.append(_label_not_in(key, values))
             continue
         for op in ("!=", "==", "="):
             if op in term:
@@ -55,15 +91,15 @@ def parse_label_selector(selector: str | None) -> Predicate:
                 if not key:
                     raise bad_request(f"unable to parse requirement: found '{op}', expected: identifier")
                 if op == "!=":
-                    checks.append(lambda lb, k=key, v=value: lb.get(k) != v)
+                    checks.append(_label_ne(key, value))
                 else:
-                    checks.append(lambda lb, k=key, v=value: lb.get(k) == v)
+                    checks.append(_label_eq(key, value))
                 break
         else:
             if term.startswith("!"):
-                checks.append(lambda lb, k=term[1:].strip(): k not in lb)
+                checks.append(_label_absent(term[1:].strip()))
             elif re.match(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$", term):
-                checks.append(lambda lb, k=term: k in lb)
+                checks.append(_label_present(term))
             elif len(term.split()) > 1:
                 raise bad_request(
                     f"unable to parse requirement: found '{term.split()[1]}', "
@@ -183,9 +219,9 @@ def parse_field_selector(selector: str | None, gr: tuple[str, str] | None = None
                 path, value = (p.strip() for p in term.split(op, 1))
                 _check_field_label(gr, path)
                 if op == "!=":
-                    checks.append(lambda o, p=path, v=value: _field(o, p) != v)
+                    checks.append(_field_ne(path, value))
                 else:
-                    checks.append(lambda o, p=path, v=value: _field(o, p) == v)
+                    checks.append(_field_eq(path, value))
                 break
         else:
             raise bad_request(f"invalid selector: '{selector}'; can't understand '{term}'")
