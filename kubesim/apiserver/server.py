@@ -373,7 +373,11 @@ class Handler(BaseHTTPRequestHandler):
             rt.plural + ("/" + route.subresource if route.subresource else ""),
         )
         fault = self.cluster.faults.api_fault(
-            "patch" if verb == "apply" else verb, rt, route.namespace or "", route.name or ""
+            "patch" if verb == "apply" else verb,
+            rt,
+            route.namespace or "",
+            route.name or "",
+            self.headers.get("User-Agent") or "",
         )
         if fault is not None:
             raise fault
@@ -786,7 +790,10 @@ class Handler(BaseHTTPRequestHandler):
             ip, port = self.cluster.endpoints_for(obj, port_text)
             if ip is None:
                 raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"', {})
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
+        # The client's Host header goes on to the backend: the service proxy's UpgradeAwareHandler rewrites it
+        # only with UseLocationHost, which kube-apiserver sets for aggregated APIs, not for service and pod
+        # proxies (k8s.io/apimachinery/pkg/util/proxy/upgradeaware.go; pkg/registry/core/service/proxy.go).
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
         try:
             response = self.cluster.network.request(ip, port, HttpRequest(method, path, headers, body))
         except ConnectionRefused as exc:

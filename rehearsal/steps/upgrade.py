@@ -17,7 +17,7 @@ from istiofacts import catalog, operator
 from ..istio.istioctl import IstioctlFailed
 from ..kube import FIELD_MANAGER, RolloutTimeout
 from ..run import StepFailed
-from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
+from . import ISTIO_NS, Rehearsal, wait_for
 from .mesh import plan_files, pod_problems
 
 Obj = dict[str, Any]
@@ -383,11 +383,27 @@ def injected_namespaces(ctx: Rehearsal) -> list[str]:
     ]
 
 
+def restart_scope(ctx: Rehearsal) -> list[str]:
+    """The namespaces whose workloads may be restarted: ``--restart-namespaces``, else every injected one (the
+    runbook's step 9)."""
+    return list(ctx.settings.restart_namespaces) or injected_namespaces(ctx)
+
+
 def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> list[str]:
-    """Restart workloads whose sidecars do not run the injector's current proxy image."""
+    """Restart workloads (in the restart scope) whose sidecars do not run the injector's current proxy image."""
     with ctx.run.step(step_name) as step:
         restarted = []
-        for ns in injected_namespaces(ctx):
+        scope = restart_scope(ctx)
+        step.add_data(
+            "restart scope",
+            {
+                "namespaces": scope,
+                "chosen with": "--restart-namespaces"
+                if ctx.settings.restart_namespaces
+                else "injection labels",
+            },
+        )
+        for ns in scope:
             pods = ctx.objects("v1", "Pod", ns)
             for kind in ("Deployment", "StatefulSet", "DaemonSet"):
                 for workload in ctx.objects("apps/v1", kind, ns):
@@ -417,7 +433,7 @@ def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> l
             for kind, ns, name, _ in restarted:
                 ctx.kube.wait_rollout(kind, name, ns, ctx.settings.timeout)
         except RolloutTimeout as exc:
-            raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
+            raise StepFailed(f"{exc}; {pod_problems(ctx, ns)}") from None
         described = [f"{kind.lower()}/{ns}/{name} ({why})" for kind, ns, name, why in restarted]
         step.note("restarted " + ", ".join(described))
         return described
