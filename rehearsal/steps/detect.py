@@ -168,12 +168,13 @@ def detect(ctx: Rehearsal) -> InstalledMesh:
         carry("revision", revision)
     pod_spec = istiod["spec"]["template"]["spec"]
     replicas = istiod["spec"].get("replicas", 1)
-    autoscaled = any(
-        (h.get("spec") or {}).get("scaleTargetRef", {}).get("name") == istiod["metadata"]["name"]
-        for h in ctx.objects("autoscaling/v2", "HorizontalPodAutoscaler", istiod["metadata"]["namespace"])
-    )
-    if replicas not in (None, 1) and not autoscaled:
+    if replicas not in (None, 1):
         carry("components.pilot.k8s.replicaCount", replicas)
+    for hpa in ctx.objects("autoscaling/v2", "HorizontalPodAutoscaler", istiod["metadata"]["namespace"]):
+        spec_hpa = hpa.get("spec") or {}
+        if (spec_hpa.get("scaleTargetRef") or {}).get("name") == istiod["metadata"]["name"]:
+            if spec_hpa.get("minReplicas") not in (None, 1):
+                carry("values.pilot.autoscaleMin", spec_hpa["minReplicas"])
     if pod_spec.get("securityContext"):
         carry("components.pilot.k8s.securityContext", pod_spec["securityContext"])
     image = next((c["image"] for c in pod_spec.get("containers") or [] if c["name"] == "discovery"), "")

@@ -245,6 +245,8 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
     try:
         with ctx.run.step("rollback") as step:
             for entry in ctx.journal.pending("upgrade"):
+                if entry.action == "workload_restart":
+                    continue  # put back by the restart below, once the control plane is the source's
                 try:
                     outcome = ACTIONS[entry.action](ctx, entry)
                     results["restored"].append(
@@ -264,7 +266,7 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
         pass  # recorded as the step's failure; the proof below says where the cluster stands
     if not results["errors"]:
         try:
-            restart_workloads(ctx, "rollback: restart workloads")
+            restart_workloads(ctx, "rollback: restart workloads", rolling_back=True)
         except Exception as exc:
             results["errors"].append(f"restart workloads: {exc}")
     else:
