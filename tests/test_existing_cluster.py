@@ -84,7 +84,10 @@ def _user_objects() -> list[dict[str, Any]]:
             "apiVersion": "networking.istio.io/v1",
             "kind": "DestinationRule",
             "metadata": {"name": "shop", "namespace": USER_NS},
-            "spec": {"host": "shop.shop.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+            "spec": {
+                "host": "shop.shop.svc.cluster.local",
+                "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+            },
         },
         {
             "apiVersion": "networking.istio.io/v1",
@@ -103,7 +106,10 @@ def _user_objects() -> list[dict[str, Any]]:
             "spec": {
                 "selector": {"istio": "ingressgateway"},
                 "servers": [
-                    {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["shop.example.com"]}
+                    {
+                        "port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                        "hosts": ["shop.example.com"],
+                    }
                 ],
             },
         },
@@ -236,7 +242,9 @@ def istiod_replicas(cluster: SimCluster) -> int:
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+        return [
+            d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")
+        ]
     return [] if a == b else [f"{path}: {a!r} -> {b!r}"[:300]]
 
 
@@ -258,7 +266,9 @@ def test_an_upgrade_keeps_the_installed_settings_and_leaves_no_trace(tmp_path, s
     after = snapshot(staging)
     assert not [k for k in after if "rehearsal-apps" in k or "istio-upgrade-rehearsal" in k]
     assert data["rollback"]["cleanup"]["removed"] and data["rollback"]["lease released"]
-    scope = next(e["data"] for e in step(data, "restart workloads")["evidence"] if e.get("title") == "restart scope")
+    scope = next(
+        e["data"] for e in step(data, "restart workloads")["evidence"] if e.get("title") == "restart scope"
+    )
     assert USER_NS in scope["namespaces"]
 
 
@@ -302,14 +312,19 @@ def test_refusals_stop_before_any_change(tmp_path, staging):
     from rehearsal.lease import RehearsalLease
 
     other = RehearsalLease(
-        config.new_client_from_config(config_file=str(staging.kubeconfig_path)), "run-other", holder="ana@ci run-other"
+        config.new_client_from_config(config_file=str(staging.kubeconfig_path)),
+        "run-other",
+        holder="ana@ci run-other",
     )
     other.acquire()
     try:
         held_before = snapshot(staging)
         result, data = rehearse(tmp_path / "c", staging.kubeconfig_path)
         assert result.returncode != 0
-        assert "another rehearsal is running on this cluster" in result.stdout and "ana@ci run-other" in result.stdout
+        assert (
+            "another rehearsal is running on this cluster" in result.stdout
+            and "ana@ci run-other" in result.stdout
+        )
         assert snapshot(staging) == held_before
     finally:
         other.release()

@@ -26,6 +26,27 @@ def _plan_hub(settings: Settings) -> str | None:
     return spec.get("hub") or ((spec.get("values") or {}).get("global") or {}).get("hub")
 
 
+def kind_images(settings: Settings) -> list[str]:
+    """The images a rehearsal on kind pulls (Istio's of both versions, the apps'); those Docker already has
+    are loaded into the nodes instead of pulled again."""
+    images = []
+    for version in (settings.istio_from, settings.istio_to):
+        spec = settings.install_spec(version)
+        hub = (
+            spec.get("hub")
+            or ((spec.get("values") or {}).get("global") or {}).get("hub")
+            or "docker.io/istio"
+        )
+        components = ["pilot", "proxyv2"] + (
+            ["install-cni"] if ((spec.get("components") or {}).get("cni") or {}).get("enabled") else []
+        )
+        images += [f"{hub}/{name}:{version}" for name in components]
+    for doc in app_manifests(settings):
+        pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        images += [c["image"] for c in (pod.get("containers") or []) + (pod.get("initContainers") or [])]
+    return sorted(set(images))
+
+
 def provision(settings: Settings, run: Run) -> Cluster:
     """Create (sim, kind) or connect to (kubeconfig) the cluster the rehearsal runs on."""
     with run.step("provision") as step:
@@ -44,7 +65,11 @@ def provision(settings: Settings, run: Run) -> Cluster:
                 k8s_version=settings.k8s_version, time_scale=settings.sim_time_scale, mirrors=mirrors
             )
         elif settings.cluster == "kind":
-            provider = KindProvider(cluster_name=settings.kind_name, keep=settings.keep_cluster)
+            provider = KindProvider(
+                cluster_name=settings.kind_name,
+                keep=settings.keep_cluster,
+                preload_images=kind_images(settings),
+            )
         else:
             provider = KubeconfigProvider(Path(str(settings.kubeconfig)), settings.context)
         try:

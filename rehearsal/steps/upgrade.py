@@ -347,7 +347,9 @@ def _set_restarted_at(ctx: Rehearsal, kind: str, name: str, namespace: str, valu
     """Put the pod template's restartedAt back as it was (``None`` removes it): the workload rolls out again
     and its spec ends as it was before the upgrade restarted it."""
     resource = ctx.kube.resource("apps/v1", kind)
-    template = (resource.get(name=name, namespace=namespace).to_dict()["spec"]["template"].get("metadata")) or {}
+    template = (
+        resource.get(name=name, namespace=namespace).to_dict()["spec"]["template"].get("metadata")
+    ) or {}
     if value is None and set(template.get("annotations") or {}) == {RESTARTED_AT}:
         # The annotations map was the restart's alone: remove it whole, not leave an empty map behind.
         resource.patch(
@@ -356,7 +358,11 @@ def _set_restarted_at(ctx: Rehearsal, kind: str, name: str, namespace: str, valu
             content_type="application/json-patch+json",
             field_manager="kubectl-rollout",
             body=[
-                {"op": "test", "path": "/spec/template/metadata/annotations", "value": template["annotations"]},
+                {
+                    "op": "test",
+                    "path": "/spec/template/metadata/annotations",
+                    "value": template["annotations"],
+                },
                 {"op": "remove", "path": "/spec/template/metadata/annotations"},
             ],
         )
