@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -24,11 +25,18 @@ from .run import Run
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _write_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 class Interrupts:
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, write: Callable[[str], None] | None = None) -> None:
         self.run = run
         self.count = 0
         self.previous: dict[int, Any] = {}
+        # How to reach the user's terminal (pytest captures stderr while fixtures run).
+        self.write = write or _write_stderr
 
     def rollback_command(self) -> str:
         return f"python -m rehearsal rollback {self.run.dir}"
@@ -38,18 +46,16 @@ class Interrupts:
         self.count += 1
         if self.count > 1:
             retry.interrupt()
-            sys.stderr.write(
+            self.write(
                 f"\n{name} again: stopped at once. The journal is in {self.run.dir / 'journal.json'}; "
                 f"to roll the cluster back, run:\n  {self.rollback_command()}\n"
             )
-            sys.stderr.flush()
             os._exit(130)
         self.run.fail(f"interrupted by {name}")
-        sys.stderr.write(
+        self.write(
             f"\n{name}: stopping the rehearsal; rolling back per --rollback {self.run.settings.rollback} and "
             "cleaning up (send it again to stop at once)\n"
         )
-        sys.stderr.flush()
         raise KeyboardInterrupt(f"interrupted by {name}")
 
     def install(self) -> None:
