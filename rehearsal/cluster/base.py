@@ -51,11 +51,20 @@ class Cluster:
 
     def api_client(self) -> Any:
         """A client of this cluster that names itself and retries transient failures (see rehearsal.retry)."""
+        import urllib3
+        from kubernetes import client as kube_client
         from kubernetes import config
 
         from .. import __version__, retry
 
-        client = config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+        configuration = kube_client.Configuration()
+        config.load_kube_config(
+            config_file=str(self.kubeconfig), context=self.context, client_configuration=configuration
+        )
+        # No silent retries underneath (urllib3 would retry some 429/503 itself): every retry is the harness's,
+        # within its deadline, and recorded.
+        configuration.retries = urllib3.Retry(total=False)
+        client = kube_client.ApiClient(configuration)
         client.user_agent = f"{USER_AGENT}/{__version__}"
         return retry.install(client, self.retry_listeners, retry.Backoff(budget=self.retry_budget))
 
