@@ -329,3 +329,40 @@ def test_refusals_stop_before_any_change(tmp_path, staging):
     finally:
         other.release()
     assert snapshot(staging) == before
+
+
+def test_rolling_back_an_upgraded_run_takes_downgrade_and_makes_a_new_record(tmp_path, staging):
+    result, data = rehearse(tmp_path, staging.kubeconfig_path)
+    folder = tmp_path / "reports" / data["run_id"]
+    assert data["verdict"] == "upgraded", result.stdout[-3000:]
+    before = (folder / "rehearsal.json").read_text()
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "rehearsal", "rollback", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2
+    assert f"ended upgraded: rolling it back would downgrade Istio from {TARGET} to {SOURCE}" in (
+        refused.stderr
+    )
+    assert "--downgrade" in refused.stderr
+    assert (folder / "rehearsal.json").read_text() == before
+
+    downgrade = subprocess.run(
+        [sys.executable, "-m", "rehearsal", "rollback", "--downgrade", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert downgrade.returncode == 0, downgrade.stdout + downgrade.stderr
+    assert "downgraded" in downgrade.stdout
+    assert (folder / "rehearsal.json").read_text() == before  # the upgrade's record is left as it was
+    new = [p for p in (tmp_path / "reports").glob("run-*") if p != folder]
+    assert len(new) == 1
+    record = json.loads((new[0] / "rehearsal.json").read_text())
+    assert record["verdict"] == "downgraded" and record["rollback"]["of"] == folder.name
+    assert record["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]

@@ -21,7 +21,7 @@ from ..lease import LeaseHeld, RehearsalLease
 from ..run import Run, StepFailed
 from ..settings import Settings
 from . import Rehearsal
-from .mesh import make_istioctl
+from .mesh import deploy_apps, make_istioctl
 from .rollback import cleanup, perform
 
 
@@ -91,6 +91,9 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         istioctl_to = make_istioctl(settings, run, cluster, settings.istio_to, settings.istioctl_to_path)
         ctx = Rehearsal(settings, run, journal, cluster, kube, istioctl_from, istioctl_to)
         outcome: dict = {"ran": False, "verified": True}
+        if upgraded:
+            # The upgraded run cleaned its apps up; the downgrade is proven with traffic like any rollback.
+            deploy_apps(ctx)
         if journal.pending("upgrade"):
             outcome = perform(ctx)
         try:

@@ -51,7 +51,11 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     what the upgrade added. Istio's own objects are re-applied as istioctl applies them (server-side apply);
     the user's Istio resources, if the upgrade changed them, are replaced as they were, never applied under the
     harness's field manager, which would make it co-owner of the user's fields."""
-    backup = load_backup(ctx.run.dir / entry.args["backup"])
+    folder = _backup_folder(ctx, entry)
+    backup = load_backup(folder)
+    if not backup.get("istio-system") or not backup.get("cluster"):
+        # Never "restore" from nothing: that would delete every Istio object as added by the upgrade.
+        raise RuntimeError(f"the backup in {folder} is missing or incomplete; nothing was restored")
     kube = ctx.kube
     current_by_key: dict[tuple[str, str, str], Obj] = {}
     for api_version, kind in NAMESPACED:
@@ -123,6 +127,11 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     return {"restored": restored, "unchanged": unchanged, "removed": removed, "rolled out": waited}
 
 
+def _backup_folder(ctx: Rehearsal, entry: JournalEntry) -> Path:
+    """The backup lives in the folder of the run that journaled it (a replay may record into a new one)."""
+    return ctx.journal.path.parent / entry.args["backup"]
+
+
 def _name(obj: Obj) -> str:
     ns = obj["metadata"].get("namespace")
     return f"{obj['kind']}/{ns + '/' if ns else ''}{obj['metadata']['name']}"
@@ -175,6 +184,9 @@ def delete_objects(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
 def uninstall_istio(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     """The cleanup of a source version the harness installed on a cluster that had none."""
     ctx.istioctl_from.run("uninstall", "--purge", "-y")
+    # With the mesh gone as it came, the upgrade's undos have nothing left to restore.
+    for moot in ctx.journal.pending("upgrade"):
+        ctx.journal.mark_done(moot)
     return {"removed": [f"Istio {entry.args.get('version')} (istioctl uninstall --purge)"]}
 
 
@@ -253,7 +265,7 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
                         {"undo": entry.name, "registered_by": entry.registered_by, **outcome}
                     )
                     if entry.action == "restore_backup":
-                        backup_folder = ctx.run.dir / entry.args["backup"]
+                        backup_folder = _backup_folder(ctx, entry)
                     ctx.journal.mark_done(entry)
                 except Exception as exc:
                     results["errors"].append(f"{entry.name}: {exc}")
