@@ -4,7 +4,7 @@ Sits between provisioning and the first change. Kubernetes' own leader election 
 (``k8s.io/client-go/tools/leaderelection/resourcelock/leaselock.go``): the holder writes ``holderIdentity``,
 ``acquireTime`` and ``renewTime`` and renews before ``leaseDurationSeconds`` run out; anyone else may take a
 lease only once it has expired. A second rehearsal finds the lease held and stops before it changes anything,
-saying who holds it and since when. A run killed outright leaves a lease that expires on its own; the replay of
+saying who holds it and since when. A killed run leaves a lease that expires on its own; the replay of
 that run (same run id) may take it at once.
 """
 
@@ -27,7 +27,7 @@ class LeaseHeld(Exception):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _micro_time(moment: dt.datetime) -> str:
@@ -38,7 +38,7 @@ def _parse(value: Any) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     try:
         return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:

@@ -1,4 +1,4 @@
-"""Retrying what real API servers answer when they are busy: 429 (honouring Retry-After), 500, 502, 503, 504 and
+"""Retrying what real API servers answer when busy: 429 (honouring Retry-After), 500, 502, 503, 504 and
 connection resets, with capped exponential backoff inside a deadline.
 
 Sits under every API call the harness makes: :func:`install` wraps the REST layer of one ``kubernetes``
@@ -7,8 +7,8 @@ Sits under every API call the harness makes: :func:`install` wraps the REST laye
 same: client-go retries 429 and 5xx answers that carry Retry-After (``k8s.io/client-go/rest/request.go``,
 ``checkWait``) and GETs whose connection was reset (``IsRetryableError``).
 
-A retry never repeats a change that took effect: the API server rejects a 429 before it does anything; a create
-retried after an answer that may have come after the change (500, 504, a reset) meets ``409 AlreadyExists`` and a
+A retry never repeats a change that took effect: the API server rejects a 429 before doing anything; a create
+retried after an answer that may have come after the change (500, 504, a reset) meets 409 AlreadyExists and a
 delete ``404``, which :func:`already_done` tells callers to take as done; server-side apply and the harness's
 patches carry the whole wanted state, so applying them twice changes nothing more. Each retry is reported to a
 listener (the run records it as evidence of the step in flight).

@@ -1,5 +1,5 @@
-"""Deterministic points in a running rehearsal, for tests that interrupt or kill it: a simulated cluster in this
-process whose API server holds one chosen request until the test lets it go.
+"""Deterministic points in a running rehearsal, for tests that interrupt or kill it: a simulated cluster in
+this process whose API server holds one chosen request until the test lets it go.
 
 No sleeping or polling against the clock: the test waits (bounded, generously) for the event "the request
 arrived", does what it wants to the run (a signal, a kill), then releases the request, which then fails with
@@ -71,7 +71,7 @@ def cluster(tmp_path: Path) -> Iterator[SimCluster]:
 
 
 def start_rehearsal(tmp_path: Path, sim: SimCluster, *args: str) -> subprocess.Popen[str]:
-    """The suites against ``sim`` reached by kubeconfig (as a user reaches a cluster), the emulator as istioctl."""
+    """The suites against ``sim`` by kubeconfig (as a user reaches a cluster), the emulator as istioctl."""
     ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in (SOURCE, TARGET))
     return subprocess.Popen(
         [

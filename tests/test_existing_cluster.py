@@ -119,7 +119,8 @@ def _user_objects() -> list[dict[str, Any]]:
 @pytest.fixture
 def staging(tmp_path: Path) -> Iterator[SimCluster]:
     """A staging-like cluster: Istio at the source with custom mesh settings and 2 istiod replicas (installed
-    with the source's istioctl, as the team did), and a team's namespace with its workload and Istio resources."""
+    with the source's istioctl, as the team did), and a team's namespace with its workload and Istio
+    resources."""
     with SimCluster(
         "staging", time_scale=0, kubeconfig=tmp_path / "staging.kubeconfig", addons=[kubesim.istio.addon]
     ) as cluster:

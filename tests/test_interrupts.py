@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM during a rehearsal, at a point the test chooses (an API request the cluster holds): the
-first interrupt rolls back, cleans up, releases the lease and writes the record; a second one stops at once and
+first interrupt rolls back, cleans up, releases the lease and writes the record; a second stops at once and
 says how to roll back."""
 
 from __future__ import annotations

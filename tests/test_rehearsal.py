@@ -277,7 +277,7 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
     from tests import holds
 
     with holds.cluster(tmp_path) as sim:
-        # istiod's Deployment is patched by the source install, then by the dry run, then by the apply: the API
+        # istiod's Deployment is patched by the source install, then by the dry run, then by the apply: the
         # server holds the third until the run has been killed, so the kill lands mid-apply on every machine.
         held = holds.HeldRequest(sim, "patch", "deployments", "istiod", nth=3)
         run = holds.start_rehearsal(tmp_path, sim)

@@ -1,6 +1,6 @@
 """Transient API answers are survived: 429 (with Retry-After), 500, 502, 503, 504 and reset connections are
-retried with capped backoff inside the deadline, a change that took effect is not made twice, istioctl calls that
-failed on such an answer are run again, and a whole rehearsal ends as it does without faults."""
+retried with capped backoff inside the deadline, a change that took effect is not made twice, istioctl calls
+that failed on such an answer are run again, and a whole rehearsal ends as it does without faults."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ class Cluster:
         config.load_kube_config(
             config_file=str(self.kubeconfig), context=self.context, client_configuration=configuration
         )
-        # No silent retries underneath (urllib3 would retry some 429/503 itself): every retry is the harness's,
+        # No silent retries underneath (urllib3 would retry some 429/503 itself): each retry is the harness's,
         # within its deadline, and recorded.
         configuration.retries = urllib3.Retry(total=False)
         client = kube_client.ApiClient(configuration)

@@ -6,14 +6,14 @@ publishes it). The kind binary is taken from PATH or given explicitly, never dow
 
 Why not pytest-kind's ``KindCluster`` (22.11.1, ``pytest_kind/cluster.py``): its ``create`` touches the
 kubeconfig file first and then takes any cluster of the same name as its own, so a leftover cluster is reused
-with an empty kubeconfig (pykube then fails with a TypeError); it never passes ``--wait``; and it would adopt a
+with an empty kubeconfig (pykube then fails with a TypeError); it never passes ``--wait``; it would adopt a
 cluster someone else made. Here:
 
 - ``kind create cluster --wait``: kind itself waits for the control plane (kind's ``--wait`` flag,
   ``pkg/cmd/kind/create/cluster/createcluster.go``); pulling the node image happens before and is not counted
   against the harness's node-Ready budget, which starts once kind returns.
 - A leftover cluster of the same name is reused only when the harness created it: after creating a cluster the
-  harness writes the ConfigMap ``kube-system/istio-upgrade-rehearsal``; a cluster without it is someone else's,
+  harness writes the ConfigMap ``kube-system/istio-upgrade-rehearsal``; a cluster without it is another's,
   and the error names ``kind delete cluster --name X``. The kubeconfig of a reused cluster comes from
   ``kind get kubeconfig --name X``.
 - Images Docker already has locally (``docker image inspect``) are loaded into the nodes with
@@ -106,7 +106,8 @@ class KindProvider:
             raise ClusterError(f"{kind} does not look like kind (kind version printed {printed[:80]!r})")
         if match.group(1) != KIND_VERSION:
             raise ClusterError(
-                f"{kind} is kind {match.group(1)}, but the rehearsal is pinned to kind {KIND_VERSION} (its node "
+                f"{kind} is kind {match.group(1)}, but the rehearsal is pinned to kind {KIND_VERSION} "
+                "(its node "
                 f"image is built for that release); install kind {KIND_VERSION} or pass its path"
             )
         return kind
@@ -125,7 +126,8 @@ class KindProvider:
             wait_until_reachable(cluster, 60)
             if not _marked(cluster):
                 raise ClusterError(
-                    f"a kind cluster named {self.cluster_name} already exists and the rehearsal did not create "
+                    f"a kind cluster named {self.cluster_name} already exists and the rehearsal did not "
+                    "create "
                     f"it; delete it with `kind delete cluster --name {self.cluster_name}` or choose another "
                     "name (--kind-name)"
                 )
@@ -133,7 +135,8 @@ class KindProvider:
             cluster.details["reused"] = True
         else:
             self.say(
-                f"creating kind cluster {self.cluster_name} with {self.node_image.split('@')[0]} (pulling the "
+                f"creating kind cluster {self.cluster_name} with {self.node_image.split('@')[0]} "
+                "(pulling the "
                 "node image can take minutes the first time)..."
             )
             self._run(
@@ -232,7 +235,8 @@ def _mark(cluster: Cluster) -> None:
         "data": {"created-by": "istio-upgrade-rehearsal", "kind-cluster": cluster.name},
     }
     try:
-        client.CoreV1Api(cluster.api_client()).create_namespaced_config_map(MARKER_NAMESPACE, body)
+        core = client.CoreV1Api(cluster.api_client())
+        core.create_namespaced_config_map(MARKER_NAMESPACE, body)  # type: ignore[arg-type]
     except Exception as exc:
         if getattr(exc, "status", None) != 409:
             raise

@@ -32,7 +32,8 @@ def read_kubeconfig(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(config, dict):
         raise ClusterError(
-            f"kubeconfig {path} is not a kubeconfig (expected a YAML mapping with clusters, users and contexts)"
+            f"kubeconfig {path} is not a kubeconfig (expected a YAML mapping with clusters, users and "
+            "contexts)"
         )
     return config
 
@@ -40,11 +41,12 @@ def read_kubeconfig(path: Path) -> dict[str, Any]:
 def chosen_context(path: Path, context: str | None) -> str:
     """The context a run would use: the one asked for, else the kubeconfig's current context."""
     config = read_kubeconfig(path)
-    contexts = [c.get("name") for c in config.get("contexts") or [] if isinstance(c, dict)]
+    contexts = [str(c.get("name")) for c in config.get("contexts") or [] if isinstance(c, dict)]
     chosen = context or config.get("current-context")
     if not chosen:
         raise ClusterError(
-            f"kubeconfig {path} has no current-context; choose one of: {', '.join(contexts) or '(none defined)'}"
+            f"kubeconfig {path} has no current-context; choose one of: "
+            f"{', '.join(contexts) or '(none defined)'}"
         )
     if chosen not in contexts:
         raise ClusterError(

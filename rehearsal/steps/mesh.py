@@ -148,7 +148,7 @@ def detect_installed(ctx: Rehearsal) -> InstalledMesh:
 
 
 def install_source(ctx: Rehearsal) -> None:
-    """Install the source version with the plan's settings, unless a mesh already runs (never install over it).
+    """Install the source version with the plan's settings, unless a mesh already runs (never over it).
     On a cluster that outlives the run, the uninstall is registered first, as the cleanup of this step."""
     s = ctx.settings
     with ctx.run.step("install source") as step:

@@ -3,7 +3,8 @@
 The run folder holds everything needed: the settings, the journal (written as the run went), the backup and
 the cluster's kubeconfig. The restore is followed by the cleanup of what the setup steps created. A run that
 ended ``upgraded`` is not silently downgraded: that takes ``--downgrade``, and is recorded as a rehearsed
-downgrade in a new run folder, leaving the upgraded run's record as it was. A run on the embedded simulated cluster cannot be replayed: that cluster ended with
+downgrade in a new run folder, leaving the upgraded run's record as it was. A run on the embedded simulated
+cluster cannot be replayed: that cluster ended with
 the process that ran it.
 """
 
@@ -45,7 +46,8 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
     if upgraded and not downgrade:
         print(
             f"error: {run_dir.name} ended upgraded: rolling it back would downgrade Istio from "
-            f"{settings.istio_to} to {settings.istio_from}; to rehearse that downgrade (recorded as a new run, "
+            f"{settings.istio_to} to {settings.istio_from}; to rehearse that downgrade (recorded as a new "
+            "run, "
             f"this one left as it is), run: python -m rehearsal rollback --downgrade {run_dir}",
             file=sys.stderr,
         )

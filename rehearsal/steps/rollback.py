@@ -49,7 +49,7 @@ def _comparable(obj: Obj) -> Obj:
 def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     """Put every backed-up object back as it was, changing only those that differ from the backup, then remove
     what the upgrade added. Istio's own objects are re-applied as istioctl applies them (server-side apply);
-    the user's Istio resources, if the upgrade changed them, are replaced as they were, never applied under the
+    the user's Istio resources, if the upgrade changed them, are replaced as they were, not applied under the
     harness's field manager, which would make it co-owner of the user's fields."""
     folder = _backup_folder(ctx, entry)
     backup = load_backup(folder)
@@ -284,7 +284,8 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
     else:
         with ctx.run.step("rollback: restart workloads") as step:
             step.not_needed(
-                "the restore failed: restarting workloads now could move their sidecars further from the source"
+                "the restore failed: restarting workloads now could move their sidecars further from "
+                "the source"
             )
     with ctx.run.step("rollback: verify") as step:
         proof = verify_source(ctx, backup_folder)
