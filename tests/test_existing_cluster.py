@@ -367,3 +367,92 @@ def test_rolling_back_an_upgraded_run_takes_downgrade_and_makes_a_new_record(tmp
     record = json.loads((new[0] / "rehearsal.json").read_text())
     assert record["verdict"] == "downgraded" and record["rollback"]["of"] == folder.name
     assert record["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
+
+
+def test_the_users_own_apps_and_probe_replace_the_sample_apps(tmp_path, staging):
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    labels = {"app": "web"}
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "storefront", "labels": {"istio-injection": "enabled"}},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "storefront", "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "docker.io/mendhak/http-https-echo:37",
+                                "env": [{"name": "HTTP_PORT", "value": "8080"}],
+                                "ports": [{"name": "http", "containerPort": 8080}],
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "storefront"},
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "web", "namespace": "storefront"},
+            "spec": {
+                "hosts": ["web.example.com"],
+                "gateways": ["storefront/web"],
+                "http": [
+                    {
+                        "match": [{"uri": {"prefix": "/health"}}],
+                        "route": [{"destination": {"host": "web.storefront.svc.cluster.local"}}],
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "web", "namespace": "storefront"},
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [
+                    {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["web.example.com"]}
+                ],
+            },
+        },
+    ]
+    (apps / "storefront.yaml").write_text(yaml.safe_dump_all(docs))
+    result, data = rehearse(
+        tmp_path,
+        staging.kubeconfig_path,
+        "--apps",
+        str(apps),
+        "--probe",
+        "/health",
+        "--probe-host",
+        "web.example.com",
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert data["verdict"] == "upgraded"
+    assert "namespaces created: storefront" in step(data, "deploy your apps")["reason"]
+    traffic = next(e["data"] for e in step(data, "baseline")["evidence"] if e.get("title") == "traffic")
+    assert traffic["codes"] == {"200": 5}
+    scope = next(
+        e["data"] for e in step(data, "restart workloads")["evidence"] if e.get("title") == "restart scope"
+    )
+    assert {"storefront", USER_NS} <= set(scope["namespaces"])
+    names = {k for k in snapshot(staging)}
+    assert not [k for k in names if "storefront" in k or "rehearsal-apps" in k]
