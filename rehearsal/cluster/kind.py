@@ -257,12 +257,12 @@ def wait_nodes_ready(cluster: Cluster, timeout: float) -> None:
     nodes = core.list_node()
     if all_ready(nodes.items):
         return
-    state = {n.metadata.name: n for n in nodes.items}
+    state: dict[str, Any] = {str(getattr(n.metadata, "name", "")): n for n in nodes.items}
     while time.monotonic() < deadline:
         w = watch.Watch()
         for event in w.stream(
             core.list_node,
-            resource_version=nodes.metadata.resource_version,
+            resource_version=getattr(nodes.metadata, "resource_version", None),
             timeout_seconds=max(1, int(deadline - time.monotonic())),
         ):
             state[event["object"].metadata.name] = event["object"]

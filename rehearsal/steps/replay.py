@@ -60,7 +60,7 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         )
         return 1
     kubeconfig = (
-        Path(settings.kubeconfig)
+        Path(str(settings.kubeconfig))
         if settings.cluster == "kubeconfig"
         else run_dir / "artifacts" / "kubeconfig"
     )
