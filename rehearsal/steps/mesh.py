@@ -181,6 +181,15 @@ def app_manifests(settings: Settings) -> list[dict[str, Any]]:
     else:
         docs = with_registry(load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh"), settings.apps_registry)
     docs = json.loads(json.dumps(docs))
+    if not settings.apps:
+        # The sample route matches only a host the harness owns (".invalid" can never be anyone's, RFC 6761):
+        # on a gateway shared with other teams, "*" would capture /echo of every host.
+        for doc in docs:
+            if doc["kind"] == "VirtualService":
+                doc["spec"]["hosts"] = [SAMPLE_HOST]
+            elif doc["kind"] == "Gateway":
+                for server in doc["spec"].get("servers") or []:
+                    server["hosts"] = [SAMPLE_HOST]
     for doc in docs:
         doc["metadata"].setdefault("labels", {})[OWNED_LABEL] = OWNED_VALUE
     return docs
