@@ -162,14 +162,17 @@ def test_skipping_two_minors_is_stopped_before_apply(tmp_path):
 
 def test_api_failing_during_apply_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    # The dry run patches istiod's Deployment first (let through), then the apply: that one fails.
+    # The dry run patches istiod's Deployment first (let through), then the apply: that one keeps failing for
+    # longer than its retries may take (5 s of capped backoff from 0.2 s allow at most 5 attempts).
     faults.write_text(
         "faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
-        "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 1\n"
+        "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 10\n"
     )
-    result, data = rehearse(tmp_path, "--sim-faults", str(faults))
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "Internal error occurred: rehearsal-sim: injected fault" in step(data, "apply")["reason"]
+    retries = [e for e in step(data, "apply")["evidence"] if e.get("title") == "retry"]
+    assert retries and {e["data"]["status"] for e in retries} == {500}
     assert data["rollback"]["verified"]
 
 
