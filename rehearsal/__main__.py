@@ -2,7 +2,8 @@
 
 ``python -m rehearsal demo [pytest options]``
     runs the full rehearsal on the embedded simulated cluster (the suites, with a simulated time scale that
-    looks real) and prints where the report is. Any rehearsal option (``--istio-from``, ``--set``...) passes on.
+    looks real) and prints where the report is. Any rehearsal option (``--istio-from``, ``--set``...) passes
+    on.
 ``python -m rehearsal rollback [--downgrade] RUN_DIR``
     replays the journal a killed run left in ``RUN_DIR`` against its cluster, then proves the source is back.
     A run that ended upgraded is rolled back (downgraded) only with ``--downgrade``, as a new record.
