@@ -218,6 +218,15 @@ def snapshot(cluster: SimCluster) -> dict[str, Any]:
             if kind == "ConfigMap" and obj["metadata"]["name"] in ("kube-root-ca.crt", "istio-ca-root-cert"):
                 continue
             meta = {k: v for k, v in obj["metadata"].items() if k not in VOLATILE and v is not None}
+            # Kept by the Deployment controller (which ReplicaSet is current): volatile, like status.
+            annotations = {
+                k: v
+                for k, v in (meta.get("annotations") or {}).items()
+                if k != "deployment.kubernetes.io/revision"
+            }
+            meta.pop("annotations", None)
+            if annotations:
+                meta["annotations"] = annotations
             obj = {k: v for k, v in obj.items() if k != "status"}
             obj["metadata"] = meta
             if kind.endswith("WebhookConfiguration"):  # istiod patches its CA bundle in at run time
