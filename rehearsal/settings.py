@@ -53,12 +53,14 @@ class Settings:
     probe: str | None = None
     probe_host: str | None = None
     istio_from_given: bool = True
+    # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
+    version_notes: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
-        for name in ("sets", "allow_context", "restart_namespaces"):
+        for name in ("sets", "allow_context", "restart_namespaces", "version_notes"):
             data[name] = list(getattr(self, name))
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
@@ -71,7 +73,7 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         data = dict(data)
-        for name in ("sets", "allow_context", "restart_namespaces", "sim_registries"):
+        for name in ("sets", "allow_context", "restart_namespaces", "sim_registries", "version_notes"):
             data[name] = tuple(data.get(name) or ())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -99,11 +101,18 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _version(option: str, value: str) -> str:
+def _version(option: str, value: str, cluster: str, notes: list[str]) -> str:
+    """A known release; on a real cluster also a newer patch of a known minor (with a warning in ``notes``:
+    that version's real istioctl decides), while the simulator refuses what it cannot emulate."""
     try:
-        return catalog.check_known(value)
+        if cluster == "sim":
+            return catalog.check_known(value)
+        version, warning = catalog.check_release(value)
     except catalog.UnknownVersion as exc:
         raise SettingsError(f"{option}: {exc}") from None
+    if warning:
+        notes.append(f"{option}: {warning}")
+    return version
 
 
 def load_plan(path: str) -> dict[str, Any]:
@@ -131,14 +140,19 @@ def load_config(path: str | None) -> dict[str, Any]:
 def resolve(values: dict[str, Any]) -> Settings:
     """Build and check Settings from merged option values (None means "not given")."""
     v = {k: val for k, val in values.items() if val is not None}
-    known = {f for f in Settings.__dataclass_fields__ if f not in ("plan_spec", "istio_from_given")}
+    known = {
+        f
+        for f in Settings.__dataclass_fields__
+        if f not in ("plan_spec", "istio_from_given", "version_notes")
+    }
     unknown = sorted(set(v) - known)
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     default_from, default_to = catalog.default_pair()
     cluster = _choice("--cluster", str(v.get("cluster", "sim")), CLUSTERS)
-    istio_from = _version("--istio-from", str(v.get("istio_from") or default_from))
-    istio_to = _version("--istio-to", str(v.get("istio_to") or default_to))
+    notes: list[str] = []
+    istio_from = _version("--istio-from", str(v.get("istio_from") or default_from), cluster, notes)
+    istio_to = _version("--istio-to", str(v.get("istio_to") or default_to), cluster, notes)
     strategy = _choice("--strategy", str(v.get("strategy", "in-place")), STRATEGIES)
     rollback = _choice("--rollback", str(v.get("rollback", "on-failure")), ROLLBACK_MODES)
     sets = tuple(v.get("sets") or ())
@@ -237,5 +251,6 @@ def resolve(values: dict[str, Any]) -> Settings:
         probe=v.get("probe"),
         probe_host=v.get("probe_host"),
         istio_from_given=bool(v.get("istio_from")),
+        version_notes=tuple(notes),
         plan_spec=plan_spec,
     )
