@@ -7,7 +7,9 @@ Kinds (YAML ``type``):
                     ImagePullBackOff with containerd's message for that failure.
 ``api-error``       the API answers ``code`` (429 with Retry-After, 500, or 504 for a timeout) for a ``verb``
                     and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 =
-                    always), after letting ``skip`` matching requests through (default 0).
+                    always), after letting ``skip`` matching requests through (default 0); with ``every: N``,
+                    every Nth matching request instead (one in N); ``userAgent`` limits it to clients whose
+                    User-Agent starts with that text.
 ``readiness``       containers of matching pods become ready only after ``delay`` seconds, or ``never``.
 ``crash-loop``      containers of matching pods exit with ``exitCode`` ``after`` seconds, and keep doing so.
 ``proxy-reject``    Istio proxies running ``image`` answer inbound requests with ``code`` (default 503) and
@@ -90,10 +92,14 @@ class ApiErrorFault:
     retry_after: int = 1
     delay: float = 0.0  # for 504: how long the request hangs before timing out (wall seconds, bounded)
     skip: int = 0  # let this many matching requests through first
+    every: int = 0  # fail one matching request in this many (0: the first ``times`` after ``skip``)
+    user_agent: str | None = None  # only requests whose User-Agent starts with this
     hits: int = 0
     seen: int = 0
 
-    def matches(self, verb: str, rt: ResourceType, namespace: str, name: str) -> bool:
+    def matches(self, verb: str, rt: ResourceType, namespace: str, name: str, user_agent: str = "") -> bool:
+        if self.user_agent and not user_agent.startswith(self.user_agent):
+            return False
         if self.verb not in ("*", verb):
             return False
         plural, _, group = self.resource.partition(".")
@@ -208,12 +214,16 @@ class Faults:
                     bucket.remove(fault)
 
     # -- consulting ----------------------------------------------------------------------------------------
-    def api_fault(self, verb: str, rt: ResourceType, namespace: str, name: str) -> ApiError | None:
+    def api_fault(
+        self, verb: str, rt: ResourceType, namespace: str, name: str, user_agent: str = ""
+    ) -> ApiError | None:
         with self._lock:
             for fault in self.api_errors:
-                if fault.matches(verb, rt, namespace, name):
+                if fault.matches(verb, rt, namespace, name, user_agent):
                     fault.seen += 1
                     if fault.seen <= fault.skip:
+                        continue
+                    if fault.every and (fault.seen - fault.skip) % fault.every:
                         continue
                     fault.hits += 1
                     hit = fault
@@ -317,6 +327,8 @@ def _parse(entry: Any, where: str) -> Any:
             int(entry.get("retryAfter", 1)),
             _seconds(entry.get("delay", 0), where),
             int(entry.get("skip", 0)),
+            int(entry.get("every", 0)),
+            entry.get("userAgent"),
         )
     if kind == "readiness":
         return ReadinessFault(_match(entry), _seconds(entry.get("delay", 0), where), bool(entry.get("never")))

@@ -4,8 +4,9 @@
     runs the full rehearsal on the embedded simulated cluster (the suites, with a simulated time scale that
     looks real) and prints where the report is. Any rehearsal option (``--istio-from``, ``--set``...) passes
     on.
-``python -m rehearsal rollback RUN_DIR``
+``python -m rehearsal rollback [--downgrade] RUN_DIR``
     replays the journal a killed run left in ``RUN_DIR`` against its cluster, then proves the source is back.
+    A run that ended upgraded is rolled back (downgraded) only with ``--downgrade``, as a new record.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ def demo(argv: list[str]) -> int:
 
 
 def rollback(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m rehearsal rollback RUN_DIR", file=sys.stderr)
+    downgrade = "--downgrade" in argv
+    rest = [a for a in argv if a != "--downgrade"]
+    if len(rest) != 1 or rest[0].startswith("-"):
+        print("usage: python -m rehearsal rollback [--downgrade] RUN_DIR", file=sys.stderr)
         return 2
     from .steps.replay import replay
 
-    return replay(Path(argv[0]))
+    return replay(Path(rest[0]), downgrade=downgrade)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """Kubernetes operations the harness performs, through the official client (the same code for every cluster).
 
 Manifests are applied with server-side apply under one field manager; rollouts are awaited with a watch
-(with the same completeness rule as ``kubectl rollout status``), bounded by a deadline.
+(with the same completeness rule as ``kubectl rollout status``), bounded by a deadline; a watch the server
+cuts or expires is started again from the object as it is. Transient answers are retried underneath every call
+(see :mod:`rehearsal.retry`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
 from kubernetes import dynamic, watch
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 FIELD_MANAGER = "istio-upgrade-rehearsal"
 
@@ -132,18 +136,26 @@ class Kube:
                     f"{timeout:.0f}s: {rollout_message(obj)}"
                 )
             w = watch.Watch()
-            for event in self.dynamic.watch(
-                resource,
-                namespace=namespace,
-                name=name,
-                resource_version=obj["metadata"]["resourceVersion"],
-                timeout=max(1, int(remaining)),
-                watcher=w,
-            ):
-                obj = event["raw_object"]
-                if rollout_complete(obj):
-                    w.stop()
-                    break
+            try:
+                for event in self.dynamic.watch(
+                    resource,
+                    namespace=namespace,
+                    name=name,
+                    resource_version=obj["metadata"]["resourceVersion"],
+                    timeout=max(1, int(remaining)),
+                    watcher=w,
+                ):
+                    if event.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old to watch from
+                        break
+                    obj = event["raw_object"]
+                    if rollout_complete(obj):
+                        w.stop()
+                        break
+            except (ApiException, urllib3.exceptions.HTTPError) as exc:
+                # A watch the server cut or expired: start again from the object as it is now.
+                if isinstance(exc, ApiException) and exc.status not in (410, 429, 500, 502, 503, 504):
+                    raise
+            obj = resource.get(name=name, namespace=namespace).to_dict()
         return obj
 
 

@@ -45,6 +45,14 @@ class Settings:
     apps_registry: str | None = None
     traffic_requests: int = 50
     timeout: float = 300.0
+    # An existing cluster: which contexts may be rehearsed on (globs), which namespaces' workloads to restart
+    # (empty: every injected one), the user's own apps instead of the sample apps, and their probe.
+    allow_context: tuple[str, ...] = ()
+    restart_namespaces: tuple[str, ...] = ()
+    apps: str | None = None
+    probe: str | None = None
+    probe_host: str | None = None
+    istio_from_given: bool = True
     # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
     version_notes: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -52,8 +60,8 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
-        data["sets"] = list(self.sets)
-        data["version_notes"] = list(self.version_notes)
+        for name in ("sets", "allow_context", "restart_namespaces", "version_notes"):
+            data[name] = list(getattr(self, name))
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
             if "=" in text
@@ -65,10 +73,9 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         data = dict(data)
-        data["sets"] = tuple(data.get("sets") or ())
-        data["version_notes"] = tuple(data.get("version_notes") or ())
-        data["sim_registries"] = tuple(data.get("sim_registries") or ())
-        return cls(**data)
+        for name in ("sets", "allow_context", "restart_namespaces", "sim_registries", "version_notes"):
+            data[name] = tuple(data.get(name) or ())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def install_spec(self, version: str) -> dict[str, Any]:
         """The plan for installing ``version``: the plan file, then --set, with the tag of that version."""
@@ -133,7 +140,11 @@ def load_config(path: str | None) -> dict[str, Any]:
 def resolve(values: dict[str, Any]) -> Settings:
     """Build and check Settings from merged option values (None means "not given")."""
     v = {k: val for k, val in values.items() if val is not None}
-    known = {f for f in Settings.__dataclass_fields__ if f not in ("plan_spec", "version_notes")}
+    known = {
+        f
+        for f in Settings.__dataclass_fields__
+        if f not in ("plan_spec", "istio_from_given", "version_notes")
+    }
     unknown = sorted(set(v) - known)
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -156,6 +167,27 @@ def resolve(values: dict[str, Any]) -> Settings:
     if cluster == "kubeconfig" and not kubeconfig:
         raise SettingsError(
             "--cluster kubeconfig needs --rehearsal-kubeconfig PATH (and optionally --rehearsal-context NAME)"
+        )
+    allow_context = tuple(v.get("allow_context") or ())
+    if cluster == "kubeconfig":
+        from .cluster.base import ClusterError
+        from .cluster.kubeconfig import check_context_allowed
+
+        try:
+            check_context_allowed(Path(str(kubeconfig)).expanduser(), v.get("context"), allow_context)
+        except ClusterError as exc:
+            raise SettingsError(str(exc)) from None
+    restart_namespaces = tuple(
+        n.strip() for item in v.get("restart_namespaces") or () for n in str(item).split(",") if n.strip()
+    )
+    apps = v.get("apps")
+    if apps and not Path(str(apps)).is_dir():
+        raise SettingsError(f"--apps {apps}: not a folder; pass a folder of Kubernetes YAML manifests")
+    if v.get("probe_host") and not v.get("probe"):
+        raise SettingsError("--probe-host needs --probe PATH (the path to request through the ingress)")
+    if apps and not v.get("probe"):
+        raise SettingsError(
+            "--apps needs --probe PATH: the path on the ingress gateway your apps answer 200 on"
         )
     faults = v.get("sim_faults")
     if faults:
@@ -213,6 +245,12 @@ def resolve(values: dict[str, Any]) -> Settings:
         apps_registry=v.get("apps_registry"),
         traffic_requests=requests_n,
         timeout=timeout,
+        allow_context=allow_context,
+        restart_namespaces=restart_namespaces,
+        apps=str(apps) if apps else None,
+        probe=v.get("probe"),
+        probe_host=v.get("probe_host"),
+        istio_from_given=bool(v.get("istio_from")),
         version_notes=tuple(notes),
         plan_spec=plan_spec,
     )

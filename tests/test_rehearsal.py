@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -184,14 +182,17 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
 
 def test_api_failing_during_apply_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    # The dry run patches istiod's Deployment first (let through), then the apply: that one fails.
+    # The dry run patches istiod's Deployment first (let through), then the apply: that one keeps failing for
+    # longer than its retries may take (5 s of capped backoff from 0.2 s allow at most 5 attempts).
     faults.write_text(
         "faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
-        "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 1\n"
+        "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 10\n"
     )
-    result, data = rehearse(tmp_path, "--sim-faults", str(faults))
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "Internal error occurred: rehearsal-sim: injected fault" in step(data, "apply")["reason"]
+    retries = [e for e in step(data, "apply")["evidence"] if e.get("title") == "retry"]
+    assert retries and {e["data"]["status"] for e in retries} == {500}
     assert data["rollback"]["verified"]
 
 
@@ -295,99 +296,44 @@ def test_with_registry_rewrites_images_keeping_their_path():
 
 
 def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
-    kubeconfig = tmp_path / "cluster.kubeconfig"
-    faults = tmp_path / "faults.yaml"
-    # istiod's Deployment is patched by the source install, then by the dry run, then by the apply: the API
-    # hangs on the third, long enough to kill the run mid-apply.
-    faults.write_text(
-        "faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
-        "    namespace: istio-system\n    name: istiod\n    code: 504\n    delay: 60s\n"
-        "    skip: 2\n    times: 1\n"
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--time-scale",
-            "0",
-            "--faults",
-            str(faults),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert "ready at" in server.stdout.readline()
-        reports = tmp_path / "reports"
-        # On a cluster reached by kubeconfig the harness runs the istioctl it is given: here, the emulator's.
-        from kubesim.istio.istioctl import write_executable
+    from tests import holds
 
-        ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in (SOURCE, TARGET))
-        run = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                str(ROOT / "suites"),
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--cluster",
-                "kubeconfig",
-                "--rehearsal-kubeconfig",
-                str(kubeconfig),
-                "--istio-from",
-                SOURCE,
-                "--istio-to",
-                TARGET,
-                "--report-dir",
-                str(reports),
-                "--istioctl-from",
-                str(ctl_from),
-                "--istioctl-to",
-                str(ctl_to),
-                "--traffic-requests",
-                "5",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 120
-        journal = None
-        while time.monotonic() < deadline:
-            journals = list(reports.glob("run-*/journal.json"))
-            if journals and json.loads(journals[0].read_text()).get("changed_cluster"):
-                journal = journals[0]
-                break
-            time.sleep(0.2)
-        assert journal is not None, "the run never reached apply"
-        # The apply's patch of istiod hangs for 60 s; killing within that window kills the run mid-apply. The
-        # CRDs are applied (and awaited) first, which takes longer on a loaded machine: wait well into it.
-        time.sleep(10.0)
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-        # The fault fired once; the replay goes through.
+    with holds.cluster(tmp_path) as sim:
+        # istiod's Deployment is patched by the source install, then by the dry run, then by the apply: the
+        # server holds the third until the run has been killed, so the kill lands mid-apply on every machine.
+        held = holds.HeldRequest(sim, "patch", "deployments", "istiod", nth=3)
+        run = holds.start_rehearsal(tmp_path, sim)
+        try:
+            held.wait_reached()
+            run.kill()
+            run.wait(timeout=60)
+        finally:
+            held.release()
+            if run.poll() is None:
+                run.kill()
+        folder = holds.run_dir(tmp_path)
+        assert json.loads((folder / "journal.json").read_text())["changed_cluster"]
         replay = subprocess.run(
-            [sys.executable, "-m", "rehearsal", "rollback", str(journal.parent)],
+            [sys.executable, "-m", "rehearsal", "rollback", str(folder)],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,
         )
         assert replay.returncode == 0, replay.stdout + replay.stderr
-        assert f"{journal.parent.name}: rolled-back" in replay.stdout
-        record = json.loads((journal.parent / "rehearsal.json").read_text())
+        assert f"{folder.name}: rolled-back" in replay.stdout
+        record = holds.record(folder)
         assert record["verdict"] == "rolled-back"
-        assert record["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert record["rollback"]["verification"]["versions"]["control_plane"] == [holds.SOURCE]
+        # The cleanup ran too: the sample apps and their namespace are gone, and the lease is free.
+        namespaces = {n.metadata.name for n in sim_core(sim).list_namespace().items}
+        assert "rehearsal-apps" not in namespaces
+
+
+def sim_core(sim):
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(config_file=str(sim.kubeconfig_path)))
 
 
 def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path):

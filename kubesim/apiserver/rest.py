@@ -114,7 +114,11 @@ class ResourceMixin(StreamMixin):
             rt.plural + ("/" + route.subresource if route.subresource else ""),
         )
         fault = self.cluster.faults.api_fault(
-            "patch" if verb == "apply" else verb, rt, route.namespace or "", route.name or ""
+            "patch" if verb == "apply" else verb,
+            rt,
+            route.namespace or "",
+            route.name or "",
+            self.headers.get("User-Agent") or "",
         )
         if fault is not None:
             raise fault

@@ -204,7 +204,10 @@ class StreamMixin(HandlerBase):
             ip, port = self.cluster.endpoints_for(obj, port_text)
             if ip is None:
                 raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{name}"', {})
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
+        # The client's Host header goes on to the backend: the service proxy's UpgradeAwareHandler rewrites it
+        # only with UseLocationHost (k8s.io/apimachinery/pkg/util/proxy/upgradeaware.go), which kube-apiserver
+        # does not set for service and pod proxies (pkg/registry/core/service/proxy.go).
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
         try:
             response = self.cluster.network.request(ip, port, HttpRequest(method, path, headers, body))
         except ConnectionRefused as exc:

@@ -2,7 +2,7 @@
 
 Three providers hand out a :class:`Cluster` behind one protocol: ``sim`` (the embedded simulated cluster,
 the default), ``kubeconfig`` (an existing cluster chosen by kubeconfig and context; never deleted) and
-``kind`` (a kind cluster created and deleted through pytest-kind's ``KindCluster``). Everything above this
+``kind`` (a kind cluster created, reused and deleted with the pinned kind CLI). Everything above this
 layer talks to the cluster only through its kubeconfig, with the official client and the real CLIs.
 """
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+USER_AGENT = "istio-upgrade-rehearsal"
+
 
 class ClusterError(Exception):
     """A cluster could not be provided; the message says what is wrong and how to fix it."""
@@ -39,6 +41,9 @@ class Cluster:
     release: Callable[[], None] = field(default=lambda: None, repr=False)
     details: dict[str, Any] = field(default_factory=dict)
     simulator: Simulator | None = field(default=None, repr=False)
+    # Told of every retried API call (the run records them as evidence of the step in flight).
+    retry_listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list, repr=False)
+    retry_budget: float = 300.0
 
     @property
     def stable_name(self) -> str:
@@ -46,9 +51,23 @@ class Cluster:
         return f"{self.provider}:{self.context or self.name}"
 
     def api_client(self) -> Any:
+        """A client of this cluster that names itself and retries transient failures (see rehearsal.retry)."""
+        import urllib3
+        from kubernetes import client as kube_client
         from kubernetes import config
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+        from .. import __version__, retry
+
+        configuration = kube_client.Configuration()
+        config.load_kube_config(
+            config_file=str(self.kubeconfig), context=self.context, client_configuration=configuration
+        )
+        # No silent retries underneath (urllib3 would retry some 429/503 itself): each retry is the harness's,
+        # within its deadline, and recorded.
+        configuration.retries = urllib3.Retry(total=False)
+        client = kube_client.ApiClient(configuration)
+        client.user_agent = f"{USER_AGENT}/{__version__}"
+        return retry.install(client, self.retry_listeners, retry.Backoff(budget=self.retry_budget))
 
     def server_version(self) -> str:
         from kubernetes import client

@@ -199,12 +199,48 @@ class Istioctl:
     context: str | None = None
     evidence: EvidenceLog = field(default_factory=EvidenceLog)
     timeout: float = 600.0
+    # A command that failed on a transient API answer is run again (capped backoff) within this many seconds;
+    # its commands apply the whole wanted state, so a second run repeats no change (see rehearsal.retry).
+    retry_budget: float = 300.0
+    retry_listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
 
     @property
     def minor(self) -> Any:
         return minor_of(self.version)
 
     def run(self, *args: str, check: bool = True, stdin: str | None = None) -> CommandRecord:
+        from ..retry import Backoff, transient_istioctl_error
+
+        backoff = Backoff(budget=self.retry_budget)
+        limit = time.monotonic() + self.retry_budget
+        attempt = 0
+        while True:
+            record = self._run_once(args, stdin)
+            if record.exit_code in (0, -1) or not transient_istioctl_error(record.stderr, record.stdout):
+                break
+            pause = backoff.delay(attempt)
+            if time.monotonic() + pause > limit:
+                break
+            attempt += 1
+            event = {
+                "command": " ".join(["istioctl", *args])[:200],
+                "exit_code": record.exit_code,
+                "reason": (record.stderr or record.stdout).strip().splitlines()[-1][:200]
+                if (record.stderr or record.stdout).strip()
+                else "",
+                "attempt": attempt,
+                "waited_seconds": round(pause, 3),
+            }
+            for listener in list(self.retry_listeners):
+                listener(event)
+            time.sleep(pause)  # bounded by the retry budget
+        if record.exit_code == -1:  # timed out
+            raise IstioctlFailed(record)
+        if check and record.exit_code != 0:
+            raise IstioctlFailed(record)
+        return record
+
+    def _run_once(self, args: tuple[str, ...], stdin: str | None) -> CommandRecord:
         argv = [str(self.path), *args]
         if self.kubeconfig:
             argv += ["--kubeconfig", str(self.kubeconfig)]
@@ -221,16 +257,12 @@ class Istioctl:
                 stdin=None if stdin is not None else subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
-            record = self.evidence.record_command(
+            return self.evidence.record_command(
                 argv, -1, str(exc.stdout or ""), f"timed out after {self.timeout}s", started
             )
-            raise IstioctlFailed(record) from None
         except OSError as exc:
             raise IstioctlError(f"cannot run {self.path}: {exc.strerror}") from None
-        record = self.evidence.record_command(argv, result.returncode, result.stdout, result.stderr, started)
-        if check and result.returncode != 0:
-            raise IstioctlFailed(record)
-        return record
+        return self.evidence.record_command(argv, result.returncode, result.stdout, result.stderr, started)
 
     # -- typed commands -----------------------------------------------------------------------------------
     def version_info(self, revision: str | None = None) -> dict[str, Any]:

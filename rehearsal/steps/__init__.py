@@ -24,6 +24,11 @@ ISTIO_NS = "istio-system"
 APPS_NS = "rehearsal-apps"
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_APPS = ROOT / "sample_apps"
+# The host the sample apps' gateway route matches (and nothing else): one no one else can own.
+SAMPLE_HOST = "echo.istio-upgrade-rehearsal.invalid"
+# Every object the harness creates carries this label, so restores and cleanups tell it from the user's.
+OWNED_LABEL = "app.kubernetes.io/managed-by"
+OWNED_VALUE = "istio-upgrade-rehearsal"
 
 
 @dataclass

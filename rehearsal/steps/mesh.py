@@ -3,6 +3,7 @@ the traffic and version observations every later step and validation reuses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -16,7 +17,29 @@ from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
 from ..kube import RolloutTimeout, http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
-from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
+from . import APPS_NS, ISTIO_NS, OWNED_LABEL, OWNED_VALUE, SAMPLE_APPS, SAMPLE_HOST, Rehearsal
+from .detect import InstalledMesh, detect, merged_plan, plan_document
+
+
+def kind_images(settings: Settings) -> list[str]:
+    """The images a rehearsal on kind pulls (Istio's of both versions, the apps'); those Docker already has
+    are loaded into the nodes instead of pulled again."""
+    images = []
+    for version in (settings.istio_from, settings.istio_to):
+        spec = settings.install_spec(version)
+        hub = (
+            spec.get("hub")
+            or ((spec.get("values") or {}).get("global") or {}).get("hub")
+            or "docker.io/istio"
+        )
+        components = ["pilot", "proxyv2"] + (
+            ["install-cni"] if ((spec.get("components") or {}).get("cni") or {}).get("enabled") else []
+        )
+        images += [f"{hub}/{name}:{version}" for name in components]
+    for doc in app_manifests(settings):
+        pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        images += [c["image"] for c in (pod.get("containers") or []) + (pod.get("initContainers") or [])]
+    return sorted(set(images))
 
 
 def provision(settings: Settings, run: Run) -> Cluster:
@@ -35,7 +58,11 @@ def provision(settings: Settings, run: Run) -> Cluster:
                 registries=registries,
             )
         elif settings.cluster == "kind":
-            provider = KindProvider(cluster_name=settings.kind_name, keep=settings.keep_cluster)
+            provider = KindProvider(
+                cluster_name=settings.kind_name,
+                keep=settings.keep_cluster,
+                preload_images=kind_images(settings),
+            )
         else:
             provider = KubeconfigProvider(Path(str(settings.kubeconfig)), settings.context)
         try:
@@ -68,10 +95,68 @@ def plan_files(settings: Settings) -> list[str]:
     return [settings.plan] if settings.plan else []
 
 
+def detect_installed(ctx: Rehearsal) -> InstalledMesh:
+    """Read what Istio already runs (only read). An existing mesh is rehearsed as it is: ``--istio-from`` must
+    match it (when not given, it is taken from it) and its installed settings, with the plan over them,
+    become the plan of the upgrade."""
+    s = ctx.settings
+    with ctx.run.step("detect installed mesh") as step:
+        installed = detect(ctx)
+        ctx.state["installed"] = installed
+        step.add_data("installed", installed.to_dict())
+        if not installed.present:
+            step.note("no Istio control plane runs here yet: the rehearsal installs the source version")
+            return installed
+        running = sorted(set(installed.versions.values()))
+        described = ", ".join(f"{v} (revision {r})" for r, v in sorted(installed.versions.items()))
+        source = installed.versions.get("default") or running[0]
+        if s.istio_from_given and s.istio_from not in running:
+            raise StepFailed(
+                f"--istio-from {s.istio_from} does not match the cluster, which runs Istio {described}, "
+                f"installed by {installed.method}; pass --istio-from {source} (or leave it out)"
+            )
+        if len(running) > 1:
+            raise StepFailed(
+                f"the cluster runs several Istio versions at once ({described}): finish that canary upgrade "
+                "before rehearsing the next one"
+            )
+        if installed.method in ("helm", "operator"):
+            raise StepFailed(
+                f"Istio {described} here is managed by {installed.method}; upgrading it with istioctl or a "
+                "plain apply would fight its owner. Rehearse it with the tool that owns it"
+            )
+        merged = merged_plan(installed, s.plan_spec)
+        plan_path = ctx.run.write_artifact("plan-installed-merged.yaml", plan_document(merged))
+        ctx.settings = dataclasses.replace(
+            s, istio_from=source, istio_from_given=True, plan=str(plan_path), plan_spec=merged
+        )
+        ctx.run.settings = ctx.settings
+        (ctx.run.dir / "settings.json").write_text(json.dumps(ctx.settings.to_dict(), indent=2))
+        step.add_artifact(plan_path, "the installed settings with the plan over them", ctx.run.dir)
+        step.note(
+            f"Istio {described}, installed by {installed.method}; carried over into the plan: "
+            + (", ".join(sorted(installed.carried)) or "nothing beyond the defaults")
+        )
+        return installed
+
+
 def install_source(ctx: Rehearsal) -> None:
-    """Install the source version with the plan's settings: the production mesh being rehearsed."""
+    """Install the source version with the plan's settings, unless a mesh already runs (never over it).
+    On a cluster that outlives the run, the uninstall is registered first, as the cleanup of this step."""
     s = ctx.settings
     with ctx.run.step("install source") as step:
+        installed = ctx.state.get("installed")
+        if installed is not None and installed.present:
+            step.not_needed(f"Istio {s.istio_from} already runs here; it is rehearsed as it is")
+            return
+        if ctx.cluster.provider != "sim":
+            ctx.journal.push(
+                f"uninstall the Istio {s.istio_from} the rehearsal installed",
+                "uninstall_istio",
+                {"version": s.istio_from},
+                registered_by="install source",
+                phase="setup",
+            )
         try:
             ctx.istioctl_from.install(
                 plan_files(s), s.install_sets(s.istio_from), readiness_timeout=f"{int(s.timeout)}s"
@@ -81,25 +166,87 @@ def install_source(ctx: Rehearsal) -> None:
         step.note(f"Istio {s.istio_from} installed")
 
 
+def app_manifests(settings: Settings) -> list[dict[str, Any]]:
+    """The apps the rehearsal serves traffic through: the user's (``--apps``) or the sample apps, each object
+    labelled as the harness's so that restores and cleanups can tell it from the user's own."""
+    if settings.apps:
+        docs = load_manifests(settings.apps)
+    else:
+        docs = with_registry(load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh"), settings.apps_registry)
+    docs = json.loads(json.dumps(docs))
+    if not settings.apps:
+        # The sample route matches only a host the harness owns (".invalid" can never be anyone's, RFC 6761):
+        # on a gateway shared with other teams, "*" would capture /echo of every host.
+        for doc in docs:
+            if doc["kind"] == "VirtualService":
+                doc["spec"]["hosts"] = [SAMPLE_HOST]
+            elif doc["kind"] == "Gateway":
+                for server in doc["spec"].get("servers") or []:
+                    server["hosts"] = [SAMPLE_HOST]
+    for doc in docs:
+        doc["metadata"].setdefault("labels", {})[OWNED_LABEL] = OWNED_VALUE
+    return docs
+
+
+def _ref(doc: dict[str, Any], default_namespace: str) -> list[str]:
+    namespaced = doc["kind"] not in (
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+    )
+    return [
+        doc["apiVersion"],
+        doc["kind"],
+        (doc["metadata"].get("namespace") or default_namespace) if namespaced else "",
+        doc["metadata"]["name"],
+    ]
+
+
 def deploy_apps(ctx: Rehearsal) -> None:
-    with ctx.run.step("deploy sample apps") as step:
-        docs = with_registry(load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh"), ctx.settings.apps_registry)
+    """Deploy the apps; first register their removal (and of namespaces the run creates) as this step's
+    cleanup, so the cluster is left as found. Namespaces that already exist are not relabelled or taken."""
+    with ctx.run.step("deploy sample apps" if not ctx.settings.apps else "deploy your apps") as step:
+        docs = app_manifests(ctx.settings)
+        existing = {n["metadata"]["name"]: n for n in ctx.objects("v1", "Namespace")}
+        created_namespaces = [
+            d["metadata"]["name"]
+            for d in docs
+            if d["kind"] == "Namespace" and d["metadata"]["name"] not in existing
+        ]
+        # An existing namespace stays as its owner has it: applying our Namespace object to it would add
+        # labels (and field ownership) the user never asked for.
+        docs = [d for d in docs if not (d["kind"] == "Namespace" and d["metadata"]["name"] in existing)]
+        objects = [_ref(d, "default") for d in docs if d["kind"] != "Namespace"]
+        ctx.journal.push(
+            "remove the apps the rehearsal deployed",
+            "delete_objects",
+            {"objects": objects, "namespaces": created_namespaces},
+            registered_by=step.name,
+            phase="setup",
+        )
+        ctx.state["created"] = [" ".join(o[1:]).strip() for o in objects] + [
+            f"Namespace {n}" for n in created_namespaces
+        ]
         ctx.kube.invalidate_discovery()
         ctx.kube.apply(docs)
         try:
             for doc in docs:
-                if doc["kind"] == "Deployment":
+                if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
                     ctx.kube.wait_rollout(
-                        "Deployment",
+                        doc["kind"],
                         doc["metadata"]["name"],
-                        doc["metadata"]["namespace"],
+                        doc["metadata"].get("namespace") or "default",
                         ctx.settings.timeout,
                     )
         except RolloutTimeout as exc:
-            raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
+            namespace = str(exc).split()[1].split("/")[0] if len(str(exc).split()) > 1 else APPS_NS
+            raise StepFailed(f"{exc}; {pod_problems(ctx, namespace)}") from None
+        step.add_data("created", {"objects": ctx.state["created"]})
         step.note(
-            f"{len(docs)} objects from sample_apps/ applied and rolled out"
+            f"{len(docs)} objects from {ctx.settings.apps or 'sample_apps/'} applied and rolled out"
             + (f" (images from {ctx.settings.apps_registry})" if ctx.settings.apps_registry else "")
+            + (f"; namespaces created: {', '.join(created_namespaces)}" if created_namespaces else "")
         )
 
 
@@ -124,9 +271,18 @@ def pod_problems(ctx: Rehearsal, namespace: str) -> str:
 
 def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> dict[str, Any]:
     """``count`` requests through the ingress gateway (via the API server's service proxy, which reaches a
-    ClusterIP gateway as well as a LoadBalancer one, on any cluster). The echo app reports which pod answered
-    (mendhak/http-https-echo: ``os.hostname``, the pod's name); no Istio proxy adds a header naming itself."""
+    ClusterIP gateway as well as a LoadBalancer one, on any cluster), for the host the apps' route matches:
+    the sample apps' own host, or ``--probe``/``--probe-host`` for the user's apps. The echo app reports
+    which pod answered (mendhak/http-https-echo: ``os.hostname``, the pod's name); no Istio proxy adds a
+    header naming itself."""
     session = http_session(ctx.kube.api_client)
+    if ctx.settings.probe:
+        path = ctx.settings.probe.rstrip("/") + (path[len("/echo") :] if path.startswith("/echo") else "")
+        host = ctx.settings.probe_host
+    else:
+        host = SAMPLE_HOST
+    if host:
+        session.headers["Host"] = host
     base = (
         f"{ctx.kube.api_client.configuration.host}/api/v1/namespaces/{ISTIO_NS}/services/"
         "istio-ingressgateway:http2/proxy"
@@ -258,8 +414,24 @@ def baseline(ctx: Rehearsal) -> dict[str, Any]:
                 f"the sample app does not answer through the ingress before the upgrade: "
                 f"{json.dumps(traffic['codes'])} {traffic['failures']}"
             )
+        # What istioctl analyze already finds before the upgrade is the user's, not the upgrade's doing: only
+        # new errors count against it.
+        analyze_before = sorted(
+            f"{m.level} [{m.code}] ({m.origin}) {m.message}"
+            for m in ctx.istioctl_from.analyze()
+            if m.level == "Error"
+        )
+        ctx.state["analyze_before"] = analyze_before
+        step.add_data("analyze before the upgrade", analyze_before)
         step.note(
             f"control plane {versions['control_plane']}, {len(versions['data_plane'])} proxies, "
             f"{traffic['requests']} requests answered 200"
+            + (f"; {len(analyze_before)} analyze error(s) already present" if analyze_before else "")
         )
-        return {"versions": versions, "traffic": traffic}
+        return {"versions": versions, "traffic": traffic, "analyze_before": analyze_before}
+
+
+def new_analyze_errors(ctx: Rehearsal, errors: list[str]) -> list[str]:
+    """The analyze errors that were not there before the upgrade."""
+    before = set(ctx.state.get("analyze_before") or [])
+    return [e for e in errors if e not in before]

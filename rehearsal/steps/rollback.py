@@ -15,32 +15,85 @@ from pathlib import Path
 from typing import Any
 
 from ..journal import JournalEntry
-from ..kube import RolloutTimeout
-from . import ISTIO_NS, Rehearsal
-from .backup import CLUSTER, NAMESPACED, clean, custom_resources, istio_crds, istio_related, key, load_backup
+from ..retry import already_done
+from ..run import StepFailed
+from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, Rehearsal, wait_for
+from .backup import (
+    CLUSTER,
+    NAMESPACED,
+    SKIP_CONFIGMAPS,
+    clean,
+    custom_resources,
+    istio_crds,
+    istio_related,
+    key,
+    load_backup,
+)
 from .upgrade import restart_workloads
 from .validate import version_findings
 
 Obj = dict[str, Any]
+RESTORE_MANAGER = "istio-upgrade-rehearsal-restore"
+
+
+def _owned(obj: Obj) -> bool:
+    """Created by the harness (the apps it deployed): its cleanup removes it, restores leave it alone."""
+    return (obj["metadata"].get("labels") or {}).get(OWNED_LABEL) == OWNED_VALUE
+
+
+def _comparable(obj: Obj) -> Obj:
+    """An object as the backup holds it, for telling whether the live one differs."""
+    return clean(obj)
 
 
 def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
-    backup = load_backup(ctx.run.dir / entry.args["backup"])
+    """Put every backed-up object back as it was, changing only those that differ from the backup, then remove
+    what the upgrade added. Istio's own objects are re-applied as istioctl applies them (server-side apply);
+    the user's Istio resources, if the upgrade changed them, are replaced as they were, not applied under the
+    harness's field manager, which would make it co-owner of the user's fields."""
+    folder = _backup_folder(ctx, entry)
+    backup = load_backup(folder)
+    if not backup.get("istio-system") or not backup.get("cluster"):
+        # Never "restore" from nothing: that would delete every Istio object as added by the upgrade.
+        raise RuntimeError(f"the backup in {folder} is missing or incomplete; nothing was restored")
     kube = ctx.kube
-    restored = 0
+    current_by_key: dict[tuple[str, str, str], Obj] = {}
+    for api_version, kind in NAMESPACED:
+        for o in ctx.objects(api_version, kind, ISTIO_NS):
+            current_by_key[key({**o, "kind": kind})] = o
+    for o in ctx.objects("v1", "Secret", ISTIO_NS):
+        current_by_key[key({**o, "kind": "Secret"})] = o
+    for api_version, kind in CLUSTER:
+        for o in ctx.objects(api_version, kind):
+            current_by_key[key({**o, "kind": kind})] = o
+    crds_now = istio_crds(ctx)
+    for crd in crds_now:
+        current_by_key[key({**crd, "kind": "CustomResourceDefinition"})] = crd
+    for o in custom_resources(ctx, crds_now):
+        current_by_key[key(o)] = o
+
+    def differing(objs: list[Obj]) -> list[Obj]:
+        return [o for o in objs if key(o) not in current_by_key or _comparable(current_by_key[key(o)]) != o]
+
+    restored: list[str] = []
+    unchanged = 0
     crds = [o for o in backup.get("cluster", []) if o["kind"] == "CustomResourceDefinition"]
     others = [o for o in backup.get("cluster", []) if o["kind"] != "CustomResourceDefinition"]
-    kube.apply(crds)
+    changed_crds = differing(crds)
+    kube.apply(changed_crds)
     kube.invalidate_discovery()
-    for group in (
-        others,
-        backup.get("istio-system", []),
-        backup.get("secrets", []),
-        backup.get("custom-resources", []),
-    ):
-        kube.apply(group, default_namespace=ISTIO_NS)
-        restored += len(group)
-    restored += len(crds)
+    for group in (others, backup.get("istio-system", []), backup.get("secrets", [])):
+        changed = differing(group)
+        kube.apply(changed, default_namespace=ISTIO_NS)
+        restored += [_name(o) for o in changed]
+        unchanged += len(group) - len(changed)
+    restored += [_name(o) for o in changed_crds]
+    unchanged += len(crds) - len(changed_crds)
+    users = [o for o in backup.get("custom-resources", []) if not _owned(o)]
+    for obj in differing(users):
+        _replace_as_it_was(ctx, obj, current_by_key.get(key(obj)))
+        restored.append(_name(obj))
+    unchanged += len(users) - len(differing(users))
     wanted = {key(o) for part in backup.values() for o in part}
     removed = []
     current: list[tuple[Obj, str, str]] = []
@@ -48,9 +101,7 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         current += [
             (o, api_version, kind)
             for o in ctx.objects(api_version, kind, ISTIO_NS)
-            if not (
-                kind == "ConfigMap" and o["metadata"]["name"] in ("kube-root-ca.crt", "istio-ca-root-cert")
-            )
+            if not (kind == "ConfigMap" and o["metadata"]["name"] in SKIP_CONFIGMAPS)
         ]
     for api_version, kind in CLUSTER:
         current += [(o, api_version, kind) for o in ctx.objects(api_version, kind) if istio_related(o)]
@@ -59,22 +110,91 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     for obj in custom_resources(ctx, istio_crds(ctx)):
         current.append((obj, obj["apiVersion"], obj["kind"]))
     for obj, api_version, kind in current:
-        if key({**obj, "kind": kind}) not in wanted:
-            resource = kube.resource(api_version, kind)
-            resource.delete(name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"))
-            removed.append(
-                f"{kind}/{obj['metadata'].get('namespace', '') + '/' if obj['metadata'].get('namespace') else ''}"
-                f"{obj['metadata']['name']}"
-            )
+        if key({**obj, "kind": kind}) not in wanted and not _owned(obj):
+            try:
+                kube.resource(api_version, kind).delete(
+                    name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace")
+                )
+            except Exception as exc:
+                if not already_done(exc, "delete"):
+                    raise
+            removed.append(_name({**obj, "kind": kind}))
     waited = []
     for kind in ("Deployment", "DaemonSet"):
         for obj in ctx.objects("apps/v1", kind, ISTIO_NS):
             kube.wait_rollout(kind, obj["metadata"]["name"], ISTIO_NS, ctx.settings.timeout)
             waited.append(f"{kind.lower()}/{obj['metadata']['name']}")
-    return {"restored": restored, "removed": removed, "rolled out": waited}
+    return {"restored": restored, "unchanged": unchanged, "removed": removed, "rolled out": waited}
 
 
-ACTIONS: dict[str, Callable[[Rehearsal, JournalEntry], dict[str, Any]]] = {"restore_backup": restore_backup}
+def _backup_folder(ctx: Rehearsal, entry: JournalEntry) -> Path:
+    """The backup lives in the folder of the run that journaled it (a replay may record into a new one)."""
+    return ctx.journal.path.parent / entry.args["backup"]
+
+
+def _name(obj: Obj) -> str:
+    ns = obj["metadata"].get("namespace")
+    return f"{obj['kind']}/{ns + '/' if ns else ''}{obj['metadata']['name']}"
+
+
+def _replace_as_it_was(ctx: Rehearsal, obj: Obj, current: Obj | None) -> None:
+    """Create or replace (PUT) a user's object with its backed-up content: only the fields that differ change
+    hands, and no server-side apply makes the harness a co-owner of the rest."""
+    resource = ctx.kube.resource(obj["apiVersion"], obj["kind"])
+    namespace = obj["metadata"].get("namespace")
+    if current is None:
+        resource.create(body=obj, namespace=namespace, field_manager=RESTORE_MANAGER)
+        return
+    body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+    resource.replace(body=body, namespace=namespace, field_manager=RESTORE_MANAGER)
+
+
+def delete_objects(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
+    """The cleanup of what a setup step created: its objects, then the namespaces it created (waiting until
+    they are gone, so the cluster is as found when the run ends)."""
+    removed = []
+    for api_version, kind, namespace, name in entry.args.get("objects") or []:
+        if namespace in (entry.args.get("namespaces") or []):
+            continue  # goes with its namespace
+        try:
+            resource = ctx.kube.resource(api_version, kind)
+            resource.delete(name=name, namespace=namespace or None)
+            removed.append(f"{kind}/{namespace + '/' if namespace else ''}{name}")
+        except Exception as exc:
+            if not already_done(exc, "delete"):
+                raise
+    core = ctx.core()
+    for namespace in entry.args.get("namespaces") or []:
+        try:
+            core.delete_namespace(namespace)
+        except Exception as exc:
+            if not already_done(exc, "delete"):
+                raise
+        removed.append(f"Namespace {namespace}")
+    remaining = set(entry.args.get("namespaces") or [])
+    if remaining:
+        wait_for(
+            lambda: not remaining & {n["metadata"]["name"] for n in ctx.objects("v1", "Namespace")},
+            ctx.settings.timeout,
+            f"namespace(s) {', '.join(sorted(remaining))} to be deleted",
+        )
+    return {"removed": removed}
+
+
+def uninstall_istio(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
+    """The cleanup of a source version the harness installed on a cluster that had none."""
+    ctx.istioctl_from.run("uninstall", "--purge", "-y")
+    # With the mesh gone as it came, the upgrade's undos have nothing left to restore.
+    for moot in ctx.journal.pending("upgrade"):
+        ctx.journal.mark_done(moot)
+    return {"removed": [f"Istio {entry.args.get('version')} (istioctl uninstall --purge)"]}
+
+
+ACTIONS: dict[str, Callable[[Rehearsal, JournalEntry], dict[str, Any]]] = {
+    "restore_backup": restore_backup,
+    "delete_objects": delete_objects,
+    "uninstall_istio": uninstall_istio,
+}
 
 
 def custom_resource_differences(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> list[str]:
@@ -86,8 +206,8 @@ def custom_resource_differences(ctx: Rehearsal, backup: dict[str, list[Obj]]) ->
         c.pop("apiVersion", None)
         return c
 
-    saved = {key(o): body(o) for o in backup.get("custom-resources", [])}
-    now = {key(o): body(o) for o in custom_resources(ctx, istio_crds(ctx))}
+    saved = {key(o): body(o) for o in backup.get("custom-resources", []) if not _owned(o)}
+    now = {key(o): body(o) for o in custom_resources(ctx, istio_crds(ctx)) if not _owned(o)}
     differences = [f"{k[0]} {k[1]}/{k[2]} is missing" for k in saved if k not in now]
     differences += [f"{k[0]} {k[1]}/{k[2]} was added" for k in now if k not in saved]
     differences += [
@@ -129,30 +249,44 @@ def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
 
 
 def perform(ctx: Rehearsal) -> dict[str, Any]:
-    """Run every pending undo (collecting errors rather than stopping), then the proof."""
+    """Run every pending undo of the upgrade (collecting errors rather than stopping), then the proof. An undo
+    that raised fails the step; after a failed restore nothing runs that would move the cluster further from
+    the source (no restart onto whatever injector is left)."""
     results: dict[str, Any] = {"ran": True, "restored": [], "errors": []}
     backup_folder = None
-    with ctx.run.step("rollback") as step:
-        for entry in ctx.journal.pending():
-            try:
-                outcome = ACTIONS[entry.action](ctx, entry)
-                results["restored"].append(
-                    {"undo": entry.name, "registered_by": entry.registered_by, **outcome}
-                )
-                if entry.action == "restore_backup":
-                    backup_folder = ctx.run.dir / entry.args["backup"]
-                ctx.journal.mark_done(entry)
-            except (RolloutTimeout, Exception) as exc:
-                results["errors"].append(f"{entry.name}: {exc}")
-        step.add_data("undo", results)
-        if results["errors"]:
-            step.note("; ".join(results["errors"]))
-        else:
-            step.note(f"{len(results['restored'])} undo action(s) done")
     try:
-        restart_workloads(ctx, "rollback: restart workloads")
-    except Exception as exc:
-        results["errors"].append(f"restart workloads: {exc}")
+        with ctx.run.step("rollback") as step:
+            for entry in ctx.journal.pending("upgrade"):
+                if entry.action == "workload_restart":
+                    continue  # put back by the restart below, once the control plane is the source's
+                try:
+                    outcome = ACTIONS[entry.action](ctx, entry)
+                    results["restored"].append(
+                        {"undo": entry.name, "registered_by": entry.registered_by, **outcome}
+                    )
+                    if entry.action == "restore_backup":
+                        backup_folder = _backup_folder(ctx, entry)
+                    ctx.journal.mark_done(entry)
+                except Exception as exc:
+                    results["errors"].append(f"{entry.name}: {exc}")
+                    ctx.journal.mark_failed(entry, str(exc))
+            step.add_data("undo", results)
+            if results["errors"]:
+                raise StepFailed("; ".join(results["errors"]))
+            step.note(f"{len(results['restored'])} undo action(s) done")
+    except StepFailed:
+        pass  # recorded as the step's failure; the proof below says where the cluster stands
+    if not results["errors"]:
+        try:
+            restart_workloads(ctx, "rollback: restart workloads", rolling_back=True)
+        except Exception as exc:
+            results["errors"].append(f"restart workloads: {exc}")
+    else:
+        with ctx.run.step("rollback: restart workloads") as step:
+            step.not_needed(
+                "the restore failed: restarting workloads now could move their sidecars further from "
+                "the source"
+            )
     with ctx.run.step("rollback: verify") as step:
         proof = verify_source(ctx, backup_folder)
         step.add_data("verification", proof)
@@ -169,6 +303,28 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
                 "Istio custom resources identical to the backup"
             )
     return results
+
+
+def cleanup(ctx: Rehearsal) -> dict[str, Any]:
+    """Undo what the setup steps did (apps, namespaces, an Istio the harness installed), last first, so the
+    cluster is left as found except for the upgrade. Only on a cluster that outlives the run."""
+    pending = ctx.journal.pending("setup")
+    outcome: dict[str, Any] = {"created": ctx.state.get("created", []), "removed": [], "errors": []}
+    if not pending:
+        return outcome
+    with ctx.run.step("cleanup") as step:
+        for entry in pending:
+            try:
+                outcome["removed"] += ACTIONS[entry.action](ctx, entry).get("removed", [])
+                ctx.journal.mark_done(entry)
+            except Exception as exc:
+                outcome["errors"].append(f"{entry.name}: {exc}")
+                ctx.journal.mark_failed(entry, str(exc))
+        step.add_data("cleanup", outcome)
+        if outcome["errors"]:
+            raise StepFailed("; ".join(outcome["errors"]))
+        step.note("removed " + (", ".join(outcome["removed"]) or "nothing"))
+    return outcome
 
 
 def decide(ctx: Rehearsal) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from istiofacts import catalog, operator
 from ..istio.istioctl import IstioctlFailed
 from ..kube import FIELD_MANAGER, RolloutTimeout
 from ..run import StepFailed
-from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
+from . import ISTIO_NS, Rehearsal, wait_for
 from .mesh import plan_files, pod_problems
 
 Obj = dict[str, Any]
@@ -432,6 +432,42 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
         step.note("; ".join(reasons))
 
 
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def _set_restarted_at(ctx: Rehearsal, kind: str, name: str, namespace: str, value: str | None) -> None:
+    """Put the pod template's restartedAt back as it was (``None`` removes it): the workload rolls out again
+    and its spec ends as it was before the upgrade restarted it."""
+    resource = ctx.kube.resource("apps/v1", kind)
+    template = (
+        resource.get(name=name, namespace=namespace).to_dict()["spec"]["template"].get("metadata")
+    ) or {}
+    if value is None and set(template.get("annotations") or {}) == {RESTARTED_AT}:
+        # The annotations map was the restart's alone: remove it whole, not leave an empty map behind.
+        resource.patch(
+            name=name,
+            namespace=namespace,
+            content_type="application/json-patch+json",
+            field_manager="kubectl-rollout",
+            body=[
+                {
+                    "op": "test",
+                    "path": "/spec/template/metadata/annotations",
+                    "value": template["annotations"],
+                },
+                {"op": "remove", "path": "/spec/template/metadata/annotations"},
+            ],
+        )
+        return
+    resource.patch(
+        name=name,
+        namespace=namespace,
+        content_type="application/strategic-merge-patch+json",
+        field_manager="kubectl-rollout",
+        body={"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: value}}}}},
+    )
+
+
 def _restart(ctx: Rehearsal, kind: str, name: str, namespace: str) -> None:
     """``kubectl rollout restart``: a restartedAt annotation on the pod template."""
     ctx.kube.resource("apps/v1", kind).patch(
@@ -450,6 +486,18 @@ def _restart(ctx: Rehearsal, kind: str, name: str, namespace: str) -> None:
                 }
             }
         },
+    )
+
+
+def _restart_marker(ctx: Rehearsal, kind: str, namespace: str, name: str) -> Any:
+    return next(
+        (
+            e
+            for e in ctx.journal.pending("upgrade")
+            if e.action == "workload_restart"
+            and (e.args["kind"], e.args["namespace"], e.args["name"]) == (kind, namespace, name)
+        ),
+        None,
     )
 
 
@@ -475,11 +523,31 @@ def injected_namespaces(ctx: Rehearsal) -> list[str]:
     ]
 
 
-def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> list[str]:
-    """Restart workloads whose sidecars do not run the injector's current proxy image."""
+def restart_scope(ctx: Rehearsal) -> list[str]:
+    """The namespaces whose workloads may be restarted: ``--restart-namespaces``, else every injected one (the
+    runbook's step 9)."""
+    return list(ctx.settings.restart_namespaces) or injected_namespaces(ctx)
+
+
+def restart_workloads(
+    ctx: Rehearsal, step_name: str = "restart workloads", rolling_back: bool = False
+) -> list[str]:
+    """Restart workloads (in the restart scope) whose sidecars do not run the injector's current proxy image.
+    The upgrade journals each pod template's restartedAt before changing it; the rollback puts it back, so a
+    rolled-back workload's spec is as it was."""
     with ctx.run.step(step_name) as step:
         restarted = []
-        for ns in injected_namespaces(ctx):
+        scope = restart_scope(ctx)
+        step.add_data(
+            "restart scope",
+            {
+                "namespaces": scope,
+                "chosen with": "--restart-namespaces"
+                if ctx.settings.restart_namespaces
+                else "injection labels",
+            },
+        )
+        for ns in scope:
             pods = ctx.objects("v1", "Pod", ns)
             for kind in ("Deployment", "StatefulSet", "DaemonSet"):
                 for workload in ctx.objects("apps/v1", kind, ns):
@@ -500,8 +568,27 @@ def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> l
                         if expected and images and images[0] != expected:
                             stale.append(f"{pod['metadata']['name']} runs {images[0]}")
                     if stale:
-                        _restart(ctx, kind, workload["metadata"]["name"], ns)
-                        restarted.append((kind, ns, workload["metadata"]["name"], stale[0]))
+                        name = workload["metadata"]["name"]
+                        marker = _restart_marker(ctx, kind, ns, name) if rolling_back else None
+                        if marker is not None:
+                            _set_restarted_at(ctx, kind, name, ns, marker.args["previous"])
+                            ctx.journal.mark_done(marker)
+                        else:
+                            if not rolling_back:
+                                template = workload["spec"]["template"].get("metadata") or {}
+                                ctx.journal.push(
+                                    f"put back the pod template of {kind.lower()}/{ns}/{name}",
+                                    "workload_restart",
+                                    {
+                                        "kind": kind,
+                                        "namespace": ns,
+                                        "name": name,
+                                        "previous": (template.get("annotations") or {}).get(RESTARTED_AT),
+                                    },
+                                    registered_by=step_name,
+                                )
+                            _restart(ctx, kind, name, ns)
+                        restarted.append((kind, ns, name, stale[0]))
         if not restarted:
             step.not_needed("every sidecar already runs the injector's proxy image")
             return []
@@ -509,7 +596,7 @@ def restart_workloads(ctx: Rehearsal, step_name: str = "restart workloads") -> l
             for kind, ns, name, _ in restarted:
                 ctx.kube.wait_rollout(kind, name, ns, ctx.settings.timeout)
         except RolloutTimeout as exc:
-            raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
+            raise StepFailed(f"{exc}; {pod_problems(ctx, ns)}") from None
         described = [f"{kind.lower()}/{ns}/{name} ({why})" for kind, ns, name, why in restarted]
         step.note("restarted " + ", ".join(described))
         return described

@@ -1,0 +1,205 @@
+"""Retrying what real API servers answer when busy: 429 (honouring Retry-After), 500, 502, 503, 504 and
+connection resets, with capped exponential backoff inside a deadline.
+
+Sits under every API call the harness makes: :func:`install` wraps the REST layer of one ``kubernetes``
+``ApiClient`` (the official client's generated APIs, the dynamic client and watches all go through it), and
+:func:`transient_istioctl_error` tells which istioctl failures are worth running again. Trusted clients do the
+same: client-go retries 429 and 5xx answers that carry Retry-After (``k8s.io/client-go/rest/request.go``,
+``checkWait``) and GETs whose connection was reset (``IsRetryableError``).
+
+A retry never repeats a change that took effect: the API server rejects a 429 before doing anything; a create
+retried after an answer that may have come after the change (500, 504, a reset) meets 409 AlreadyExists and a
+delete ``404``, which :func:`already_done` tells callers to take as done; server-side apply and the harness's
+patches carry the whole wanted state, so applying them twice changes nothing more. Each retry is reported to a
+listener (the run records it as evidence of the step in flight).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Answers after which a non-idempotent change may or may not have been made.
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+
+Listener = Callable[[dict[str, Any]], None]
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "rehearsal_retry_deadline", default=None
+)
+_interrupted = threading.Event()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff: ``base * 2**attempt`` seconds, at most ``cap``; ``budget`` seconds in all
+    unless a step deadline (:func:`deadline`) is nearer."""
+
+    base: float = 0.2
+    cap: float = 5.0
+    budget: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        computed = min(self.cap, self.base * (2**attempt))
+        return max(computed, min(retry_after, 60.0)) if retry_after is not None else computed
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Retries inside this block end by ``seconds`` from now (the step's own deadline)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def interrupt() -> None:
+    """Stop waiting between retries at once (a second Ctrl-C)."""
+    _interrupted.set()
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _wait(seconds: float) -> None:
+    if _interrupted.wait(seconds):
+        raise KeyboardInterrupt("interrupted while waiting to retry")
+
+
+class _RetryingRequest:
+    """Replaces ``rest_client.request`` of one ApiClient."""
+
+    def __init__(self, request: Callable[..., Any], backoff: Backoff, listeners: list[Listener]) -> None:
+        self.request = request
+        self.backoff = backoff
+        self.listeners = listeners
+
+    def __call__(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        limit = started + self.backoff.budget
+        step_deadline = _deadline.get()
+        if step_deadline is not None:
+            limit = min(limit, step_deadline)
+        attempt = 0
+        ambiguous = False
+        while True:
+            try:
+                response = self.request(method, url, *args, **kwargs)
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.MaxRetryError) as exc:
+                if not _reset(exc):
+                    raise  # refused or unresolvable: the server is not there, which waiting does not cure
+                # A reset connection: the request may have reached the server.
+                status, reason, retry_after = 0, f"connection reset ({type(exc).__name__})", None
+                ambiguous = ambiguous or method.upper() != "GET"
+                if not self._again(method, url, attempt, status, reason, retry_after, limit):
+                    raise
+                attempt += 1
+                continue
+            status = int(getattr(response, "status", 200))
+            if status not in TRANSIENT_STATUSES:
+                if attempt and ambiguous and status in (404, 409):
+                    self._report(method, url, attempt, status, "the change had already taken effect", 0.0)
+                return response
+            retry_after = _retry_after(getattr(response, "headers", None))
+            if not self._again(method, url, attempt, status, response.reason or "", retry_after, limit):
+                return response  # the caller turns it into the usual ApiException
+            _drain(response)
+            ambiguous = ambiguous or (status in AMBIGUOUS_STATUSES and method.upper() != "GET")
+            attempt += 1
+
+    def _again(
+        self,
+        method: str,
+        url: str,
+        attempt: int,
+        status: int,
+        reason: str,
+        retry_after: float | None,
+        limit: float,
+    ) -> bool:
+        pause = self.backoff.delay(attempt, retry_after)
+        if time.monotonic() + pause > limit:
+            return False
+        self._report(method, url, attempt + 1, status, reason, pause)
+        _wait(pause)
+        return True
+
+    def _report(self, method: str, url: str, attempt: int, status: int, reason: str, pause: float) -> None:
+        path = re.sub(r"^https?://[^/]+", "", url).split("?", 1)[0]
+        event = {
+            "method": method.upper(),
+            "path": path,
+            "status": status,
+            "reason": reason[:200],
+            "attempt": attempt,
+            "waited_seconds": round(pause, 3),
+        }
+        for listener in list(self.listeners):
+            listener(event)
+
+
+def _reset(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None) if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return isinstance(reason, (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError))
+
+
+def _drain(response: Any) -> None:
+    try:
+        response.read()
+    except Exception:  # the body of an error we are about to retry does not matter
+        pass
+
+
+def install(api_client: Any, listeners: list[Listener] | None = None, backoff: Backoff | None = None) -> Any:
+    """Make every request of ``api_client`` retry transient failures; idempotent. Returns the client."""
+    rest = api_client.rest_client
+    current = rest.request
+    if isinstance(current, _RetryingRequest):
+        if listeners is not None:
+            current.listeners = listeners
+        if backoff is not None:
+            current.backoff = backoff
+        return api_client
+    rest.request = _RetryingRequest(current, backoff or Backoff(), listeners if listeners is not None else [])
+    return api_client
+
+
+def already_done(exc: BaseException, verb: str) -> bool:
+    """True when a create met AlreadyExists or a delete NotFound: what was asked is (already) the case."""
+    status = getattr(exc, "status", None)
+    return (verb == "create" and status == 409) or (verb == "delete" and status == 404)
+
+
+# What client-go prints for the answers above (k8s.io/apimachinery/pkg/api/errors and net/http), as istioctl
+# shows them when a call to the API server failed.
+_ISTIOCTL_TRANSIENT = re.compile(
+    r"the server has received too many requests|Too Many Requests|"
+    r"the server is currently unable to handle the request|ServiceUnavailable|"
+    r"Internal error occurred|InternalError|"
+    r"the server was unable to return a response in the time allotted|Timeout: request did not complete|"
+    r"Gateway Timeout|Bad Gateway|connection reset by peer|http2: client connection lost|"
+    r"unexpected EOF|i/o timeout|TLS handshake timeout",
+    re.IGNORECASE,
+)
+
+
+def transient_istioctl_error(stderr: str, stdout: str = "") -> bool:
+    """istioctl failed because of a transient answer of the API server (worth running again)."""
+    return bool(_ISTIOCTL_TRANSIENT.search(stderr) or _ISTIOCTL_TRANSIENT.search(stdout[-2000:]))

@@ -1,0 +1,23 @@
+"""An honest rollback: a run that upgraded is not silently downgraded (that takes --downgrade and makes a new
+record), an undo that raised fails its step, and nothing moves the cluster further after a failed restore."""
+
+from __future__ import annotations
+
+from tests import holds
+from tests.test_rehearsal import rehearse, step
+
+
+def test_a_restore_that_fails_fails_its_step_and_restarts_nothing(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    # The upgrade's istiod never gets ready (so it rolls back), and the restore cannot delete what the upgrade
+    # added: the API keeps answering 500 to that.
+    faults.write_text(
+        f"faults:\n  - type: readiness\n    image: docker.io/istio/pilot:{holds.TARGET}\n    never: true\n"
+        "  - type: api-error\n    verb: delete\n    resource: '*'\n    code: 500\n    times: -1\n"
+    )
+    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    assert data["verdict"] == "rollback-failed", data.get("failure")
+    assert step(data, "rollback")["outcome"] == "failed"
+    restart = step(data, "rollback: restart workloads")
+    assert restart["outcome"] == "not-needed" and "the restore failed" in restart["reason"]
+    assert step(data, "rollback: verify")["outcome"] == "failed"
