@@ -10,10 +10,11 @@ from typing import Any
 
 import requests
 
+from .. import waits
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider
 from ..istio import istioctl as istioctl_mod
 from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
-from ..kube import RolloutTimeout, http_session, load_manifests, with_registry
+from ..kube import http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
 from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
@@ -93,17 +94,15 @@ def deploy_apps(ctx: Rehearsal) -> None:
         docs = with_registry(load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh"), ctx.settings.apps_registry)
         ctx.kube.invalidate_discovery()
         ctx.kube.apply(docs)
-        try:
-            for doc in docs:
-                if doc["kind"] == "Deployment":
-                    ctx.kube.wait_rollout(
-                        "Deployment",
-                        doc["metadata"]["name"],
-                        doc["metadata"]["namespace"],
-                        ctx.settings.timeout,
-                    )
-        except RolloutTimeout as exc:
-            raise StepFailed(f"{exc}; {pod_problems(ctx, APPS_NS)}") from None
+        for doc in docs:
+            if doc["kind"] == "Deployment":
+                waits.rollout(
+                    ctx.kube,
+                    "Deployment",
+                    doc["metadata"]["name"],
+                    doc["metadata"]["namespace"],
+                    ctx.settings.timeout,
+                )
         step.note(
             f"{len(docs)} objects from sample_apps/ applied and rolled out"
             + (f" (images from {ctx.settings.apps_registry})" if ctx.settings.apps_registry else "")

@@ -13,8 +13,10 @@ def test_backup_holds_the_istio_resources(backup, findings):
     assert any(o["kind"] == "MutatingWebhookConfiguration" for o in backup["cluster"])
 
 
-def test_precheck_allows_the_upgrade(precheck_passed):
-    assert precheck_passed.run.steps[-1].outcome == "passed"
+def test_precheck_allows_the_upgrade(precheck_passed, findings):
+    step = next(s for s in precheck_passed.run.steps if s.name == "precheck")
+    findings.update(outcome=step.outcome, reason=step.reason)
+    assert step.outcome == "passed", f"the precheck rejects the upgrade: {step.reason}"
 
 
 def test_manifest_matches_the_plan(inspected_manifest, findings):
