@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .evidence import CommandRecord, redact
+from .evidence import CommandRecord, redact, redact_known
 from .settings import Settings
 
 #: Command output longer than this is kept whole in an artifact; the record holds its tail and a marker.
@@ -222,5 +222,6 @@ class Run:
 
     def save(self) -> None:
         tmp = self.dir / "rehearsal.json.tmp"
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        # Last line of defence: no value of a Secret seen during the run is written, wherever it came from.
+        tmp.write_text(redact_known(json.dumps(self.to_dict(), indent=2, default=str)))
         os.replace(tmp, self.dir / "rehearsal.json")

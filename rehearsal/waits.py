@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .evidence import redact
+from .evidence import redact, remember_secret_values
 from .kube import Kube, rollout_complete, rollout_message
 from .run import StepFailed
 
@@ -218,6 +218,7 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
 
     meta = workload["metadata"]
     namespace = meta["namespace"]
+    _learn_secrets(kube, namespace)
     pods = _pods_of(kube, workload) if pods is None else pods
     # The workload, its pods and their ReplicaSets (events of pods replaced earlier are not about this).
     names = {p["metadata"]["name"] for p in pods} | {meta["name"]}
@@ -278,6 +279,25 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
     }
 
 
+def _learn_secrets(kube: Kube, namespace: str) -> None:
+    """Logs and events can quote a Secret's value (an app logging its password): learn this namespace's
+    Secret values so :func:`~rehearsal.evidence.redact` removes them from what is kept (only in memory)."""
+    import base64
+
+    try:
+        secrets = kube.resource("v1", "Secret").get(namespace=namespace).items
+    except Exception:
+        return
+    values: list[bytes | str] = []
+    for secret in secrets:
+        for value in (secret.to_dict().get("data") or {}).values():
+            try:
+                values.append(base64.b64decode(value))
+            except (ValueError, TypeError):
+                continue
+    remember_secret_values(values)
+
+
 def _stamp(value: Any) -> str | None:
     if value is None:
         return None
@@ -336,7 +356,8 @@ def describe(cause: Obj, evidence: Obj) -> str:
     if cause.get("message"):
         text += f": {cause['message']}"
     warnings = [e for e in evidence.get("events", []) if e.get("type") == "Warning"]
-    if warnings and warnings[-1]["message"] not in text:
+    # A container's own state already quotes the kubelet; for workload-level causes the newest warning says more.
+    if warnings and not cause["object"].startswith("pod ") and warnings[-1]["message"] not in text:
         last = warnings[-1]
         text += f" (last warning: {last['object']} {last['reason']}: {last['message']})"
     for key, lines in (evidence.get("logs") or {}).items():
