@@ -193,6 +193,7 @@ class Run:
                     + text[-OUTPUT_LIMIT:]
                 )
                 data[f"{stream}_artifact"] = relative
+                data[f"{stream}_length"] = len(text)
         self.current.evidence.append({"type": "command", **data})
 
     def fail(self, what: str, detail: dict[str, Any] | None = None) -> None:

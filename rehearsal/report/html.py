@@ -55,15 +55,18 @@ RUNBOOK_ORDER = [
 ]
 
 
-def trimmed(text: str, full_link: str | None, limit: int = TRIM) -> str:
-    """``<pre>`` of ``text``'s tail, with a visible marker (and the link to the whole) when it is cut."""
+def trimmed(text: str, full_link: str | None, limit: int = TRIM, total: int | None = None) -> str:
+    """``<pre>`` of ``text``'s tail, with a visible marker (and the link to the whole) when it is cut.
+    ``total`` is the length of the whole when ``text`` is already a tail of it (the record keeps tails)."""
     text = str(text)
-    if len(text) <= limit:
+    total = max(total or 0, len(text))
+    if total <= limit:
         return f"<pre>{E(text)}</pre>"
-    marker = f"[trimmed: the last {limit} of {len(text)} characters"
+    shown = text[-limit:]
+    marker = f"[trimmed: the last {len(shown)} of {total} characters"
     marker += "; " if full_link else "]"
     link = f'<a href="{E(full_link)}">full text</a>]' if full_link else ""
-    return f'<p class="trim">{E(marker)}{link}</p><pre>{E(text[-limit:])}</pre>'
+    return f'<p class="trim">{E(marker)}{link}</p><pre>{E(shown)}</pre>'
 
 
 def _json(data: Any) -> str:
@@ -132,6 +135,16 @@ def timeline(record: dict[str, Any]) -> str:
     )
 
 
+def _output(item: dict[str, Any], stream: str) -> str:
+    """A command's output; when the record kept only its tail, the marker line the record added is dropped
+    and the whole length and the artifact with the full text are named instead."""
+    text = str(item.get(stream) or "")
+    artifact = item.get(f"{stream}_artifact")
+    if artifact and text.startswith("[trimmed:"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    return trimmed(text, artifact, total=item.get(f"{stream}_length"))
+
+
 def _evidence(item: dict[str, Any]) -> str:
     kind = item.get("type")
     if kind == "command":
@@ -139,9 +152,9 @@ def _evidence(item: dict[str, Any]) -> str:
         return (
             f"<details><summary><code>{E(argv)}</code> &mdash; exit {E(str(item.get('exit_code')))} "
             f"({float(item.get('duration') or 0):.2f}s)</summary>"
-            f"<p>stdout</p>{trimmed(item.get('stdout') or '', item.get('stdout_artifact'))}"
+            f"<p>stdout</p>{_output(item, 'stdout')}"
             + (
-                f"<p>stderr</p>{trimmed(item.get('stderr') or '', item.get('stderr_artifact'))}"
+                f"<p>stderr</p>{_output(item, 'stderr')}"
                 if item.get("stderr")
                 else ""
             )
