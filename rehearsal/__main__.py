@@ -2,7 +2,8 @@
 
 ``demo [rehearsal options]``
     runs the full rehearsal on the embedded simulated cluster (the suites, with a simulated time scale that
-    looks real) and prints where the report is. Any rehearsal option (``--istio-from``, ``--set``...) passes on.
+    looks real) and prints where the report is. Any rehearsal option (``--istio-from``, ``--set``...) passes
+    on.
 ``report RUN_DIR``
     renders ``RUN_DIR/report.html`` again from ``RUN_DIR/rehearsal.json``.
 ``rollback RUN_DIR``
@@ -62,7 +63,8 @@ def demo(argv: list[str]) -> int:
     if not any(a.startswith("--sim-time-scale") for a in argv):
         args += ["--sim-time-scale", "0.02"]
     print(
-        "Rehearsing an Istio upgrade on the embedded simulated cluster (options: python -m rehearsal demo --help)"
+        "Rehearsing an Istio upgrade on the embedded simulated cluster "
+        "(options: python -m rehearsal demo --help)"
     )
     sys.stdout.flush()
     # The verdict, the cause and the report's path are the last lines pytest prints (the rehearsal plugin).

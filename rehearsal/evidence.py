@@ -1,9 +1,10 @@
-"""Evidence: what each step did, as plain data (commands, arguments, exit codes, output, durations, artifacts).
+"""Evidence: what each step did, as plain data (commands, arguments, exit codes, output, durations,
+artifacts).
 
 Reports are views of these records; nothing here knows about HTML or pytest. Secret material never enters a
-record: :func:`redact` strips bearer tokens, passwords and Secret data from text before it is stored, including
-the values of every Secret the harness has seen (:func:`remember_secret_values`), in clear and in base64, since
-an application may well log its own password.
+record: :func:`redact` strips bearer tokens, passwords and Secret data from text before it is stored,
+including the values of every Secret the harness has seen (:func:`remember_secret_values`), in clear and in
+base64, since an application may well log its own password.
 """
 
 from __future__ import annotations

@@ -128,8 +128,8 @@ def resolve(values: dict[str, Any]) -> Settings:
         )
         raise SettingsError(
             f"--istio-to {istio_to} is older than --istio-from {istio_from}: that is a downgrade, not an "
-            f"upgrade (Istio's policy in the catalog: {policy}); this harness rehearses upgrades, so swap the "
-            "two versions to rehearse the upgrade"
+            f"upgrade (Istio's policy in the catalog: {policy}); this harness rehearses upgrades, so swap "
+            "the two versions to rehearse the upgrade"
         )
     strategy = _choice("--strategy", str(v.get("strategy", "in-place")), STRATEGIES)
     rollback = _choice("--rollback", str(v.get("rollback", "on-failure")), ROLLBACK_MODES)

@@ -73,7 +73,7 @@ class WaitFailed(StepFailed):
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Deadline-bound poll for conditions no single watch expresses; the timeout message states the deadline."""
+    """Deadline-bound poll for conditions no single watch expresses; a timeout states the deadline."""
     started = time.monotonic()
     deadline = started + timeout
     while True:
@@ -225,7 +225,7 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
     names |= {o.get("name") for p in pods for o in p["metadata"].get("ownerReferences") or []}
     events = [
         {
-            "object": f"{(e.get('involvedObject') or {}).get('kind')}/{(e.get('involvedObject') or {}).get('name')}",
+            "object": f"{_involved(e).get('kind')}/{_involved(e).get('name')}",
             "type": e.get("type"),
             "reason": e.get("reason"),
             "message": redact(str(e.get("message") or "")),
@@ -298,6 +298,10 @@ def _learn_secrets(kube: Kube, namespace: str) -> None:
     remember_secret_values(values)
 
 
+def _involved(event: Obj) -> Obj:
+    return event.get("involvedObject") or {}
+
+
 def _stamp(value: Any) -> str | None:
     if value is None:
         return None
@@ -356,7 +360,7 @@ def describe(cause: Obj, evidence: Obj) -> str:
     if cause.get("message"):
         text += f": {cause['message']}"
     warnings = [e for e in evidence.get("events", []) if e.get("type") == "Warning"]
-    # A container's own state already quotes the kubelet; for workload-level causes the newest warning says more.
+    # A container's state already quotes the kubelet; for workload-level causes the newest warning says more.
     if warnings and not cause["object"].startswith("pod ") and warnings[-1]["message"] not in text:
         last = warnings[-1]
         text += f" (last warning: {last['object']} {last['reason']}: {last['message']})"

@@ -36,9 +36,24 @@ class Rehearsed:
 def rehearse(work: Path, *args: str, timeout: float = 600) -> Rehearsed:
     reports = work / "reports"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
-         "--report-dir", str(reports), "--traffic-requests", "10", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "suites"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--report-dir",
+            str(reports),
+            "--traffic-requests",
+            "10",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     latest = reports / "latest"
     return Rehearsed(result.returncode, result.stdout, result.stderr, latest.resolve(), work)

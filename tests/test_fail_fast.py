@@ -66,7 +66,9 @@ def test_an_image_that_cannot_be_pulled_fails_after_one_back_off_in_the_clusters
 
 
 def test_a_crash_loop_fails_with_the_last_log_lines(sim_cluster):
-    sim_cluster.faults.add(CrashLoopFault(PodMatch(namespace="default", label_selector="app=crashing"), after=0))
+    sim_cluster.faults.add(
+        CrashLoopFault(PodMatch(namespace="default", label_selector="app=crashing"), after=0)
+    )
     kube = Kube(sim_cluster.api_client())
     kube.apply([_deployment("crashing", GOOD_IMAGE)])
     with pytest.raises(waits.WaitFailed) as failed:
@@ -106,7 +108,9 @@ def test_an_unpullable_target_pilot_rolls_back_naming_image_and_reason_within_a_
     image = f"docker.io/istio/pilot:{target}"
     assert record["verdict"] == "rolled-back", record["failure"]
     assert image in record["failure"] and "ImagePullBackOff" in record["failure"]
-    assert record["cause"]["reason"] == "ImagePullBackOff" and record["cause"]["step"] == "restart control plane"
+    assert (
+        record["cause"]["reason"] == "ImagePullBackOff" and record["cause"]["step"] == "restart control plane"
+    )
     step = next(s for s in record["steps"] if s["name"] == "restart control plane")
     evidence = next(e["data"] for e in step["evidence"] if e.get("title") == "what the cluster said")
     # The simulator's clock: event timestamps it wrote, and the API server's creationTimestamp of a dry run.

@@ -57,7 +57,11 @@ def plant(cluster: SimCluster, source: str) -> None:
                                 {
                                     "name": "app",
                                     "image": "docker.io/curlimages/curl:8.11.1",
-                                    "command": ["sh", "-c", f'echo "{MARKUP} password={SECRET}"; sleep 2; exit 1'],
+                                    "command": [
+                                        "sh",
+                                        "-c",
+                                        f'echo "{MARKUP} password={SECRET}"; sleep 2; exit 1',
+                                    ],
                                 },
                                 {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{source}"},
                             ]
@@ -113,7 +117,10 @@ def test_no_secret_leaks_and_no_markup_reaches_the_report_unescaped(tmp_path):
     assert record["verdict"] is not None, run.stdout[-3000:]
     # The planted app failed the upgrade in its own words, so its log and event were gathered.
     assert "leaky" in (record["failure"] or ""), record["failure"]
-    allowed = {run.run_dir / "artifacts" / "backup" / "secrets.yaml", run.run_dir / "artifacts" / "kubeconfig"}
+    allowed = {
+        run.run_dir / "artifacts" / "backup" / "secrets.yaml",
+        run.run_dir / "artifacts" / "kubeconfig",
+    }
     encoded = base64.b64encode(SECRET.encode()).decode()
     checked = 0
     for path in sorted(p for p in run.run_dir.rglob("*") if p.is_file()):
@@ -129,7 +136,9 @@ def test_no_secret_leaks_and_no_markup_reaches_the_report_unescaped(tmp_path):
     assert not {"script", "img", "iframe", "object"} & {tag for tag, _ in tags}
     assert not [attrs for _, attrs in tags if any(name.startswith("on") for name, _ in attrs)]
     # It did reach the page, as text: the planted event and the crashing app's log line.
-    assert html.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;") >= 2
+    assert (
+        html.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;") >= 2
+    )
     assert "&lt;redacted&gt;" in html
     # The junit file and pytest-html's table carry test outcomes; they must not carry markup raw either.
     junit = (run.run_dir / "junit.xml").read_text()

@@ -18,7 +18,7 @@ from tests.runs import scenario
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-# Kubernetes generates names from this alphabet (no vowels, no 0/1/3: k8s.io/apimachinery rand.SafeEncodeString).
+# Generated names use this alphabet (no vowels, no 0/1/3: k8s.io/apimachinery rand.SafeEncodeString).
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 _PATTERNS = [
     (re.compile(r"run-\d{8}-\d{6}-[0-9a-f]{4}"), "<run-id>"),
@@ -63,16 +63,24 @@ def projection(record: dict[str, Any]) -> dict[str, Any]:
                 "outcome": s["outcome"],
                 "reason": s["reason"],
                 "evidence": [
-                    e["title"] if e["type"] == "data" else " ".join(e["argv"][1:3]) if e["type"] == "command" else e["type"]
+                    e["title"]
+                    if e["type"] == "data"
+                    else " ".join(e["argv"][1:3])
+                    if e["type"] == "command"
+                    else e["type"]
                     for e in s["evidence"]
                 ],
                 "artifacts": [a["path"] for a in s["artifacts"]],
             }
             for s in record["steps"]
         ],
-        "validations": [{k: v[k] for k in ("name", "suite", "outcome", "reason")} for v in record["validations"]],
+        "validations": [
+            {k: v[k] for k in ("name", "suite", "outcome", "reason")} for v in record["validations"]
+        ],
         "versions": {
-            when: None if seen is None else {"control_plane": seen["control_plane"], "proxies": sorted(seen["data_plane"])}
+            when: None
+            if seen is None
+            else {"control_plane": seen["control_plane"], "proxies": sorted(seen["data_plane"])}
             for when, seen in record["versions"].items()
         },
         "traffic": [{k: t[k] for k in ("when", "requests", "codes")} for t in record["traffic"]],

@@ -27,8 +27,17 @@ def test_report_of_a_rolled_back_run_shows_what_an_auditor_needs():
     run = scenario("rolled-back")
     record = run.record
     page = (run.run_dir / "report.html").read_text()
-    assert "Verdict: <span id=\"verdict-value\">rolled-back</span>" in page
-    for section in ("cause", "timeline", "versions", "validations", "rollback", "plan", "manifest", "artifacts"):
+    assert 'Verdict: <span id="verdict-value">rolled-back</span>' in page
+    for section in (
+        "cause",
+        "timeline",
+        "versions",
+        "validations",
+        "rollback",
+        "plan",
+        "manifest",
+        "artifacts",
+    ):
         assert f"id='{section}'" in page or f'id="{section}' in page, section
     assert "ImagePullBackOff" in page and f"docker.io/istio/pilot:{record['to']}" in page
     assert "<svg id='timeline'" in page and "data-outcome='failed'" in page and "&#x2717; failed" in page
@@ -45,7 +54,9 @@ def test_report_of_a_rolled_back_run_shows_what_an_auditor_needs():
 def test_long_outputs_are_trimmed_with_a_marker_and_a_link_to_the_full_text():
     run = scenario("upgraded")
     page = (run.run_dir / "report.html").read_text()
-    markers = re.findall(r"\[trimmed: the last \d+ of (\d+) characters; <a href=\"([^\"]+)\">full text</a>\]", page)
+    markers = re.findall(
+        r"\[trimmed: the last \d+ of (\d+) characters; <a href=\"([^\"]+)\">full text</a>\]", page
+    )
     assert markers
     full_length, link = next((int(n), link) for n, link in markers if link.startswith("artifacts/"))
     assert len((run.run_dir / link).read_text()) == full_length
@@ -68,7 +79,7 @@ def test_report_command_renders_the_page_again_from_the_record(tmp_path):
     assert result.returncode == 0, result.stderr
     page = (folder / "report.html").read_text()
     assert page == report_html.render(json.loads((folder / "rehearsal.json").read_text()), folder)
-    assert "Verdict: <span id=\"verdict-value\">failed</span>" in page and "precheck" in page
+    assert 'Verdict: <span id="verdict-value">failed</span>' in page and "precheck" in page
 
 
 def test_report_command_on_a_folder_without_a_record_is_one_line(tmp_path):
@@ -159,9 +170,21 @@ def test_a_report_folder_that_cannot_be_written_is_one_line(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider",
-         "--report-dir", str(blocked / "reports")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "suites"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--report-dir",
+            str(blocked / "reports"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 4 and "INTERNALERROR" not in result.stderr + result.stdout
     assert f"--report-dir {blocked / 'reports'}: cannot write run folders there" in result.stderr
@@ -171,8 +194,8 @@ def test_a_report_folder_that_cannot_be_written_is_one_line(tmp_path):
 def test_trimmed_escapes_and_marks_the_cut():
     text = "<b>" + "x" * 50
     out = report_html.trimmed(text, "artifacts/full.txt", limit=10)
-    assert "[trimmed: the last 10 of 53 characters; <a href=\"artifacts/full.txt\">full text</a>]" in out
-    assert "<b>" not in out.replace("<p class=\"trim\">", "")
+    assert '[trimmed: the last 10 of 53 characters; <a href="artifacts/full.txt">full text</a>]' in out
+    assert "<b>" not in out.replace('<p class="trim">', "")
     assert report_html.trimmed("<i>", None) == "<pre>&lt;i&gt;</pre>"
 
 

@@ -93,7 +93,7 @@ def _seconds(start: str, run_start: str) -> float:
 
 
 def timeline(record: dict[str, Any]) -> str:
-    """The steps in runbook order as inline SVG: one row each, a bar from start to end, coloured by outcome."""
+    """The steps in runbook order as inline SVG: a row each, a bar from start to end, coloured by outcome."""
     steps = _steps_in_order(record.get("steps") or [])
     if not steps:
         return "<p>No step ran.</p>"
@@ -112,7 +112,8 @@ def timeline(record: dict[str, Any]) -> str:
         failed = step["outcome"] == "failed"
         stroke = " stroke='#82071e' stroke-width='2'" if failed else ""
         mark = (
-            f"<text x='{x + width + 4:.1f}' y='{y + 15}' class='fail-mark' fill='#cf222e'>&#x2717; failed</text>"
+            f"<text x='{x + width + 4:.1f}' y='{y + 15}' class='fail-mark' fill='#cf222e'>"
+            "&#x2717; failed</text>"
             if failed
             else ""
         )
@@ -123,7 +124,8 @@ def timeline(record: dict[str, Any]) -> str:
             f"<text x='4' y='{y + 15}'>{E(step['name'])}</text>"
             f"<rect x='{x:.1f}' y='{y + 3}' width='{width:.1f}' height='{row_h - 8}' fill='{colour}'"
             f"{stroke}/>"
-            f"<text x='{label_w + bar_w + 60}' y='{y + 15}' class='dur'>{step['duration_seconds']:.2f}s</text>"
+            f"<text x='{label_w + bar_w + 60}' y='{y + 15}' class='dur'>"
+            f"{step['duration_seconds']:.2f}s</text>"
             f"{mark}</g>"
         )
     axis = f"<text x='{label_w}' y='{height - 4}' class='dur'>0s</text>" + (
@@ -153,11 +155,7 @@ def _evidence(item: dict[str, Any]) -> str:
             f"<details><summary><code>{E(argv)}</code> &mdash; exit {E(str(item.get('exit_code')))} "
             f"({float(item.get('duration') or 0):.2f}s)</summary>"
             f"<p>stdout</p>{_output(item, 'stdout')}"
-            + (
-                f"<p>stderr</p>{_output(item, 'stderr')}"
-                if item.get("stderr")
-                else ""
-            )
+            + (f"<p>stderr</p>{_output(item, 'stderr')}" if item.get("stderr") else "")
             + "</details>"
         )
     if kind == "data":
@@ -166,7 +164,8 @@ def _evidence(item: dict[str, Any]) -> str:
             f"{trimmed(_json(item.get('data')), 'rehearsal.json')}</details>"
         )
     if kind == "traceback":
-        return f"<details><summary>traceback</summary>{trimmed(item.get('text') or '', 'rehearsal.json')}</details>"
+        text = trimmed(item.get("text") or "", "rehearsal.json")
+        return f"<details><summary>traceback</summary>{text}</details>"
     return ""
 
 
@@ -279,7 +278,7 @@ def _versions(record: dict[str, Any]) -> str:
             value = ", ".join(str(v) for v in value)
         return E(str(value)) if value not in (None, "") else "&ndash;"
 
-    rows = [("control plane", "control_plane", None)]
+    rows: list[tuple[str, str, str | None]] = [("control plane", "control_plane", None)]
     proxies: set[str] = set()
     for col, _ in columns:
         proxies |= set(((versions.get(col) or {}).get("data_plane") or {}).keys())
@@ -291,7 +290,10 @@ def _versions(record: dict[str, Any]) -> str:
         + "</tr>"
         for label, g, k in rows
     )
-    return f"<section id='versions'><h2>Versions</h2><table class='grid'><tr><th></th>{head}</tr>{body}</table></section>"
+    return (
+        "<section id='versions'><h2>Versions</h2>"
+        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table></section>"
+    )
 
 
 def _validations(record: dict[str, Any]) -> str:
@@ -316,7 +318,8 @@ def _rollback(record: dict[str, Any]) -> str:
     proof = rollback.get("verification") or {}
     restored = "".join(
         f"<li>{E(str(r.get('undo')))} (registered by {E(str(r.get('registered_by')))}): "
-        f"{E(str(r.get('restored')))} objects re-applied; removed: {E(', '.join(r.get('removed') or []) or 'nothing')}; "
+        f"{E(str(r.get('restored')))} objects re-applied; "
+        f"removed: {E(', '.join(r.get('removed') or []) or 'nothing')}; "
         f"rolled out: {E(', '.join(r.get('rolled out') or []) or 'nothing')}</li>"
         for r in rollback.get("restored") or []
     )
@@ -331,7 +334,8 @@ def _rollback(record: dict[str, Any]) -> str:
                 for p in sorted(set(after.get("data_plane") or {}) | set(back.get("data_plane") or {}))
             ],
         ]:
-            diff_rows += f"<tr><th>{E(label)}</th><td class='old'>{E(str(a))}</td><td class='new'>{E(str(b))}</td></tr>"
+            cells = f"<td class='old'>{E(str(a))}</td><td class='new'>{E(str(b))}</td>"
+            diff_rows += f"<tr><th>{E(label)}</th>{cells}</tr>"
     traffic = proof.get("traffic") or {}
     findings = proof.get("findings") or {}
     return (
@@ -395,9 +399,11 @@ def _steps(record: dict[str, Any]) -> str:
             f"<li><a href='{E(a['path'])}'>{E(a['path'])}</a> {E(a.get('description', ''))}</li>"
             for a in step.get("artifacts") or []
         )
+        opened = " open" if step["outcome"] == "failed" else ""
         parts.append(
-            f"<details class='stepdetail {E(step['outcome'])}' {'open' if step['outcome'] == 'failed' else ''}>"
-            f"<summary><b>{E(step['name'])}</b> &mdash; {E(step['outcome'])} ({step['duration_seconds']:.2f}s)"
+            f"<details class='stepdetail {E(step['outcome'])}'{opened}>"
+            f"<summary><b>{E(step['name'])}</b> &mdash; {E(step['outcome'])} "
+            f"({step['duration_seconds']:.2f}s)"
             f"{': ' + E(step['reason'][:240]) if step['reason'] else ''}</summary>"
             + (f"<p>{E(step['reason'])}</p>" if len(step["reason"]) > 240 else "")
             + "".join(_evidence(item) for item in step.get("evidence") or [])

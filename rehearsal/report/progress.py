@@ -35,7 +35,8 @@ def live_line(what: str, elapsed: float, deadline: float) -> str:
 
 def closing_lines(record: dict[str, Any], report: str) -> list[str]:
     lines = [
-        f"verdict: {record.get('verdict') or 'interrupted'} (Istio {record.get('from')} -> {record.get('to')}, "
+        f"verdict: {record.get('verdict') or 'interrupted'} "
+        f"(Istio {record.get('from')} -> {record.get('to')}, "
         f"{record.get('cluster')}, {record.get('strategy')})"
     ]
     if record.get("verdict") != "upgraded" and record.get("failure"):
