@@ -3,9 +3,9 @@
 A rollout wait watches the workload *and* its pods: it returns when the rollout is complete (the rule of
 ``kubectl rollout status``), and fails at once, in the cluster's own words, when the cluster reports a state
 that does not heal by waiting: ``ProgressDeadlineExceeded`` (deployment controller), an image pull still
-failing after one back-off (``ErrImagePull`` / ``ImagePullBackOff``, kubelet), ``CrashLoopBackOff``,
-``CreateContainerConfigError`` / ``CreateContainerError`` / ``InvalidImageName``, or a ``ReplicaFailure``
-condition / ``FailedCreate`` event (a pod refused by admission). Reasons and their meaning are those of
+failing after one back-off (``ErrImagePull`` / ``ImagePullBackOff``, kubelet), a crash again after the first
+back-off (``CrashLoopBackOff``), ``CreateContainerConfigError`` / ``CreateContainerError`` /
+``InvalidImageName``, or a ``ReplicaFailure`` condition / ``FailedCreate`` event (a pod refused by admission). Reasons and their meaning are those of
 kubernetes/kubernetes ``pkg/kubelet/images/types.go``, ``pkg/kubelet/container/sync_result.go`` and
 ``pkg/controller/deployment/util/deployment_util.go`` (tag v1.33.1).
 
@@ -170,6 +170,10 @@ def _verdict_of(kube: Kube, workload: Obj, pods: list[Obj], check_events: bool) 
             waiting = _waiting(state)
             reason = waiting.get("reason") or ""
             obj = f"pod {meta['namespace']}/{pod['metadata']['name']} container {name}"
+            # A container that crashed once may be racing something that heals (an init container started
+            # while the Istio CNI agent restarts); crashing again after the first back-off does not heal.
+            if reason == "CrashLoopBackOff" and int(state.get("restartCount") or 0) < 2:
+                continue
             if reason in HOPELESS_AT_ONCE:
                 return {
                     "object": obj,

@@ -128,3 +128,68 @@ def test_a_run_stopped_before_any_change_does_not_poll_for_what_cannot_come():
         e for e in verify["evidence"] if e["type"] == "command" and e["argv"][1:2] == ["version"]
     ]
     assert len(versions_asked) == 1, [e["argv"] for e in versions_asked]
+
+
+class _Listed:
+    """What the dynamic client's list returns: items with to_dict()."""
+
+    def __init__(self, objects: list[dict]) -> None:
+        self.items = [type("Item", (), {"to_dict": lambda self, o=o: o})() for o in objects]
+
+
+class _EventsOnly:
+    """A cluster whose only answer is a list of events (the part of Kube the verdict reads)."""
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+
+    def resource(self, api_version: str, kind: str):
+        assert (api_version, kind) == ("v1", "Event")
+        return type("Resource", (), {"get": lambda _, namespace=None: _Listed(self.events)})()
+
+
+def test_pods_refused_at_admission_end_the_wait_in_the_api_servers_words():
+    # Real clusters: the ReplicaSet controller records a FailedCreate event, and the deployment controller
+    # copies it into a ReplicaFailure condition (pkg/controller/deployment/sync.go, v1.33.1).
+    workload = _deployment("refused", GOOD_IMAGE)
+    refusal = 'Error creating: admission webhook "policy.example.com" denied the request: <no root>'
+    event = {
+        "reason": "FailedCreate",
+        "type": "Warning",
+        "message": refusal,
+        "involvedObject": {"kind": "ReplicaSet", "name": "refused-7d9c5b8f6c"},
+    }
+    cause = waits._verdict_of(_EventsOnly([event]), workload, [], check_events=True)
+    assert cause == {
+        "object": "replicaset default/refused-7d9c5b8f6c",
+        "reason": "FailedCreate",
+        "message": refusal,
+    }
+    workload["status"] = {
+        "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refusal}
+        ]
+    }
+    cause = waits._verdict_of(_EventsOnly([]), workload, [], check_events=False)
+    assert (
+        cause is not None
+        and cause["reason"] == "FailedCreate"
+        and cause["object"] == "deployment default/refused"
+    )
+    assert waits._verdict_of(_EventsOnly([]), _deployment("fine", GOOD_IMAGE), [], check_events=True) is None
+
+
+def test_progress_lines_say_outcome_duration_and_one_phrase():
+    from rehearsal.report import progress
+    from rehearsal.run import StepRecord
+
+    step = StepRecord("apply", 100.0, 102.5, "failed", "server refused it; more detail follows. and more")
+    assert progress.step_line(step) == "FAIL apply (2.50s): server refused it"
+    assert progress.live_line("deployment istio-system/istiod to roll out", 12.4, 300) == (
+        "     waiting for deployment istio-system/istiod to roll out: 12s of 300s"
+    )
+    lines = progress.closing_lines(
+        {"verdict": "failed", "from": "a", "to": "b", "cluster": "c", "strategy": "s", "failure": "x: y"},
+        "r.html",
+    )
+    assert lines == ["verdict: failed (Istio a -> b, c, s)", "cause: x: y", "report: r.html"]
