@@ -5,9 +5,10 @@ A rollout wait watches the workload *and* its pods: it returns when the rollout 
 that does not heal by waiting: ``ProgressDeadlineExceeded`` (deployment controller), an image pull still
 failing after one back-off (``ErrImagePull`` / ``ImagePullBackOff``, kubelet), a crash again after the first
 back-off (``CrashLoopBackOff``), ``CreateContainerConfigError`` / ``CreateContainerError`` /
-``InvalidImageName``, or a ``ReplicaFailure`` condition / ``FailedCreate`` event (a pod refused by admission). Reasons and their meaning are those of
-kubernetes/kubernetes ``pkg/kubelet/images/types.go``, ``pkg/kubelet/container/sync_result.go`` and
-``pkg/controller/deployment/util/deployment_util.go`` (tag v1.33.1).
+``InvalidImageName``, or a ``ReplicaFailure`` condition / ``FailedCreate`` event (a pod refused by admission).
+Reasons and their meaning are those of kubernetes/kubernetes ``pkg/kubelet/images/types.go``,
+``pkg/kubelet/container/sync_result.go`` and ``pkg/controller/deployment/util/deployment_util.go``
+(tag v1.33.1).
 
 Whatever the cause, the failure carries the evidence gathered at that moment (workload conditions, container
 states, warning events with their timestamps, the last log lines of failing containers, and the cluster's
@@ -261,7 +262,12 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
                 "last_state": state.get("lastState") or state.get("last_state"),
             }
             containers.append(entry)
-            failing = entry["restarts"] or (state.get("state") or {}).get("terminated")
+            now_state = state.get("state") or {}
+            failing = (
+                entry["restarts"]
+                or ((now_state.get("terminated") or {}).get("exitCode") or 0) != 0
+                or (now_state.get("waiting") or {}).get("reason") in HOPELESS_AT_ONCE
+            )
             if failing and len(logs) < 4:
                 try:
                     text = core.read_namespaced_pod_log(
@@ -368,9 +374,12 @@ def describe(cause: Obj, evidence: Obj) -> str:
     if warnings and not cause["object"].startswith("pod ") and warnings[-1]["message"] not in text:
         last = warnings[-1]
         text += f" (last warning: {last['object']} {last['reason']}: {last['message']})"
+    # The failing container's own last words, when it left any.
     for key, lines in (evidence.get("logs") or {}).items():
+        pod, _, container = key.partition("/")
+        if f"/{pod} container {container}" not in cause["object"]:
+            continue
         tail = [line for line in lines.splitlines() if line.strip()][-3:]
         if tail:
             text += f"; last log lines of {key}: " + " | ".join(tail)
-            break
     return redact(text)

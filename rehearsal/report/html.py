@@ -198,6 +198,20 @@ def _cause(record: dict[str, Any]) -> str:
     )
 
 
+def _state(state: Any) -> str:
+    """A container state in words: ``waiting: CrashLoopBackOff (back-off 10s ...)``."""
+    if not isinstance(state, dict) or not state:
+        return "unknown"
+    phase, detail = next(iter(state.items()))
+    detail = detail if isinstance(detail, dict) else {}
+    words = [str(detail.get("reason") or "")]
+    if detail.get("exitCode") is not None:
+        words.append(f"exit code {detail['exitCode']}")
+    if detail.get("message"):
+        words.append(f"({detail['message']})")
+    return f"{phase}: {' '.join(w for w in words if w)}".rstrip(": ")
+
+
 def _cluster_said(data: dict[str, Any]) -> str:
     events = "".join(
         f"<tr><td>{E(str(e.get('last')))}</td><td>{E(str(e.get('type')))}</td><td>{E(str(e.get('object')))}</td>"
@@ -206,7 +220,7 @@ def _cluster_said(data: dict[str, Any]) -> str:
     )
     containers = "".join(
         f"<tr><td>{E(str(c.get('pod')))}</td><td>{E(str(c.get('container')))}</td><td>{E(str(c.get('image')))}</td>"
-        f"<td>{E(_json(c.get('state')))}</td><td>{E(str(c.get('restarts')))}</td></tr>"
+        f"<td>{E(_state(c.get('state')))}</td><td>{E(str(c.get('restarts')))}</td></tr>"
         for c in data.get("containers") or []
     )
     logs = "".join(
