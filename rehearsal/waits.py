@@ -37,6 +37,9 @@ HOPELESS_AT_ONCE = (
     "InvalidImageName",
 )
 IMAGE_PULL = ("ErrImagePull", "ImagePullBackOff")
+#: Crashes before a crash loop is taken as final: an init container started while the Istio CNI agent of its
+#: node restarts (during a CNI upgrade) fails until the agent is back, then passes; a real crash keeps going.
+CRASHES = 3
 LOG_LINES = 20
 
 
@@ -171,9 +174,8 @@ def _verdict_of(kube: Kube, workload: Obj, pods: list[Obj], check_events: bool) 
             waiting = _waiting(state)
             reason = waiting.get("reason") or ""
             obj = f"pod {meta['namespace']}/{pod['metadata']['name']} container {name}"
-            # A container that crashed once may be racing something that heals (an init container started
-            # while the Istio CNI agent restarts); crashing again after the first back-off does not heal.
-            if reason == "CrashLoopBackOff" and int(state.get("restartCount") or 0) < 2:
+            # A container that crashed may be racing something that heals (see CRASHES).
+            if reason == "CrashLoopBackOff" and int(state.get("restartCount") or 0) < CRASHES:
                 continue
             if reason in HOPELESS_AT_ONCE:
                 return {
