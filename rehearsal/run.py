@@ -117,7 +117,7 @@ class Run:
         """The run is over (whatever happened): from now on it has a verdict."""
         self.verdict = "concluded"
 
-    def cause(self) -> dict[str, Any] | None:
+    def cause(self) -> dict[str, str | None] | None:
         if self.failure is None:
             return None
         detail = self.failure_detail or {}

@@ -6,7 +6,9 @@ the scenario is about; tests read the run folder it leaves (record, report, JUni
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from istiofacts import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 _WORK = Path(tempfile.mkdtemp(prefix="rehearsal-runs-"))
+atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -39,14 +39,6 @@ class StepData(TypedDict):
     artifacts: list[dict[str, str]]
 
 
-class Cause(TypedDict):
-    step: str | None
-    summary: str
-    object: str | None
-    reason: str | None
-    message: str | None
-
-
 def iso(timestamp: float | None) -> str | None:
     """A POSIX time as ISO 8601 in UTC with milliseconds: ``2026-11-21T23:01:26.123Z``."""
     if timestamp is None or timestamp == 0:
