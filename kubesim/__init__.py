@@ -1,4 +1,5 @@
-"""The simulated Kubernetes cluster: the embedded default the harness runs on, and the ground under every test.
+"""The simulated Kubernetes cluster: the embedded default the harness runs on, and the ground under every
+test.
 
 A real HTTPS Kubernetes API on 127.0.0.1 that the official client and a real ``kubectl`` talk to, with
 controllers, kubelets, a container registry, a pod network and scriptable faults. Start one with

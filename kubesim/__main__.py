@@ -40,6 +40,17 @@ def _scale(text: str) -> float:
     return value
 
 
+def _registry(text: str) -> tuple[str, str | None, str | None]:
+    location, _, credentials = text.partition("=")
+    user, sep, password = credentials.partition(":")
+    host = location.split("/", 1)[0]
+    if not host or (credentials and (not user or not sep)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST[/PATH][=USER:PASSWORD]")
+    if host.endswith(".invalid"):
+        raise argparse.ArgumentTypeError(f"{host}: a .invalid host never resolves (RFC 6761)")
+    return location.rstrip("/"), user or None, password if sep else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kubesim", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", default="rehearsal", help="cluster name; nodes are <name>-control-plane, ..."
     )
     serve.add_argument("--faults", type=Path, help="YAML file of faults to inject (see the README)")
+    serve.add_argument(
+        "--registry",
+        action="append",
+        default=[],
+        type=_registry,
+        metavar="HOST[/PATH][=USER:PASSWORD]",
+        help="a registry of yours that exists in the simulated world, mirroring the public ones; with "
+        "credentials it is private (repeatable; other hosts do not resolve)",
+    )
     serve.add_argument(
         "--no-system-workloads",
         action="store_true",
@@ -85,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def install_istio(cluster: SimCluster, version: str, apps: bool) -> str:
-    """Install Istio with the emulator (as `istioctl install -y`), optionally the sample apps; return a summary."""
+    """Install Istio with the emulator (as `istioctl install -y`), optionally the sample apps; say what."""
     import io
 
     import yaml
@@ -137,6 +157,8 @@ def serve(args: argparse.Namespace) -> int:
         system_workloads=not args.no_system_workloads,
         addons=[kubesim.istio.addon],
     )
+    for location, user, password in args.registry:
+        cluster.registry.add_registry(location, user, password)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

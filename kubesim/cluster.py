@@ -46,7 +46,8 @@ from kubesim.faults import Faults
 from kubesim.machinery.errors import ApiError
 from kubesim.network import PodNetwork
 from kubesim.node.images import Image, ImageRegistry
-from kubesim.node.kubelet import Kubelet, new_node, node_status
+from kubesim.node.kubelet import Kubelet
+from kubesim.node.nodes import new_node, node_status
 from kubesim.node.programs import PROGRAMS, Program
 from kubesim.store import Store, clone
 
@@ -214,7 +215,7 @@ class SimCluster:
 
     # -- helpers for controllers ---------------------------------------------------------------------------
     def mutate(self, gr: tuple[str, str], obj: Obj, change: Callable[[Obj], Any]) -> Obj | None:
-        """Apply ``change`` to a fresh copy of the stored object and write it (controllers' read-modify-write)."""
+        """Apply ``change`` to a fresh copy of the stored object and write it (read-modify-write)."""
         with self.store.lock:
             meta = obj["metadata"]
             current = self.store.get(gr, meta.get("namespace", ""), meta["name"])

@@ -2,10 +2,12 @@
 
 Kinds (YAML ``type``):
 
-``image-pull``      the image cannot be pulled (``image``): pods end in ErrImagePull / ImagePullBackOff.
+``image-pull``      an ``image`` is missing, or a ``registry`` (a host, or host/path) does not resolve; with
+                    ``private: true`` either answers 401 Unauthorized instead. Pods end in ErrImagePull and
+                    ImagePullBackOff with containerd's message for that failure.
 ``api-error``       the API answers ``code`` (429 with Retry-After, 500, or 504 for a timeout) for a ``verb``
-                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 = always),
-                    after letting ``skip`` matching requests through (default 0).
+                    and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 =
+                    always), after letting ``skip`` matching requests through (default 0).
 ``readiness``       containers of matching pods become ready only after ``delay`` seconds, or ``never``.
 ``crash-loop``      containers of matching pods exit with ``exitCode`` ``after`` seconds, and keep doing so.
 ``proxy-reject``    Istio proxies running ``image`` answer inbound requests with ``code`` (default 503) and
@@ -59,7 +61,22 @@ class PodMatch:
 
 @dataclass
 class ImagePullFault:
-    image: str
+    image: str = ""  # one image (normalised when compared) ...
+    registry: str = ""  # ... or every image under a registry host or host/path
+    private: bool = False  # 401 Unauthorized rather than missing / unresolvable
+
+    def matches(self, reference: str) -> bool:
+        ref = normalize(reference)
+        if self.image:
+            return normalize(self.image) == ref
+        return ref == self.registry or ref.startswith(self.registry.rstrip("/") + "/")
+
+    @property
+    def why(self) -> str:
+        """The registry's failure (see ``ImageRegistry.failure``)."""
+        if self.private:
+            return "unauthorized"
+        return "missing" if self.image or "/" in self.registry.rstrip("/") else "unresolvable"
 
 
 @dataclass
@@ -135,14 +152,15 @@ class Faults:
 
     # -- adding ------------------------------------------------------------------------------------------
     def add(self, fault: Any) -> Any:
+        buckets: dict[type, list[Any]] = {
+            ImagePullFault: self.image_pull,
+            ApiErrorFault: self.api_errors,
+            ReadinessFault: self.readiness,
+            CrashLoopFault: self.crash_loops,
+            ProxyRejectFault: self.proxy_rejects,
+        }
         with self._lock:
-            {
-                ImagePullFault: self.image_pull,
-                ApiErrorFault: self.api_errors,
-                ReadinessFault: self.readiness,
-                CrashLoopFault: self.crash_loops,
-                ProxyRejectFault: self.proxy_rejects,
-            }[type(fault)].append(fault)
+            buckets[type(fault)].append(fault)
         return fault
 
     def extend(self, other: Faults) -> None:
@@ -206,10 +224,9 @@ class Faults:
             threading.Event().wait(min(hit.delay, 60.0))  # the request hangs, then times out
         return hit.error()
 
-    def image_fails(self, image: str) -> bool:
-        ref = normalize(image)
+    def image_pull_for(self, image: str) -> ImagePullFault | None:
         with self._lock:
-            return any(normalize(f.image) == ref for f in self.image_pull)
+            return next((f for f in self.image_pull if f.matches(image)), None)
 
     def readiness_for(self, pod: dict[str, Any], container: dict[str, Any]) -> ReadinessFault | None:
         with self._lock:
@@ -273,9 +290,14 @@ def _parse(entry: Any, where: str) -> Any:
         )
     kind = entry["type"]
     if kind == "image-pull":
-        if not entry.get("image"):
-            raise FaultSpecError(f"{where}: image-pull needs 'image'")
-        return ImagePullFault(str(entry["image"]))
+        if bool(entry.get("image")) == bool(entry.get("registry")):
+            raise FaultSpecError(
+                f"{where}: image-pull needs either 'image' (one image) or 'registry' (a host, e.g. "
+                "registry.example.com, or a host/path)"
+            )
+        return ImagePullFault(
+            str(entry.get("image") or ""), str(entry.get("registry") or ""), bool(entry.get("private"))
+        )
     if kind == "api-error":
         verb, resource = entry.get("verb", "*"), entry.get("resource")
         if verb not in VERBS:

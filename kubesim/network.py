@@ -45,7 +45,7 @@ class PodNetwork:
         self._lock = threading.Lock()
 
     def intercept(self, ip: str, interceptor: Interceptor | None) -> None:
-        """Route inbound traffic to ``ip`` through ``interceptor`` (a sidecar's iptables redirect), or stop."""
+        """Route inbound traffic to ``ip`` through ``interceptor`` (a sidecar's iptables redirect)."""
         with self._lock:
             if interceptor is None:
                 self._interceptors.pop(ip, None)

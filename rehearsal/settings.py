@@ -5,7 +5,6 @@ accepts, before anything touches a cluster.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ class Settings:
     report_dir: str = "reports"
     sim_faults: str | None = None
     sim_time_scale: float = 0.0
+    sim_registries: tuple[str, ...] = ()  # HOST[/PATH][=USER:PASSWORD], see rehearsal.cluster.sim.SimRegistry
     k8s_version: str = "1.33.1"
     kind_name: str = "istio-rehearsal"
     istioctl_from_path: str | None = None
@@ -48,14 +48,22 @@ class Settings:
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
         data["sets"] = list(self.sets)
+        data["sim_registries"] = [
+            f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
+            if "=" in text
+            else text
+            for text in self.sim_registries
+        ]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         data = dict(data)
         data["sets"] = tuple(data.get("sets") or ())
+        data["sim_registries"] = tuple(data.get("sim_registries") or ())
         return cls(**data)
 
     def install_spec(self, version: str) -> dict[str, Any]:
@@ -160,6 +168,19 @@ def resolve(values: dict[str, Any]) -> Settings:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # A value of the wrong type deep in a fault (times: many): still one line, not a traceback.
             raise SettingsError(f"--sim-faults: {faults}: a value has the wrong type: {exc}") from None
+    registries = v.get("sim_registries") or ()
+    registries = (registries,) if isinstance(registries, str) else tuple(str(r) for r in registries)
+    if registries:
+        if cluster != "sim":
+            raise SettingsError("--sim-registry only applies to --cluster sim")
+        from .cluster.base import ClusterError
+        from .cluster.sim import SimRegistry
+
+        for text in registries:
+            try:
+                SimRegistry.parse(text)
+            except ClusterError as exc:
+                raise SettingsError(str(exc)) from None
     try:
         scale = float(v.get("sim_time_scale", 0.0))
         requests_n = int(v.get("traffic_requests", 50))
@@ -184,6 +205,7 @@ def resolve(values: dict[str, Any]) -> Settings:
         report_dir=str(v.get("report_dir", "reports")),
         sim_faults=faults,
         sim_time_scale=scale,
+        sim_registries=registries,
         k8s_version=str(v.get("k8s_version", "1.33.1")),
         kind_name=str(v.get("kind_name", "istio-rehearsal")),
         istioctl_from_path=v.get("istioctl_from_path"),
@@ -193,7 +215,3 @@ def resolve(values: dict[str, Any]) -> Settings:
         timeout=timeout,
         plan_spec=plan_spec,
     )
-
-
-def dumps(settings: Settings) -> str:
-    return json.dumps(settings.to_dict(), indent=2, sort_keys=True)

@@ -152,5 +152,5 @@ def test_client_side_apply_updates_and_errors_are_kubectl_shaped(kubectl, sim_cl
     assert invalid.returncode == 1
     assert (
         'The Deployment "bad" is invalid: spec.template.metadata.labels: Invalid value: '
-        'map[string]string{"a":"c"}: `selector` does not match template `labels`' in invalid.stderr
+        '{"a":"c"}: `selector` does not match template `labels`' in invalid.stderr
     )

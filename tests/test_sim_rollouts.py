@@ -16,6 +16,7 @@ from .test_sim_client import deployment
 
 def _create(cluster: SimCluster, body: dict, namespace: str = "default") -> dict:
     rt = cluster.api.type_for_kind(body["apiVersion"], body["kind"])
+    assert rt is not None, f"no resource type for {body['kind']}"
     return cluster.api.create(rt, body, namespace, RequestOptions(manager="test"))
 
 
@@ -27,6 +28,7 @@ def _pods(cluster: SimCluster, app: str) -> list[dict]:
 
 def _available(cluster: SimCluster, name: str, want: int) -> bool:
     d = cluster.store.get(("apps", "deployments"), "default", name)
+    assert d is not None, f"deployment {name} is gone"
     s = d.get("status") or {}
     return (
         s.get("observedGeneration") == d["metadata"]["generation"]
@@ -94,6 +96,8 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
 def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
     clock = SimClock.manual_clock()
     with SimCluster(clock=clock, system_workloads=False) as cluster:
+        # Docker Hub holds every public image here, as on kind; this one is made missing (a deleted tag).
+        cluster.registry.remove("docker.io/library/does-not-exist:1.0")
         body = deployment("broken", replicas=1, image="docker.io/library/does-not-exist:1.0")
         body["spec"]["progressDeadlineSeconds"] = 30
         _create(cluster, body)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubesim.apiserver import defaults, validation
+from kubesim.apiserver import defaults, schema, validation
 from kubesim.clock import SimClock
 from kubesim.machinery import errors, ssa
 from kubesim.machinery.errors import ApiError
@@ -32,6 +32,29 @@ from kubesim.machinery.selectors import parse_field_selector, parse_label_select
 from kubesim.store import Store, clone
 
 Obj = dict[str, Any]
+
+# Kinds whose registry strategy sets metadata.generation (PrepareForCreate sets 1), from
+# kubernetes/kubernetes pkg/registry/*/*/strategy.go at v1.36; others (Services, Namespaces, ConfigMaps)
+# have none.
+GENERATION_KINDS = frozenset(
+    {
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "daemonsets"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("policy", "poddisruptionbudgets"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("scheduling.k8s.io", "priorityclasses"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    }
+)
 
 # (operation, resource type, new object, old object, options) -> mutated object
 AdmissionPlugin = Callable[[str, ResourceType, Obj, "Obj | None", "RequestOptions"], Obj]
@@ -170,7 +193,7 @@ class Api:
         continue_token: str = "",
     ) -> ListResult:
         match_labels = parse_label_selector(label_selector)
-        match_fields = parse_field_selector(field_selector)
+        match_fields = parse_field_selector(field_selector, None if rt.custom else rt.gr)
         with self.store.lock:
             rv = str(self.store.resource_version)
             items = self.store.items(rt.gr, namespace if rt.namespaced else None)
@@ -198,6 +221,50 @@ class Api:
         return ListResult(selected, rv)
 
     # -- writes ------------------------------------------------------------------------------------------
+    def decode(self, rt: ResourceType, obj: Obj, opts: RequestOptions, version: str = "") -> None:
+        """Decode a client's body into the kind's Go types as the real server does (see ``schema``): a wrong
+        type is a 400; unknown fields are an error, warnings or nothing by ``fieldValidation``."""
+        if opts.internal or rt.custom:
+            return
+        version = version or rt.version
+        node = schema.root(rt.group, version, rt.kind)
+        if node is None:
+            return
+        prefix = f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
+        try:
+            unknown = schema.decode(obj, node)
+        except schema.DecodeError as exc:
+            raise errors.bad_request(prefix + str(exc)) from None
+        if not unknown or opts.field_validation == "Ignore":
+            return
+        if opts.field_validation == "Strict":
+            listed = ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise errors.bad_request(f"{prefix}strict decoding error: {listed}")
+        opts.warnings += [f'unknown field "{u}"' for u in unknown]
+
+    def _decode_patched(self, rt: ResourceType, patched: Obj, opts: RequestOptions) -> None:
+        """A patched object is decoded like a body; its errors are reported on the ``patch`` as the real
+        server's patcher reports them (422, the patched object quoted, then the decoding error)."""
+        if opts.internal or rt.custom or schema.root(rt.group, rt.version, rt.kind) is None:
+            return
+        strict = RequestOptions(field_validation="Strict")
+        try:
+            self.decode(rt, clone(patched), strict)
+        except ApiError as exc:
+            problem = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+            if problem.startswith("strict decoding error: "):
+                if opts.field_validation == "Ignore":
+                    self.decode(rt, patched, RequestOptions(field_validation="Ignore"))
+                    return
+                if opts.field_validation == "Warn":
+                    self.decode(rt, patched, opts)
+                    return
+            quoted = json.dumps(_go_patched_json(patched))
+            raise errors.invalid(
+                "", "", "", [("FieldValueInvalid", "patch", f"Invalid value: {quoted}: {problem}")]
+            )
+        self.decode(rt, patched, opts)
+
     def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
         if not rt.namespaced:
             return
@@ -301,7 +368,9 @@ class Api:
         ignored = ("metadata", "status") if "status" in rt.subresources else ("metadata",)
         before = {k: v for k, v in old.items() if k not in ignored}
         after = {k: v for k, v in obj.items() if k not in ignored}
-        generation = old["metadata"].get("generation", 1)
+        if "generation" not in old["metadata"]:
+            return  # kinds whose strategy keeps no generation (ConfigMaps, Services...) never get one
+        generation = old["metadata"]["generation"]
         obj["metadata"]["generation"] = generation + 1 if before != after else generation
 
     def create(
@@ -311,6 +380,7 @@ class Api:
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("the object provided is unrecognized: expected an object")
         obj = clone(obj)
+        self.decode(rt, obj, opts)
         meta = obj.setdefault("metadata", {})
         namespace = namespace or meta.get("namespace") or ("default" if rt.namespaced else "")
         if rt.namespaced:
@@ -347,20 +417,24 @@ class Api:
                 meta.pop(key, None)
             meta["uid"] = new_uid()
             meta["creationTimestamp"] = self.now()
-            if "status" in rt.subresources or rt.custom:
+            if rt.custom or rt.gr in GENERATION_KINDS:
                 meta["generation"] = 1
             self._strip_status(rt, obj, None)
             obj = self._admit("CREATE", rt, obj, None, opts)
             obj = self._validate("CREATE", rt, obj, None, opts)
-            self._allocate(rt, obj)
+            self._allocate(rt, obj, opts.dry_run)
             if not opts.internal and opts.manager:
                 if meta.get("managedFields") is None or not any(
                     m.get("operation") == "Apply" for m in meta.get("managedFields") or []
                 ):
-                    ssa.record_update(None, obj, opts.manager, obj["apiVersion"], self.now())
+                    recorded = _without_registry_fields(rt.gr, obj)
+                    ssa.record_update(None, recorded, opts.manager, obj["apiVersion"], self.now())
+                    if recorded["metadata"].get("managedFields"):
+                        meta["managedFields"] = recorded["metadata"]["managedFields"]
             return self._commit(rt, obj, "ADDED", opts)
 
-    def _allocate(self, rt: ResourceType, obj: Obj) -> None:
+    def _allocate(self, rt: ResourceType, obj: Obj, dry_run: bool = False, old: Obj | None = None) -> None:
+        """A Service's cluster IP and node ports; a dry run checks and shows them but keeps nothing."""
         if rt.gr != ("", "services"):
             return
         spec = obj["spec"]
@@ -368,15 +442,35 @@ class Api:
             return
         if not spec.get("clusterIP"):
             spec["clusterIP"] = self.service_ips.allocate()
-        elif spec["clusterIP"] != "None":
+            if dry_run:
+                self.service_ips.release(spec["clusterIP"])
+        elif spec["clusterIP"] != "None" and not dry_run:
             self.service_ips.reserve(spec["clusterIP"])
         spec.setdefault("clusterIPs", [spec["clusterIP"]])
         if spec.get("type") in ("NodePort", "LoadBalancer"):
-            for port in spec.get("ports") or []:
-                if port.get("nodePort"):
-                    self._node_ports_used.add(port["nodePort"])
+            owned = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
+            for n, port in enumerate(spec.get("ports") or []):
+                wanted = port.get("nodePort")
+                if wanted and wanted in self._node_ports_used and wanted not in owned:
+                    raise errors.invalid(
+                        rt.kind,
+                        rt.group,
+                        obj["metadata"]["name"],
+                        [
+                            (
+                                "FieldValueInvalid",
+                                f"spec.ports[{n}].nodePort",
+                                f"Invalid value: {wanted}: provided port is already allocated",
+                            )
+                        ],
+                    )
+                if wanted:
+                    if not dry_run:
+                        self._node_ports_used.add(wanted)
                 else:
                     port["nodePort"] = self._allocate_node_port()
+                    if dry_run:
+                        self._node_ports_used.discard(port["nodePort"])
 
     def _allocate_node_port(self) -> int:
         """A free port of 30000-32767 picked at random, as kube-apiserver's allocator does (so two clusters on
@@ -389,7 +483,7 @@ class Api:
 
     def _commit(self, rt: ResourceType, obj: Obj, event: str, opts: RequestOptions) -> Obj:
         if opts.dry_run:
-            obj["metadata"].setdefault("resourceVersion", str(self.store.resource_version))
+            # Nothing is written: a created object has no resourceVersion yet, an updated one keeps its own.
             return obj
         obj["metadata"]["resourceVersion"] = str(self.store.next_rv())
         stored = self.store.put(rt.gr, obj, event)
@@ -410,6 +504,7 @@ class Api:
         if not isinstance(obj, dict):
             raise errors.bad_request("the object provided is unrecognized: expected an object")
         obj = clone(obj)
+        self.decode(rt, obj, opts)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(
@@ -454,15 +549,26 @@ class Api:
         if not opts.internal:
             obj = self._admit("UPDATE", rt, obj, old, opts)
             obj = self._validate("UPDATE", rt, obj, old, opts)
-            if opts.manager and subresource != "apply":
+            given = meta.get("managedFields")
+            if isinstance(given, list) and given != old_meta.get("managedFields") and subresource != "apply":
+                # A client that rewrites managedFields gets them as written (kubectl's client-side to
+                # server-side apply migration does so), as the real field manager allows.
+                if not any(given):
+                    meta.pop("managedFields", None)
+            elif opts.manager and subresource != "apply":
                 ssa.record_update(old, obj, opts.manager, obj["apiVersion"], self.now(), subresource)
         else:
             defaults.apply_defaults(rt.gr, obj)
         if rt.gr == ("", "services"):
             spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
-            spec.setdefault("clusterIP", old_spec.get("clusterIP"))
-            spec.setdefault("clusterIPs", old_spec.get("clusterIPs"))
-            self._allocate(rt, obj)
+            if spec.get("type") == "ExternalName":
+                # Changing to ExternalName releases the cluster IP (the service REST storage does so).
+                spec.pop("clusterIP", None)
+                spec.pop("clusterIPs", None)
+            else:
+                spec.setdefault("clusterIP", old_spec.get("clusterIP"))
+                spec.setdefault("clusterIPs", old_spec.get("clusterIPs"))
+            self._allocate(rt, obj, opts.dry_run, old)
         self._bump_generation(rt, obj, old)
         if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
             if opts.dry_run:
@@ -471,6 +577,8 @@ class Api:
         if obj == old:
             return old  # a no-op update does not change resourceVersion, as on a real server
         meta.pop("resourceVersion", None)
+        if opts.dry_run:
+            meta["resourceVersion"] = old_meta["resourceVersion"]  # nothing was written
         return self._commit(rt, obj, "MODIFIED", opts)
 
     def patch(
@@ -517,6 +625,7 @@ class Api:
             expected = (new.get("metadata") or {}).get("resourceVersion")
             if expected and expected != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.plural, rt.group, name, errors.STALE)
+            self._decode_patched(rt, new, opts)
             return self._replace(rt, old, new, opts, subresource)
 
     def _apply(
@@ -531,6 +640,16 @@ class Api:
     ) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("error decoding YAML: the apply configuration must be an object")
+        node = None if rt.custom else schema.root(rt.group, rt.version, rt.kind)
+        undeclared = schema.apply_schema_error(body, node) if node is not None else None
+        if undeclared:
+            body_ns = (body.get("metadata") or {}).get("namespace", "")
+            raise ApiError(
+                500,
+                "",
+                f"failed to create typed patch object ({body_ns}/{name}; "
+                f"{rt.group}/{rt.version}, Kind={rt.kind}): " + undeclared,
+            )
         if not opts.manager:
             raise ApiError(
                 422,
@@ -571,6 +690,17 @@ class Api:
         result = ssa.apply(
             old, applied, opts.manager, body["apiVersion"], opts.force, self.now(), subresource
         )
+        annotations = (result.get("metadata") or {}).get("annotations") or {}
+        if opts.manager == "kubectl" and ssa.LAST_APPLIED in annotations:
+            # lastAppliedUpdater: kubectl's server-side apply keeps a client-side apply annotation in step.
+            last = clone(body)
+            last_annotations = (last.get("metadata") or {}).get("annotations") or {}
+            last_annotations.pop(ssa.LAST_APPLIED, None)
+            if not last_annotations:
+                (last.get("metadata") or {}).pop("annotations", None)
+            annotations = dict(annotations)
+            annotations[ssa.LAST_APPLIED] = json.dumps(last, sort_keys=True, separators=(",", ":")) + "\n"
+            result["metadata"]["annotations"] = annotations
         if old is None:
             created = self.create(
                 rt,
@@ -669,6 +799,9 @@ class Api:
         gone = self.store.remove(rt.gr, meta.get("namespace", ""), meta["name"])
         if rt.gr == ("", "services") and (obj.get("spec") or {}).get("clusterIP") not in (None, "None"):
             self.service_ips.release(obj["spec"]["clusterIP"])
+        if rt.gr == ("", "services"):
+            for port in (obj.get("spec") or {}).get("ports") or []:
+                self._node_ports_used.discard(port.get("nodePort"))
         if rt.gr == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self._crd_removed(obj)
         return gone or obj
@@ -741,6 +874,7 @@ class Api:
             if scale
             else None,
             custom=True,
+            columns=tuple(served[0].get("additionalPrinterColumns") or ()),
         )
         with self._lock:
             self._types[rt.gr] = rt
@@ -759,6 +893,74 @@ class Api:
     def _notify_discovery(self) -> None:
         for listener in self.discovery_changed:
             listener()
+
+
+# Fields the real server sets after it has recorded the creating manager's fields: by admission plugins
+# (ServiceAccount, Priority, DefaultTolerationSeconds), the registry strategy (a namespace's finalizer) or the
+# REST storage (a Service's IPs and families). The manager does not own them, so they are left out of its set.
+_REGISTRY_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): ("serviceAccount", "serviceAccountName", "priority", "preemptionPolicy", "tolerations"),
+    ("", "services"): ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"),
+    ("", "namespaces"): ("finalizers",),
+}
+
+
+def _without_registry_fields(gr: tuple[str, str], obj: Obj) -> Obj:
+    fields = _REGISTRY_FIELDS.get(gr)
+    if not fields or not isinstance(obj.get("spec"), dict):
+        return dict(obj, metadata=dict(obj["metadata"]))
+    out = dict(
+        obj, metadata=dict(obj["metadata"]), spec={k: v for k, v in obj["spec"].items() if k not in fields}
+    )
+    if not out["spec"]:
+        del out["spec"]  # a namespace whose only spec is the finalizer the strategy adds
+    return out
+
+
+_OBJECT_META_ORDER = (
+    "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "
+    "deletionGracePeriodSeconds labels annotations ownerReferences finalizers managedFields"
+).split()
+_MANAGED_FIELDS_ORDER = "manager operation apiVersion time fieldsType fieldsV1 subresource".split()
+
+
+def _go_patched_json(obj: Obj) -> str:
+    """The patched object as the patcher prints it: an unstructured map (sorted keys) whose metadata was
+    round-tripped through ObjectMeta (struct field order)."""
+
+    def ordered(value: dict[str, Any], order: list[str]) -> dict[str, Any]:
+        return {k: value[k] for k in order if k in value} | {
+            k: value[k] for k in sorted(value) if k not in order
+        }
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    parts = []
+    for key in sorted(obj):
+        value = obj[key]
+        if key == "metadata" and isinstance(value, dict):
+            meta = ordered(value, _OBJECT_META_ORDER)
+            fields = []
+            for name, item in meta.items():
+                if name == "managedFields" and isinstance(item, list):
+                    entries = [
+                        "{"
+                        + ",".join(
+                            f"{json.dumps(k)}:{dump(v)}" for k, v in ordered(m, _MANAGED_FIELDS_ORDER).items()
+                        )
+                        + "}"
+                        if isinstance(m, dict)
+                        else dump(m)
+                        for m in item
+                    ]
+                    fields.append(f'"managedFields":[{",".join(entries)}]')
+                else:
+                    fields.append(f"{json.dumps(name)}:{dump(item)}")
+            parts.append('"metadata":{' + ",".join(fields) + "}")
+        else:
+            parts.append(f"{json.dumps(key)}:{dump(value)}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _version_priority(version: str) -> tuple[int, int, int]:

@@ -101,6 +101,7 @@ def deployment(obj: Obj) -> None:
         rolling.setdefault("maxSurge", "25%")
         rolling.setdefault("maxUnavailable", "25%")
     _template(obj)
+    obj.setdefault("status", {})  # the real server answers a create with "status": {} (Deployments only)
 
 
 def replicaset(obj: Obj) -> None:
@@ -159,9 +160,13 @@ def job(obj: Obj) -> None:
 def service(obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+    obj.setdefault("status", {}).setdefault("loadBalancer", {})
     if spec["type"] == "ExternalName":
         return
-    spec.setdefault("sessionAffinity", "None")
     spec.setdefault("ipFamilies", ["IPv4"])
     spec.setdefault("ipFamilyPolicy", "SingleStack")
     spec.setdefault("internalTrafficPolicy", "Cluster")
@@ -169,10 +174,6 @@ def service(obj: Obj) -> None:
         spec.setdefault("externalTrafficPolicy", "Cluster")
     if spec["type"] == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
-    for port in spec.get("ports") or []:
-        port.setdefault("protocol", "TCP")
-        port.setdefault("targetPort", port.get("port"))
-    obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
 def namespace(obj: Obj) -> None:

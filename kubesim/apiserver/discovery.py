@@ -109,8 +109,79 @@ def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | N
                 sub_entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
             elif sub == "finalize":
                 sub_entry["verbs"] = ["update"]
+            elif sub in ("exec", "attach", "portforward"):
+                kind = {
+                    "exec": "PodExecOptions",
+                    "attach": "PodAttachOptions",
+                    "portforward": "PodPortForwardOptions",
+                }
+                sub_entry.update(kind=kind[sub], verbs=["create", "get"])
+            elif sub == "binding":
+                sub_entry.update(kind="Binding", verbs=["create"])
+            elif sub == "token":
+                sub_entry.update(
+                    group="authentication.k8s.io", version="v1", kind="TokenRequest", verbs=["create"]
+                )
+            elif sub == "approval":
+                sub_entry["verbs"] = ["get", "patch", "update"]
             resources.append(sub_entry)
     if not resources:
         return None
     gv = f"{group_name}/{version}" if group_name else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def _aggregated_version(api: Api, group_name: str, version: str) -> dict[str, Any]:
+    """One version of a group in aggregated discovery (apidiscovery.k8s.io/v2), built from the same
+    resource list the legacy endpoints serve: subresources nest under their resource."""
+    legacy = resource_list(api, group_name, version) or {"resources": []}
+    resources: list[dict[str, Any]] = []
+    by_name: dict[str, dict[str, Any]] = {}
+    for entry in legacy["resources"]:
+        name, _, sub = entry["name"].partition("/")
+        kind = {"group": entry.get("group", ""), "version": entry.get("version", ""), "kind": entry["kind"]}
+        if sub:
+            parent = by_name.get(name)
+            if parent is not None:
+                parent.setdefault("subresources", []).append(
+                    {"subresource": sub, "responseKind": kind, "verbs": entry.get("verbs", [])}
+                )
+            continue
+        item: dict[str, Any] = {
+            "resource": name,
+            "responseKind": kind,
+            "scope": "Namespaced" if entry["namespaced"] else "Cluster",
+            "singularResource": entry["singularName"],
+            "verbs": entry["verbs"],
+        }
+        for key in ("shortNames", "categories"):
+            if entry.get(key):
+                item[key] = entry[key]
+        by_name[name] = item
+        resources.append(item)
+    return {"version": version, "resources": resources, "freshness": "Current"}
+
+
+def aggregated(api: Api, core: bool) -> dict[str, Any]:
+    """``/api`` or ``/apis`` as an APIGroupDiscoveryList, which kubectl asks for first (one request
+    instead of one per group-version)."""
+    items: list[dict[str, Any]]
+    if core:
+        items = [{"metadata": {}, "versions": [_aggregated_version(api, "", "v1")]}]
+    else:
+        items = [
+            {
+                "metadata": {"name": doc["name"]},
+                "versions": [_aggregated_version(api, doc["name"], v["version"]) for v in doc["versions"]],
+            }
+            for doc in group_list(api)["groups"]
+        ]
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

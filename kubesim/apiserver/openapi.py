@@ -1,4 +1,8 @@
-"""A minimal OpenAPI v3 description of the served resources.
+"""The OpenAPI v2 and v3 documents of the served resources.
+
+Built-in group-versions are served with the real v1.36.2 documents (``published.openapi_v3()``, and the whole
+v2 document at ``/openapi/v2``), so ``kubectl explain`` prints the real field documentation; groups of
+custom resources get a document generated here from their CRD's schema.
 
 kubectl reads ``/openapi/v3`` to decide whether the server validates fields itself (a ``fieldValidation``
 parameter on each resource's PATCH operation, tagged with ``x-kubernetes-group-version-kind``); when it does,
@@ -10,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cache
 from typing import Any
 
+from kubesim.apiserver import schema as published
 from kubesim.apiserver.api import Api
 
 _QUERY = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
@@ -30,15 +36,34 @@ def v3_index(api: Api) -> dict[str, Any]:
     paths = {}
     for key in sorted(_gv_paths(api)):
         doc = v3_document(api, key)
-        digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
+        if doc is published.openapi_v3().get(key):
+            digest = _real_digest(key)
+        else:
+            digest = _digest(doc)
         paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
     return {"paths": paths}
+
+
+def _digest(doc: Any) -> str:
+    return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
+
+
+@cache
+def _real_digest(key: str) -> str:
+    return _digest(published.openapi_v3()[key])
+
+
+def v2_document() -> dict[str, Any]:
+    return published.openapi_v2()
 
 
 def v3_document(api: Api, key: str) -> dict[str, Any] | None:
     entries = _gv_paths(api).get(key)
     if entries is None:
         return None
+    real = published.openapi_v3().get(key)
+    if real is not None and not any(rt.custom for rt, _ in entries):
+        return real
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for rt, version in entries:

@@ -7,6 +7,7 @@ which is what the API server does for kinds without a printer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -366,21 +367,86 @@ PRINTERS: dict[tuple[str, str], tuple[list[dict[str, Any]], Callable[[Obj, float
 }
 
 
+_NAME_DESCRIPTION = (
+    "Name must be unique within a namespace. Is required when creating resources, although some resources "
+    "may allow a client to request the generation of an appropriate name automatically. Name is primarily "
+    "intended for creation idempotence and configuration definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+_AGE_DESCRIPTION = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created. It is "
+    "not guaranteed to be set in happens-before order across separate operations. Clients may not set this "
+    "value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. "
+    "Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+_JSONPATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _jsonpath(obj: Any, path: str) -> Any:
+    """The simple JSONPath of a printer column (``.spec.replicas``, ``.spec.tags[0]``); None when absent."""
+    for name, index in _JSONPATH_STEP.findall(path):
+        if name:
+            obj = obj.get(name) if isinstance(obj, dict) else None
+        else:
+            obj = obj[int(index)] if isinstance(obj, list) and int(index) < len(obj) else None
+        if obj is None:
+            return None
+    return obj
+
+
+def _custom_printer(rt: ResourceType) -> tuple[list[dict[str, Any]], Callable[[Obj, float], list[Any]]]:
+    """A CRD's additionalPrinterColumns (or the default Age column), as the CRD table convertor builds them
+    (apiextensions-apiserver pkg/registry/customresource/tableconvertor)."""
+    name = {
+        "name": "Name",
+        "type": "string",
+        "format": "name",
+        "description": _NAME_DESCRIPTION,
+        "priority": 0,
+    }
+    specs = list(rt.columns) or [
+        {
+            "name": "Age",
+            "type": "date",
+            "jsonPath": ".metadata.creationTimestamp",
+            "description": _AGE_DESCRIPTION,
+        }
+    ]
+    columns = [name] + [
+        {
+            "name": c["name"],
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description")
+            or f"Custom resource definition column (in JSONPath format): {c['jsonPath']}",
+            "priority": c.get("priority", 0),
+        }
+        for c in specs
+    ]
+    return columns, lambda o, _: [o["metadata"]["name"]] + [_jsonpath(o, c["jsonPath"]) for c in specs]
+
+
 def table(api: Api, rt: ResourceType, items: list[Obj], rv: str, include: str, cluster: SimCluster) -> Obj:
     now = api.clock.now()
-    columns, row = PRINTERS.get(
-        rt.gr,
-        (
-            [_col("Name", fmt="name"), _col("Created At", "date")],
-            lambda o, _: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
-        ),
+    columns, row = (
+        _custom_printer(rt)
+        if rt.custom
+        else PRINTERS.get(
+            rt.gr,
+            (
+                [_col("Name", fmt="name"), _col("Created At", "date")],
+                lambda o, _: [o["metadata"]["name"], o["metadata"].get("creationTimestamp")],
+            ),
+        )
     )
     rows = []
     for obj in items:
         entry: dict[str, Any] = {"cells": row(obj, now)}
         if include == "Object":
             entry["object"] = obj
-        elif include != "None":
+        elif include == "None":
+            entry["object"] = None
+        else:
             entry["object"] = {
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",

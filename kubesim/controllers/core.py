@@ -142,7 +142,7 @@ class EndpointsController(ClusterController):
             if not_ready:
                 subset["notReadyAddresses"] = not_ready
             subsets.append(subset)
-        endpoints = {
+        endpoints: Obj = {
             "apiVersion": "v1",
             "kind": "Endpoints",
             "metadata": {
@@ -406,9 +406,10 @@ class NamespaceController(ClusterController):
                         "metadata": {
                             "name": "kube-root-ca.crt",
                             "annotations": {
-                                "kubernetes.io/description": "Contains a CA bundle that can be used to verify the "
-                                "kube-apiserver when using internal endpoints such as the internal service IP or "
-                                "kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes "
+                                "kubernetes.io/description": "Contains a CA bundle that can be used to "
+                                "verify the kube-apiserver when using internal endpoints such as the "
+                                "internal service IP or kubernetes.default.svc. No other usage is "
+                                "guaranteed across distributions of Kubernetes "
                                 "clusters."
                             },
                         },
@@ -505,14 +506,14 @@ class HPAController(ClusterController):
         else:
             current = target["spec"].get("replicas", 1)
             desired = min(max(current, lo), hi)
-            if desired != current:
+            if desired != current and target_gr is not None:
                 self.cluster.mutate(target_gr, target, lambda d: d["spec"].__setitem__("replicas", desired))
                 self.cluster.event(
                     hpa,
                     "Normal",
                     "SuccessfulRescale",
-                    f"New size: {desired}; reason: Current "
-                    f"number of replicas {'below Spec.MinReplicas' if current < lo else 'above Spec.MaxReplicas'}",
+                    f"New size: {desired}; reason: Current number of replicas "
+                    + ("below Spec.MinReplicas" if current < lo else "above Spec.MaxReplicas"),
                     "horizontal-pod-autoscaler",
                 )
             status = {
@@ -532,8 +533,9 @@ class HPAController(ClusterController):
                         "reason": "FailedGetResourceMetric",
                         "lastTransitionTime": now,
                         "message": "the HPA was unable to compute the replica count: failed to "
-                        "get cpu utilization: unable to get metrics for resource cpu: unable to fetch metrics from "
-                        "resource metrics API: the server could not find the requested resource (get pods.metrics.k8s.io)",
+                        "get cpu utilization: unable to get metrics for resource cpu: unable to fetch "
+                        "metrics from resource metrics API: the server could not find the requested "
+                        "resource (get pods.metrics.k8s.io)",
                     },
                 ],
             }

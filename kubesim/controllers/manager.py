@@ -10,6 +10,7 @@ race each other; they still re-read the store before every write, as real contro
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import threading
@@ -55,13 +56,15 @@ class ControllerManager:
         self.controllers: list[Controller] = []
         self._by_gr: dict[tuple[str, str], tuple[Controller, ...]] = {}
         self._queue: OrderedDict[tuple[int, Key], Controller] = OrderedDict()
-        # Two heaps: timers that make progress (a pull finishing) and periodic ones (probes, back-offs, leases).
+        # Two heaps: timers that make progress (a pull finishing) and periodic ones (probes, back-offs,
+        # leases).
         self._timers: list[tuple[float, int, bool, Callable[[], None]]] = []
         self._periodic: list[tuple[float, int, bool, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._busy = False  # a work item or timer is running right now (taken off the queue, not finished)
         self.errors: list[str] = []
         store.subscribe(self._on_store_event)
         clock.on_advance(self._wake)
@@ -123,17 +126,21 @@ class ControllerManager:
                     return
                 if self._queue:
                     (_, key), controller = self._queue.popitem(last=False)
-                    work: Callable[[], None] | None = lambda c=controller, k=key: c.reconcile(k)
+                    work: Callable[[], None] | None = functools.partial(controller.reconcile, key)
                 else:
                     work = self._due_timer_locked()
                 if work is None:
                     self._wait_locked()
                     continue
+                self._busy = True
             try:
                 with self.store.lock:
                     work()
             except Exception:
                 self.errors.append(traceback.format_exc())
+            finally:
+                with self._cond:
+                    self._busy = False
 
     def _next_heap(self) -> list[tuple[float, int, bool, Callable[[], None]]] | None:
         """The heap whose first timer is earliest, if any."""
@@ -175,8 +182,10 @@ class ControllerManager:
         while time.monotonic() < deadline:
             with self._cond:
                 now = self.clock.now()
-                pending = bool(self._queue) or any(
-                    heap and heap[0][0] <= now for heap in (self._timers, self._periodic)
+                pending = (
+                    self._busy
+                    or bool(self._queue)
+                    or any(heap and heap[0][0] <= now for heap in (self._timers, self._periodic))
                 )
             if not pending:
                 return

@@ -1,8 +1,8 @@
 """NodePort and LoadBalancer Services reachable from the host, on 127.0.0.1:<nodePort>.
 
-kind users map node ports to the host with ``extraPortMappings``; the simulated cluster does the same for every
-NodePort (and LoadBalancer) Service: a real HTTP listener on loopback forwards each request to a ready endpoint
-of the Service through the pod network. Nagle is off, as on the API server.
+kind users map node ports to the host with ``extraPortMappings``; the simulated cluster does the same for
+every NodePort (and LoadBalancer) Service: a real HTTP listener on loopback forwards each request to a ready
+endpoint of the Service through the pod network. Nagle is off, as on the API server.
 """
 
 from __future__ import annotations

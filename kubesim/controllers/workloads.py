@@ -11,6 +11,7 @@ change, so ``kubectl rollout restart`` starts a new rollout here as it does ever
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -262,6 +263,8 @@ class DeploymentController(OwnedController):
         ) and old_rss:
             # Rolling back to an older template makes its ReplicaSet the newest revision again.
             self._annotate(new_rs, revision + 1, deploy)
+            new_rs = self.store.get(RS, key[0], new_rs["metadata"]["name"]) or new_rs
+        deploy = self._set_revision(deploy, new_rs)
         if (spec.get("strategy") or {}).get("type") == "Recreate":
             self._recreate(deploy, new_rs, old_rss, replicas)
         else:
@@ -327,6 +330,25 @@ class DeploymentController(OwnedController):
         if start:
             self._scaled_event(deploy, created, 0, start)
         return created
+
+    def _set_revision(self, deploy: Obj, new_rs: Obj) -> Obj:
+        """The Deployment carries its new ReplicaSet's ``deployment.kubernetes.io/revision``, as
+        SetDeploymentRevision does (kubernetes pkg/controller/deployment/util); ``kubectl rollout undo``
+        replaces that annotation in its JSON patch, so it must exist."""
+        revision = (new_rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        annotations = deploy["metadata"].get("annotations") or {}
+        if not revision or annotations.get("deployment.kubernetes.io/revision") == revision:
+            return deploy
+        updated = self.cluster.mutate(
+            DEPLOY,
+            deploy,
+            lambda d: (
+                d["metadata"]
+                .setdefault("annotations", {})
+                .update({"deployment.kubernetes.io/revision": revision})
+            ),
+        )
+        return updated or deploy
 
     def _annotate(self, rs: Obj, revision: int, deploy: Obj) -> None:
         self.cluster.mutate(
@@ -565,8 +587,13 @@ class DeploymentController(OwnedController):
                     now,
                     force_update=True,
                 )
-                key = (deploy["metadata"]["namespace"], deploy["metadata"]["name"])
-                self.manager.after(deadline + 1, lambda: self.enqueue(key), repeat=True)
+                self.manager.after(
+                    deadline + 1,
+                    functools.partial(
+                        self.enqueue, (deploy["metadata"]["namespace"], deploy["metadata"]["name"])
+                    ),
+                    repeat=True,
+                )
             elif (
                 self.api.clock.now() - last >= deadline
                 and progressing.get("reason") != "ProgressDeadlineExceeded"
@@ -629,8 +656,7 @@ class DaemonSetController(OwnedController):
         pods = self.children(ds, PODS)
         by_node: dict[str, list[Obj]] = {}
         for pod in pods:
-            node = _pinned_node(pod)
-            by_node.setdefault(node, []).append(pod)
+            by_node.setdefault(_pinned_node(pod), []).append(pod)
         rolling = ds["spec"].get("updateStrategy") or {}
         max_unavailable = (
             _int_or_percent(
@@ -710,7 +736,7 @@ class DaemonSetController(OwnedController):
             if labels.get(k) != v:
                 return False
         tolerations = template["spec"].get("tolerations") or []
-        from kubesim.node.kubelet import _tolerates
+        from kubesim.node.scheduler import tolerates as _tolerates
 
         for taint in node["spec"].get("taints") or []:
             if taint.get("effect") == "NoSchedule" and not any(_tolerates(t, taint) for t in tolerations):

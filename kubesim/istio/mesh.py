@@ -59,7 +59,9 @@ class MeshState:
         self.cluster = cluster
         self.istiods: dict[str, Istiod] = {}  # pod IP -> istiod
         self.proxies: dict[str, Proxy] = {}  # proxy id -> running proxy
-        self.cni_ready_nodes: set[str] = set()
+        # node -> pod UIDs of the CNI agents running there: during a DaemonSet rollout the old agent stops
+        # after the new one started, and must not take the node's readiness with it.
+        self.cni_agents: dict[str, set[str]] = {}
         self.lock = threading.Lock()
 
     def istiod_at(self, ip: str) -> Istiod | None:
@@ -533,6 +535,7 @@ class Proxy(Program):
         self.kind = "gateway" if "router" in (ctx.container.get("args") or []) else "sidecar"
         config = json.loads(ctx.env("PROXY_CONFIG", "{}") or "{}")
         self.discovery = config.get("discoveryAddress", f"istiod.{NS}.svc:15012")
+        self.drain_seconds = _duration(config.get("terminationDrainDuration", "5s"))
         self.istiod: Istiod | None = None
         self.had_config = False  # Envoy keeps serving its last config when istiod goes away
         self.telemetry = Telemetry()
@@ -550,6 +553,12 @@ class Proxy(Program):
         ctx.log(f"info\tVersion {self.version}-{_git_sha(self.version)}-Clean")
         self.mesh.proxies[self.id] = self
         self.connect()
+
+    def on_sigterm(self) -> float | None:
+        """pilot-agent drains Envoy for terminationDrainDuration (ProxyConfig, default 5s: istio/api
+        mesh/v1alpha1/proxy.proto), still connected to istiod, then exits. As a native sidecar it only gets
+        SIGTERM once the app containers have exited (the kubelet's order)."""
+        return self.drain_seconds
 
     def stop(self) -> None:
         if self.mesh.proxies.get(self.id) is self:
@@ -835,7 +844,7 @@ class IstioValidation(Program):
 
     def start(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
-        self.ok = node in mesh_of(self.ctx.services).cni_ready_nodes
+        self.ok = bool(mesh_of(self.ctx.services).cni_agents.get(node))
         if self.ok:
             self.ctx.log("info\tValidation passed, iptables rules established")
         else:
@@ -853,13 +862,13 @@ class InstallCNI(Program):
 
     def start(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
-        mesh_of(self.ctx.services).cni_ready_nodes.add(node)
+        mesh_of(self.ctx.services).cni_agents.setdefault(node, set()).add(self.ctx.pod["metadata"]["uid"])
         self.ctx.network.listen(self.ctx.pod_ip, 8000, lambda req: HttpResponse(200, b"ok"))
         self.ctx.log(f"info\tinstall\tInstalled CNI binaries on node {node}")
 
     def stop(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
-        mesh_of(self.ctx.services).cni_ready_nodes.discard(node)
+        mesh_of(self.ctx.services).cni_agents.get(node, set()).discard(self.ctx.pod["metadata"]["uid"])
         self.ctx.network.close(self.ctx.pod_ip, 8000)
 
 
@@ -871,6 +880,15 @@ def proxyv2(ctx: ContainerContext) -> Program:
     if name == "istio-validation":
         return IstioValidation(ctx)
     return Proxy(ctx)
+
+
+def _duration(text: Any) -> float:
+    """A protobuf Duration as ProxyConfig writes it (``5s``, ``1.5s``, ``500ms``); 5s when unreadable."""
+    value = str(text).strip()
+    try:
+        return float(value[:-2]) / 1000 if value.endswith("ms") else float(value.rstrip("s"))
+    except ValueError:
+        return 5.0
 
 
 def _known(version: str) -> bool:

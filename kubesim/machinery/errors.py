@@ -86,14 +86,30 @@ STALE = "the object has been modified; please apply your changes to the latest v
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
-    """A 422 with one cause per ``(reason, field, message)``, e.g. ``("FieldValueRequired", "spec.x", ...)``."""
+    """A 422 with one cause per ``(reason, field, message)``: ``("FieldValueRequired", "spec.x", ...)``."""
     what = f"{kind}.{group}" if group else kind
     text = "; ".join(f"{field}: {message}" for _, field, message in causes)
     if len(causes) > 1:
         text = "[" + ", ".join(f"{field}: {message}" for _, field, message in causes) + "]"
     details = _details(name, group, kind)
+    if not name:
+        del details["name"]
     details["causes"] = [{"reason": r, "message": m, "field": f} for r, f, m in causes]
     return ApiError(422, "Invalid", f'{what} "{name}" is invalid: {text}', details)
+
+
+def invalid_options(options_kind: str, field: str, reason: str, message: str) -> ApiError:
+    """A 422 about a query parameter, as the server reports ``CreateOptions``/``ListOptions`` errors."""
+    return ApiError(
+        422,
+        "Invalid",
+        f'{options_kind}.meta.k8s.io "" is invalid: {field}: {message}',
+        {
+            "group": "meta.k8s.io",
+            "kind": options_kind,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
+    )
 
 
 def bad_request(message: str) -> ApiError:
@@ -106,7 +122,14 @@ def method_not_allowed(method: str, resource: str = "") -> ApiError:
     )
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
+def unsupported_media_type(content_type: str, patch: bool = True) -> ApiError:
+    if not patch:
+        return ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
     return ApiError(
         415,
         "UnsupportedMediaType",

@@ -75,12 +75,11 @@ def strategic_merge_patch(original: Any, patch: Any) -> Any:
     if directive == "delete":
         return None
     result = dict(original) if isinstance(original, dict) else {}
-    orders: dict[str, list[Any]] = {}
+    orders: dict[str, list[Any]] = {
+        key.split("/", 1)[1]: value for key, value in patch.items() if key.startswith("$setElementOrder/")
+    }
     for key, value in patch.items():
-        if key in ("$patch", "$retainKeys"):
-            continue
-        if key.startswith("$setElementOrder/"):
-            orders[key.split("/", 1)[1]] = value
+        if key in ("$patch", "$retainKeys") or key.startswith("$setElementOrder/"):
             continue
         if key.startswith("$deleteFromPrimitiveList/"):
             field = key.split("/", 1)[1]
@@ -97,9 +96,9 @@ def strategic_merge_patch(original: Any, patch: Any) -> Any:
         elif isinstance(value, list):
             current = result.get(key)
             current = current if isinstance(current, list) else []
-            keys = list_keys(key, value or current)
+            keys = list_keys(key, [v for v in value if isinstance(v, dict) and "$patch" not in v] or current)
             if keys is not None:
-                result[key] = _merge_keyed_list(current, value, keys)
+                result[key] = _merge_keyed_list(current, value, keys, orders.pop(key, None))
             elif key in SET_LISTS:
                 result[key] = current + [clone(v) for v in value if v not in current]
             else:
@@ -116,7 +115,14 @@ def strategic_merge_patch(original: Any, patch: Any) -> Any:
     return result
 
 
-def _merge_keyed_list(current: list[Any], patch: list[Any], keys: tuple[tuple[str, Any], ...]) -> list[Any]:
+def _merge_keyed_list(
+    current: list[Any], patch: list[Any], keys: tuple[tuple[str, Any], ...], order: list[Any] | None = None
+) -> list[Any]:
+    """Merge a list of maps by its merge key, ordered as apimachinery's strategicpatch orders it
+    (normalizeElementOrder + mergeSortedSlice): the patch's items in the patch's (or ``$setElementOrder``'s)
+    order, merged with the items only the server has, in the server's order."""
+    if any(isinstance(i, dict) and i == {"$patch": "replace"} for i in patch):
+        return [strategic_merge_patch({}, i) for i in patch if i != {"$patch": "replace"}]
     result = [clone(i) for i in current]
     for item in patch:
         if not isinstance(item, dict):
@@ -134,7 +140,25 @@ def _merge_keyed_list(current: list[Any], patch: list[Any], keys: tuple[tuple[st
             result.append(strategic_merge_patch({}, item))
         else:
             result[index] = strategic_merge_patch(result[index], item)
-    return result
+    wanted_order = [item_key(i, keys) for i in (order if order is not None else patch) if isinstance(i, dict)]
+    rank = {k: n for n, k in enumerate(wanted_order)}
+    from_patch = sorted(
+        (i for i in result if item_key(i, keys) in rank), key=lambda i: rank[item_key(i, keys)]
+    )
+    server_only = [i for i in result if item_key(i, keys) not in rank]
+    server_rank = {item_key(i, keys): n for n, i in enumerate(current) if isinstance(i, dict)}
+    merged: list[Any] = []
+    while from_patch and server_only:
+        left, right = (
+            server_rank.get(item_key(from_patch[0], keys)),
+            server_rank.get(item_key(server_only[0], keys)),
+        )
+        # Both known to the server: the server's order decides; otherwise the patch's item comes first.
+        if left is not None and right is not None and right < left:
+            merged.append(server_only.pop(0))
+        else:
+            merged.append(from_patch.pop(0))
+    return merged + from_patch + server_only
 
 
 def _reorder(items: list[Any], order: list[Any], keys: tuple[tuple[str, Any], ...] | None) -> list[Any]:

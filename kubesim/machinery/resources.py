@@ -30,6 +30,8 @@ class ResourceType:
         None  # (specReplicasPath, statusReplicasPath, labelSelectorPath)
     )
     custom: bool = False
+    # For custom resources: the CRD's additionalPrinterColumns (of its first served version).
+    columns: tuple[dict, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def gr(self) -> tuple[str, str]:
@@ -80,7 +82,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         True,
         short_names=("po",),
         categories=("all",),
-        subresources=("status", "log", "proxy", "eviction"),
+        subresources=("status", "log", "proxy", "eviction", "exec", "attach", "portforward", "binding"),
     ),
     _rt(
         "",
@@ -96,7 +98,27 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("", "v1", "Endpoints", "endpoints", True, short_names=("ep",), singular="endpoints"),
     _rt("", "v1", "ConfigMap", "configmaps", True, short_names=("cm",)),
     _rt("", "v1", "Secret", "secrets", True),
-    _rt("", "v1", "ServiceAccount", "serviceaccounts", True, short_names=("sa",)),
+    _rt("", "v1", "ServiceAccount", "serviceaccounts", True, short_names=("sa",), subresources=("token",)),
+    _rt(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        False,
+        short_names=("pv",),
+        subresources=("status",),
+    ),
+    _rt(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        True,
+        short_names=("pvc",),
+        subresources=("status",),
+    ),
+    _rt("", "v1", "LimitRange", "limitranges", True, short_names=("limits",)),
+    _rt("", "v1", "PodTemplate", "podtemplates", True),
     _rt("", "v1", "Event", "events", True, short_names=("ev",)),
     _rt("", "v1", "ResourceQuota", "resourcequotas", True, short_names=("quota",), subresources=("status",)),
     _rt(
@@ -188,6 +210,45 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         subresources=("status",),
     ),
     _rt("coordination.k8s.io", "v1", "Lease", "leases", True),
+    _rt(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        True,
+        short_names=("cj",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _rt("events.k8s.io", "v1", "Event", "events", True, short_names=("ev",)),
+    _rt(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        True,
+        short_names=("ing",),
+        subresources=("status",),
+    ),
+    _rt("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    _rt("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, short_names=("netpol",)),
+    _rt("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, short_names=("sc",)),
+    _rt("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
+    _rt("storage.k8s.io", "v1", "CSINode", "csinodes", False),
+    _rt("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False, subresources=("status",)),
+    _rt("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, short_names=("pc",)),
+    _rt("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+    _rt(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        False,
+        short_names=("csr",),
+        subresources=("approval", "status"),
+    ),
+    _rt("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",)),
+    _rt("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
     _rt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     _rt(
         "authorization.k8s.io",

@@ -64,6 +64,11 @@ def parse_label_selector(selector: str | None) -> Predicate:
                 checks.append(lambda lb, k=term[1:].strip(): k not in lb)
             elif re.match(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$", term):
                 checks.append(lambda lb, k=term: k in lb)
+            elif len(term.split()) > 1:
+                raise bad_request(
+                    f"unable to parse requirement: found '{term.split()[1]}', "
+                    "expected: in, notin, =, ==, !=, gt, lt"
+                )
             else:
                 raise bad_request(f'unable to parse requirement: invalid label key "{term}"')
     return lambda labels: all(c(labels) for c in checks)
@@ -120,8 +125,55 @@ def _field(obj: dict[str, Any], path: str) -> str:
     return str(cur)
 
 
-def parse_field_selector(selector: str | None) -> Predicate:
-    """Compile a field selector into a predicate over the whole object."""
+# Field labels each kind supports beyond metadata.name/namespace, from the AddFieldLabelConversionFunc calls
+# of kubernetes/kubernetes pkg/apis/{core,apps,batch}/v1/conversion.go (v1.36). Kinds listed here answer an
+# unsupported label with "field label not supported: X"; the others with "... is not a known field selector".
+_META = ("metadata.name", "metadata.namespace")
+FIELD_LABELS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): _META
+    + (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.podIPs",
+        "status.nominatedNodeName",
+    ),
+    ("", "nodes"): ("metadata.name", "spec.unschedulable"),
+    ("", "events"): _META
+    + tuple(
+        f"involvedObject.{f}"
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    )
+    + ("reason", "reportingComponent", "source", "type"),
+    ("", "namespaces"): ("status.phase", "metadata.name"),
+    ("", "secrets"): ("type",) + _META,
+    ("", "services"): _META + ("spec.clusterIP", "spec.type"),
+    ("", "replicationcontrollers"): _META + ("status.replicas",),
+    ("apps", "replicasets"): _META + ("status.replicas",),
+    ("batch", "jobs"): _META + ("status.successful",),
+}
+
+
+def _check_field_label(gr: tuple[str, str] | None, path: str) -> None:
+    if gr is None:
+        return
+    supported = FIELD_LABELS.get(gr)
+    if supported is None:
+        if path not in _META:
+            raise bad_request(
+                f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+            )
+    elif path not in supported:
+        raise bad_request(f"field label not supported: {path}")
+
+
+def parse_field_selector(selector: str | None, gr: tuple[str, str] | None = None) -> Predicate:
+    """Compile a field selector into a predicate over the whole object; with ``gr``, reject the field
+    labels that kind does not support, as the API server does."""
     if not selector:
         return lambda obj: True
     checks: list[Predicate] = []
@@ -129,6 +181,7 @@ def parse_field_selector(selector: str | None) -> Predicate:
         for op in ("!=", "==", "="):
             if op in term:
                 path, value = (p.strip() for p in term.split(op, 1))
+                _check_field_label(gr, path)
                 if op == "!=":
                     checks.append(lambda o, p=path, v=value: _field(o, p) != v)
                 else:

@@ -39,8 +39,10 @@ def field_set(obj: Any, prefix: Path = (), field: str = "") -> set[Path]:
     """Leaf paths of an object, in FieldsV1 tokens."""
     paths: set[Path] = set()
     if isinstance(obj, dict):
-        if not obj and prefix:
+        if (not obj or field == "selector") and prefix:
+            # A label selector (and a Service's selector) is an atomic map: owned as a whole.
             paths.add(prefix)
+            return paths
         for key, value in obj.items():
             token = "f:" + key
             if not prefix and token in _IGNORED_ROOTS:
@@ -53,7 +55,7 @@ def field_set(obj: Any, prefix: Path = (), field: str = "") -> set[Path]:
         if keys is not None and all(isinstance(i, dict) for i in obj):
             for item in obj:
                 token = "k:" + json.dumps(
-                    {k: v for (k, d), v in zip(keys, item_key(item, keys)) if v is not None},
+                    {k: v for (k, d), v in zip(keys, item_key(item, keys), strict=True) if v is not None},
                     separators=(",", ":"),
                     sort_keys=True,
                 )
@@ -187,7 +189,7 @@ def _conflict_error(conflicts: list[tuple[str, str, Path]]) -> ApiError:
         message = f"Apply failed with {n} conflicts: " + "\n".join(lines)
     causes = [
         {"reason": "FieldManagerConflict", "message": line, "field": dotted(path)}
-        for line, (_, _, path) in zip(lines, conflicts)
+        for line, (_, _, path) in zip(lines, conflicts, strict=True)
     ]
     return ApiError(409, "Conflict", message, {"causes": causes})
 
@@ -209,13 +211,19 @@ def apply(
     base = clone(live) if live else {}
 
     conflicts: list[tuple[str, str, Path]] = []
+    clashes: list[tuple[dict[str, Any], set[Path]]] = []
     for entry in entries:
         if entry is mine or entry.get("subresource", "") != subresource:
             continue
         owned = from_fields_v1(entry.get("fieldsV1", {}))
         clashing = {p for p in owned & new_fields if p[-1] != "." and lookup(applied, p) != lookup(base, p)}
-        if not clashing:
-            continue
+        if clashing:
+            clashes.append((entry, clashing))
+    if clashes and not force and manager == "kubectl" and live is not None:
+        every = set().union(*(c for _, c in clashes))
+        force = every <= _last_applied_fields(live)
+    for entry, clashing in clashes:
+        owned = from_fields_v1(entry.get("fieldsV1", {}))
         if force:
             entry["fieldsV1"] = to_fields_v1(owned - clashing)
         else:
@@ -251,6 +259,23 @@ def apply(
     return result
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied_fields(live: dict[str, Any]) -> set[Path]:
+    """Fields of a client-side apply's last-applied-configuration whose live value is still the one it
+    applied: ``kubectl apply --server-side`` may take them over without a conflict, as the real server's
+    lastAppliedManager allows (apimachinery pkg/util/managedfields/internal/lastappliedmanager.go)."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    return {p for p in field_set(last) if p[-1] == "." or lookup(last, p) == lookup(live, p)}
+
+
 def record_update(
     old: dict[str, Any] | None,
     new: dict[str, Any],
@@ -264,7 +289,8 @@ def record_update(
     after = field_set(new)
     changed = {p for p in after if p not in before or lookup(old, p) != lookup(new, p)}
     entries = _managers(old) if old else []
-    if not changed and old is not None:
+    if not changed:
+        # An update that sets no field records no manager (a created ServiceAccount with only a name).
         new.setdefault("metadata", {})["managedFields"] = entries or None
         if not entries:
             new["metadata"].pop("managedFields", None)

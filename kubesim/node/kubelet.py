@@ -1,7 +1,7 @@
-"""The simulated nodes: scheduler, kubelet and container runtime.
+"""The simulated kubelet and container runtime of every node (the scheduler is in scheduler.py, the log store
+in logs.py, the registry in images.py, what containers run in programs.py).
 
-The scheduler binds pending pods to Ready nodes whose taints they tolerate and whose selectors they meet.
-The kubelet then walks each pod through what a real node does, in simulated time: sandbox and pod IP, init
+The kubelet walks each pod through what a real node does, in simulated time: sandbox and pod IP, init
 containers one after another (native sidecars stay running), image pulls from the simulated registry (with
 ``ErrImagePull`` / ``ImagePullBackOff`` and exponential back-off), container creation (refused with
 ``CreateContainerConfigError`` when ``runAsNonRoot`` meets a root image), start, readiness probes, crash loops
@@ -11,20 +11,20 @@ pod's status and announced with the same events and messages as a real kubelet.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubesim.apiserver.api import Api, RequestOptions
 from kubesim.controllers.manager import Controller, ControllerManager
 from kubesim.machinery.errors import ApiError
-from kubesim.machinery.selectors import match_label_selector_object
 from kubesim.network import HttpRequest
-from kubesim.node.images import Image, PullError
+from kubesim.node.images import Image, PullError, normalize
+from kubesim.node.logs import LogBook
 from kubesim.node.programs import ContainerContext, Program
+from kubesim.node.scheduler import Scheduler
 from kubesim.store import WatchEvent
 
 if TYPE_CHECKING:
@@ -33,88 +33,6 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 PODS = ("", "pods")
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
-
-
-# -- logs ------------------------------------------------------------------------------------------------
-class LogBook:
-    """Container logs by (namespace, pod, container): the current instance and the previous one."""
-
-    def __init__(self) -> None:
-        self._logs: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._cond = threading.Condition()
-
-    def write(self, key: tuple[str, str, str], uid: str, when: str, text: str) -> None:
-        with self._cond:
-            entry = self._logs.setdefault(key, {"uid": uid, "current": [], "previous": None, "running": True})
-            if entry["uid"] != uid:
-                entry.update(uid=uid, current=[], previous=None)
-            entry["current"].append((when, text))
-            del entry["current"][:-5000]
-            self._cond.notify_all()
-
-    def begin(self, key: tuple[str, str, str], uid: str, restart: bool) -> None:
-        with self._cond:
-            entry = self._logs.get(key)
-            if entry is None or entry["uid"] != uid:
-                self._logs[key] = {"uid": uid, "current": [], "previous": None, "running": True}
-            else:
-                if restart:
-                    entry["previous"], entry["current"] = entry["current"], []
-                entry["running"] = True
-            self._cond.notify_all()
-
-    def end(self, key: tuple[str, str, str]) -> None:
-        with self._cond:
-            if key in self._logs:
-                self._logs[key]["running"] = False
-            self._cond.notify_all()
-
-    def forget_pod(self, namespace: str, pod: str) -> None:
-        with self._cond:
-            for key in [k for k in self._logs if k[:2] == (namespace, pod)]:
-                del self._logs[key]
-            self._cond.notify_all()
-
-    def started(self, key: tuple[str, str, str], uid: str, previous: bool) -> bool:
-        entry = self._logs.get(key)
-        if entry is None or entry["uid"] != uid:
-            return False
-        return entry["previous"] is not None if previous else True
-
-    def read(
-        self,
-        key: tuple[str, str, str],
-        previous: bool = False,
-        timestamps: bool = False,
-        tail: int | None = None,
-    ) -> list[str]:
-        with self._cond:
-            entry = self._logs.get(key) or {}
-            lines = list(entry.get("previous" if previous else "current") or [])
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        return [f"{when} {text}\n" if timestamps else f"{text}\n" for when, text in lines]
-
-    def follow(
-        self, key: tuple[str, str, str], first: list[str], timestamps: bool, store: Any
-    ) -> Iterator[str]:
-        yield from first
-        with self._cond:
-            seen = len((self._logs.get(key) or {}).get("current") or [])
-        while True:
-            with self._cond:
-                entry = self._logs.get(key)
-                if entry is None:
-                    return
-                lines = entry["current"][seen:]
-                if not lines:
-                    if not entry["running"] or store.closed:
-                        return
-                    self._cond.wait(1.0)
-                    continue
-                seen += len(lines)
-            for when, text in lines:
-                yield f"{when} {text}\n" if timestamps else f"{text}\n"
 
 
 # -- runtime state ---------------------------------------------------------------------------------------
@@ -137,6 +55,7 @@ class ContainerState:
     last: Obj | None = None
     container_id: str = ""
     epoch: int = 0  # bumps on every (re)start; stale timers check it
+    signalled: bool = False  # SIGTERM sent (pod shutting down)
     pull_failures: int = 0
     crash_backoff: float = 0.0
 
@@ -182,6 +101,7 @@ class Kubelet(Controller):
         self.uid_of: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid of the pod we run
         self.pods_on: dict[str, int] = {}  # node -> pods the scheduler has placed there
         self.logs = LogBook()
+        self.scheduler = Scheduler(self.api.store, cluster.mutate, cluster.event, self.api.now, self.pods_on)
         self.images_on_node: dict[str, set[str]] = {}
         self._next_ip: dict[str, int] = {}
 
@@ -224,90 +144,8 @@ class Kubelet(Controller):
         ):
             self._start_pod(pod)
 
-    # -- scheduling -----------------------------------------------------------------------------------------
     def _schedule(self, pod: Obj) -> None:
-        nodes = [n for n in self.api.store.items(("", "nodes")) if self._fits(pod, n)]
-        if not nodes:
-            total = len(self.api.store.items(("", "nodes")))
-            message = (
-                f"0/{total} nodes are available: {total} node(s) didn't match Pod's node affinity/selector."
-            )
-            self._set_condition_unschedulable(pod, message)
-            return
-        node = min((n["metadata"]["name"] for n in nodes), key=lambda n: (self.pods_on.get(n, 0), n))
-
-        def bind(p: Obj) -> None:
-            p["spec"]["nodeName"] = node
-            conditions = [c for c in p["status"].get("conditions") or [] if c["type"] != "PodScheduled"]
-            conditions.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": self.api.now(),
-                }
-            )
-            p["status"]["conditions"] = conditions
-
-        bound = self.cluster.mutate(PODS, pod, bind)
-        if bound is not None:
-            self.cluster.event(
-                bound,
-                "Normal",
-                "Scheduled",
-                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {node}",
-                "default-scheduler",
-            )
-
-    def _set_condition_unschedulable(self, pod: Obj, message: str) -> None:
-        current = [c for c in pod["status"].get("conditions") or [] if c["type"] == "PodScheduled"]
-        if current and current[0].get("message") == message:
-            return
-
-        def mark(p: Obj) -> None:
-            p["status"]["conditions"] = [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": self.api.now(),
-                    "reason": "Unschedulable",
-                    "message": message,
-                }
-            ]
-
-        updated = self.cluster.mutate(PODS, pod, mark)
-        if updated is not None:
-            self.cluster.event(updated, "Warning", "FailedScheduling", message, "default-scheduler")
-
-    def _fits(self, pod: Obj, node: Obj) -> bool:
-        if node["spec"].get("unschedulable"):
-            return False
-        ready = any(
-            c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or []
-        )
-        if not ready:
-            return False
-        labels = node["metadata"].get("labels") or {}
-        for k, v in (pod["spec"].get("nodeSelector") or {}).items():
-            if labels.get(k) != v:
-                return False
-        tolerations = pod["spec"].get("tolerations") or []
-        for taint in node["spec"].get("taints") or []:
-            if taint.get("effect") not in ("NoSchedule", "NoExecute"):
-                continue
-            if not any(_tolerates(t, taint) for t in tolerations):
-                return False
-        affinity = ((pod["spec"].get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"
-        )
-        if affinity:
-            fields = {"metadata.name": node["metadata"]["name"]}
-            if not any(
-                _node_term_matches(term, labels, fields) for term in affinity.get("nodeSelectorTerms") or []
-            ):
-                return False
-        return True
+        self.scheduler.schedule(pod)
 
     # -- pod lifecycle --------------------------------------------------------------------------------------
     def _allocate_ip(self, node: str) -> str:
@@ -400,11 +238,12 @@ class Kubelet(Controller):
         cache = self.images_on_node.setdefault(state.node, set())
         policy = c.spec.get("imagePullPolicy", "IfNotPresent")
         registry = self.cluster.registry
-        from kubesim.node.images import normalize
-
-        cached = normalize(ref) in cache and registry.has(ref)
-        if policy != "Always" and cached and not self.cluster.faults.image_fails(ref):
-            c.image = registry.pull(ref, self._pull_secrets(pod))
+        fault = self.cluster.faults.image_pull_for(ref)
+        known = registry.lookup(ref)
+        cached = normalize(ref) in cache and known is not None
+        if policy != "Always" and cached and known is not None and fault is None:
+            # Present on the node: no pull, so no registry (nor credentials) involved.
+            c.image = known
             self.cluster.event(
                 pod,
                 "Normal",
@@ -429,13 +268,8 @@ class Kubelet(Controller):
             pod, "Normal", "Pulling", f'Pulling image "{ref}"', "kubelet", field_path=self._field_path(pod, c)
         )
         try:
-            if self.cluster.faults.image_fails(ref):
-                from kubesim.node.images import normalize as norm
-
-                raise PullError(
-                    f'failed to pull and unpack image "{norm(ref)}": failed to resolve reference '
-                    f'"{norm(ref)}": {norm(ref)}: not found'
-                )
+            if fault is not None:
+                raise registry.failure(ref, fault.why)
             image = registry.pull(ref, self._pull_secrets(pod))
         except PullError as exc:
             self._pull_failed(state, c, pod, str(exc))
@@ -482,6 +316,8 @@ class Kubelet(Controller):
                 return
             c.reason, c.message = "ImagePullBackOff", f'Back-off pulling image "{ref}"'
             p = self._pod(state)
+            if p is None:
+                return
             self.cluster.event(
                 p, "Normal", "BackOff", f'Back-off pulling image "{ref}"', "kubelet", field_path=where
             )
@@ -510,7 +346,12 @@ class Kubelet(Controller):
                 self.cluster.event(pod, "Warning", "Failed", f"Error: {refusal}", "kubelet", field_path=where)
                 self._write(state)
             epoch = c.epoch
-            self.manager.after(10.0, lambda: c.epoch == epoch and self._create(state, c), repeat=True)
+
+            def retry_create() -> None:
+                if c.epoch == epoch:
+                    self._create(state, c)
+
+            self.manager.after(10.0, retry_create, repeat=True)
             return
         c.epoch += 1
         c.container_id = "containerd://" + f"{random.getrandbits(256):064x}"
@@ -530,12 +371,16 @@ class Kubelet(Controller):
         assert c.image is not None
         programs = self.cluster.programs
         program_type = programs.get(c.image.program, programs["pause"])
+
+        def log(text: str, k: tuple[str, str, str] = key, uid: str = state.uid) -> None:
+            self.logs.write(k, uid, self.api.now(), text)
+
         ctx = ContainerContext(
             pod,
             c.spec,
             state.ip,
             self.cluster.network,
-            lambda text, k=key, uid=state.uid: self.logs.write(k, uid, self.api.now(), text),
+            log,
             c.image.port,
             self.cluster,
         )
@@ -576,6 +421,10 @@ class Kubelet(Controller):
         message = ""
         if ok and probe and "httpGet" in probe and c.program is not None:
             ok, message = self._http_probe(state, c, probe)
+        elif ok and probe and "tcpSocket" in probe:
+            port = self._probe_port(c, probe["tcpSocket"].get("port"))
+            ok = port is not None and self.cluster.network.listening(state.ip, port)
+            message = "" if ok else f"dial tcp {state.ip}:{port}: connect: connection refused"
         elif ok:
             ok = c.program.ready() if c.program is not None else True
         if ok != c.ready:
@@ -598,16 +447,13 @@ class Kubelet(Controller):
 
     def _http_probe(self, state: PodState, c: ContainerState, probe: Obj) -> tuple[bool, str]:
         get = probe["httpGet"]
-        port = get.get("port")
-        if isinstance(port, str):
-            port = next(
-                (p["containerPort"] for p in c.spec.get("ports") or [] if p.get("name") == port), None
-            )
-        if port is None or not self.cluster.network.listening(state.ip, int(port)):
+        port = self._probe_port(c, get.get("port"))
+        if port is None or not self.cluster.network.listening(state.ip, port):
             # Nothing of ours answers on that port: the program's own notion of readiness decides.
             return (c.program.ready() if c.program else True), ""
         try:
-            # Like Istio's probe rewrite, the probe reaches the app from inside the pod, not through the sidecar.
+            # Like Istio's probe rewrite, the probe reaches the app from inside the pod, not through the
+            # sidecar.
             response = self.cluster.network.request_in_pod(
                 state.ip, int(port), HttpRequest("GET", get.get("path", "/"))
             )
@@ -616,6 +462,15 @@ class Kubelet(Controller):
         if 200 <= response.status < 400:
             return True, ""
         return False, f"HTTP probe failed with statuscode: {response.status}"
+
+    @staticmethod
+    def _probe_port(c: ContainerState, port: Any) -> int | None:
+        """A probe's port: a number, or the name of one of the container's ports."""
+        if isinstance(port, str) and not port.isdigit():
+            return next(
+                (int(p["containerPort"]) for p in c.spec.get("ports") or [] if p.get("name") == port), None
+            )
+        return int(port) if port is not None else None
 
     def _exited(self, state: PodState, c: ContainerState, epoch: int, code: int) -> None:
         if c.epoch != epoch or state.terminating or c.state != "running":
@@ -724,42 +579,76 @@ class Kubelet(Controller):
         state.terminating = True
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
         for c in state.containers:
-            if c.state == "running":
-                self.cluster.event(
-                    pod,
-                    "Normal",
-                    "Killing",
-                    f"Stopping container {c.name}",
-                    "kubelet",
-                    field_path=self._field_path(pod, c),
-                )
             c.ready = False
         self._write(state)
-        # Containers exit on SIGTERM almost at once; the pod object goes when they have (or at the deadline).
-        drain = min(grace, 1.0)
+        # The graceful shutdown of a pod (kubelet's killPod, KEP-753 for native sidecars): regular containers
+        # get SIGTERM first, the sidecars once every regular container has exited; each program decides how
+        # long it takes to exit (Program.on_sigterm); whatever still runs at the grace deadline is SIGKILLed.
+        self._signal_next(state, pod)
+        self.manager.after(grace, lambda: self._grace_over(state))
 
-        def finish() -> None:
-            running = [c for c in state.containers if c.state == "running"]
-            for c in running:
-                c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, self.api.now()
-            # Requests already routed to the pod finish: its servers stay up for a short wall-clock drain, even
-            # when simulated time jumps (Envoy drains the same way, terminationDrainDuration).
-            self._stop_later(state, running)
-            current = self._pod(state)
-            if current is not None:
-                try:
-                    self.api.delete(
-                        self.api.type_of(*PODS),
-                        state.namespace,
-                        state.name,
-                        RequestOptions(internal=True),
-                        grace_seconds=0,
-                    )
-                except ApiError:
-                    pass
-            self._forget(state.uid)
+    def _signal_next(self, state: PodState, pod: Obj) -> None:
+        running = [c for c in state.containers if c.state == "running"]
+        if not running:
+            self._finish_termination(state)
+            return
+        regular = [c for c in running if not c.sidecar]
+        for c in regular or list(reversed(running)):
+            if c.signalled:
+                continue
+            c.signalled = True
+            self.cluster.event(
+                pod,
+                "Normal",
+                "Killing",
+                f"Stopping container {c.name}",
+                "kubelet",
+                field_path=self._field_path(pod, c),
+            )
+            seconds = c.program.on_sigterm() if c.program is not None else 0.0
+            if seconds is not None:
+                self.manager.after(seconds, functools.partial(self._exited_on_signal, state, c, 0))
 
-        self.manager.after(drain, finish)
+    def _exited_on_signal(self, state: PodState, c: ContainerState, code: int) -> None:
+        if self.pods.get(state.uid) is not state or c.state != "running":
+            return
+        c.state, c.exit_code, c.finished_at = "terminated", code, self.api.now()
+        c.reason = "Completed" if code == 0 else "Error"
+        # Requests already routed to the container finish: its servers stay up for a short wall-clock drain,
+        # even when simulated time jumps.
+        self._stop_later(state, [c])
+        pod = self._pod(state)
+        if pod is None or not any(other.state == "running" for other in state.containers):
+            self._finish_termination(state)  # the pod object goes now: no status write for it first
+            return
+        self._write(state)
+        self._signal_next(state, pod)
+
+    def _grace_over(self, state: PodState) -> None:
+        """SIGKILL (exit code 137) for every container still running at the end of the grace period."""
+        if self.pods.get(state.uid) is not state:
+            return
+        for c in state.containers:
+            if c.state == "running":
+                c.state, c.exit_code, c.finished_at, c.reason = "terminated", 137, self.api.now(), "Error"
+                self._stop_later(state, [c])
+        self._finish_termination(state)
+
+    def _finish_termination(self, state: PodState) -> None:
+        if self.pods.get(state.uid) is not state:
+            return
+        if self._pod(state) is not None:
+            try:
+                self.api.delete(
+                    self.api.type_of(*PODS),
+                    state.namespace,
+                    state.name,
+                    RequestOptions(internal=True),
+                    grace_seconds=0,
+                )
+            except ApiError:
+                pass
+        self._forget(state.uid)
 
     DRAIN_WALL_SECONDS = 0.5
 
@@ -870,9 +759,9 @@ class Kubelet(Controller):
             if state.inits:
                 status["initContainerStatuses"] = [status_of(c) for c in state.inits]
 
-        status = dict(pod.get("status") or {})
-        update(status)
-        self.cluster.set_status(PODS, pod, status)
+        new_status: Obj = dict(pod.get("status") or {})
+        update(new_status)
+        self.cluster.set_status(PODS, pod, new_status)
 
     @staticmethod
     def _field_path(pod: Obj, c: ContainerState) -> str:
@@ -897,114 +786,3 @@ class Kubelet(Controller):
         if explicit is None and c.image is not None and c.image.user == 0:
             return f"container has runAsNonRoot and image will run as root {where}"
         return ""
-
-
-def _tolerates(toleration: Obj, taint: Obj) -> bool:
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    if toleration.get("operator") == "Exists":
-        return not toleration.get("key") or toleration["key"] == taint.get("key")
-    return toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", "")
-
-
-def _node_term_matches(term: Obj, labels: dict[str, str], fields: dict[str, str]) -> bool:
-    for expr in term.get("matchExpressions") or []:
-        if not match_label_selector_object({"matchExpressions": [expr]}, labels):
-            return False
-    for expr in term.get("matchFields") or []:
-        if not match_label_selector_object({"matchExpressions": [expr]}, fields):
-            return False
-    return True
-
-
-def new_node(name: str, ip: str, k8s_version: str, control_plane: bool, cluster: str) -> Obj:
-    labels = {
-        "beta.kubernetes.io/arch": "amd64",
-        "beta.kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "kubesim.io/simulated": "true",
-    }
-    if control_plane:
-        labels["node-role.kubernetes.io/control-plane"] = ""
-        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": labels,
-            "annotations": {
-                "node.alpha.kubernetes.io/ttl": "0",
-                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-            },
-        },
-        "spec": {"podCIDR": "", "providerID": f"kind://docker/{cluster}/{name}"},
-        "status": {},
-    }
-
-
-def node_status(ip: str, name: str, k8s_version: str, now: str) -> Obj:
-    condition = {"lastHeartbeatTime": now, "lastTransitionTime": now}
-    return {
-        "capacity": {
-            "cpu": "2",
-            "memory": "24581208Ki",
-            "pods": "110",
-            "ephemeral-storage": "263174212Ki",
-            "hugepages-2Mi": "0",
-        },
-        "allocatable": {
-            "cpu": "2",
-            "memory": "24581208Ki",
-            "pods": "110",
-            "ephemeral-storage": "263174212Ki",
-            "hugepages-2Mi": "0",
-        },
-        "conditions": [
-            dict(
-                condition,
-                type="MemoryPressure",
-                status="False",
-                reason="KubeletHasSufficientMemory",
-                message="kubelet has sufficient memory available",
-            ),
-            dict(
-                condition,
-                type="DiskPressure",
-                status="False",
-                reason="KubeletHasNoDiskPressure",
-                message="kubelet has no disk pressure",
-            ),
-            dict(
-                condition,
-                type="PIDPressure",
-                status="False",
-                reason="KubeletHasSufficientPID",
-                message="kubelet has sufficient PID available",
-            ),
-            dict(
-                condition,
-                type="Ready",
-                status="True",
-                reason="KubeletReady",
-                message="kubelet is posting ready status",
-            ),
-        ],
-        "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-        "nodeInfo": {
-            "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
-            "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
-            "bootID": str(uuid.uuid5(uuid.NAMESPACE_OID, name)),
-            "kernelVersion": "6.8.0-rehearsal-sim",
-            "osImage": "Debian GNU/Linux 12 (bookworm)",
-            "containerRuntimeVersion": "containerd://2.1.1",
-            "kubeletVersion": f"v{k8s_version}",
-            "kubeProxyVersion": f"v{k8s_version}",
-            "operatingSystem": "linux",
-            "architecture": "amd64",
-        },
-        "images": [],
-    }

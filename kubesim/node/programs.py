@@ -62,6 +62,11 @@ class Program:
         """``(seconds, exit code)`` if the process ends by itself."""
         return None
 
+    def on_sigterm(self) -> float | None:
+        """SIGTERM arrived (the pod is shutting down): seconds until the process exits, or None when it
+        ignores the signal and runs until SIGKILL at the end of the grace period. Default: exits at once."""
+        return 0.0
+
 
 class Pause(Program):
     pass
@@ -90,6 +95,13 @@ class Shell(Program):
         code = re.search(r"exit\s+(\d+)", script)
         seconds = sum(float(s) for s in re.findall(r"sleep\s+(\d+(?:\.\d+)?)", script))
         return (max(seconds, 0.5), int(code.group(1)) if code else 0)
+
+    def on_sigterm(self) -> float | None:
+        # A shell or `sleep` running as PID 1 has no handler for SIGTERM and the kernel does not apply the
+        # default action to PID 1: it ignores the signal for the whole grace period, unless the script traps
+        # it (which is why Istio's curl sample sets terminationGracePeriodSeconds: 0).
+        script = self._script()
+        return 0.0 if re.search(r"\btrap\b.*\b(TERM|SIGTERM|15)\b", script) else None
 
 
 class HttpEcho(Program):
@@ -120,9 +132,64 @@ class HttpEcho(Program):
         return HttpResponse(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
 
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "sleep", "echo", "true", "false", "tail"})
+
+
+class Generic(HttpEcho):
+    """An image the simulator has no model of (a user's ``traefik/whoami``, a chart's exporter).
+
+    It stands for an app that works: it serves HTTP (an echo, status 200) on every TCP port the container
+    declares and on every port its probes name, so HTTP, TCP and exec probes pass as they would for a healthy
+    app. When its command line is a shell command (``sh -c ...``, ``sleep 3600``), it runs it as
+    :class:`Shell` does: logs what it echoes and exits as the script would.
+    """
+
+    def __init__(self, ctx: ContainerContext) -> None:
+        super().__init__(ctx)
+        command = list(ctx.container.get("command") or [])
+        first = command[0].rsplit("/", 1)[-1] if command else ""
+        self.shell = Shell(ctx) if first in SHELLS else None
+        self.serving = self._ports()
+
+    def _ports(self) -> list[int]:
+        ports = [
+            int(p["containerPort"])
+            for p in self.ctx.container.get("ports") or []
+            if "containerPort" in p and p.get("protocol", "TCP") == "TCP"
+        ]
+        named = {p.get("name"): p.get("containerPort") for p in self.ctx.container.get("ports") or []}
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+            probe = self.ctx.container.get(kind) or {}
+            action = probe.get("httpGet") or probe.get("tcpSocket") or {}
+            port = action.get("port")
+            port = named.get(port) if isinstance(port, str) and not port.isdigit() else port
+            if port is not None and int(port) not in ports:
+                ports.append(int(port))
+        return ports
+
+    def start(self) -> None:
+        if self.shell is not None:
+            self.shell.start()
+        for port in self.serving:
+            self.ctx.network.listen(self.ctx.pod_ip, port, self.handle)
+        if self.serving:
+            self.ctx.log(f"Listening on ports {', '.join(str(p) for p in self.serving)}")
+
+    def stop(self) -> None:
+        for port in self.serving:
+            self.ctx.network.close(self.ctx.pod_ip, port)
+
+    def exit_after(self) -> tuple[float, int] | None:
+        return self.shell.exit_after() if self.shell is not None else None
+
+    def on_sigterm(self) -> float | None:
+        return self.shell.on_sigterm() if self.shell is not None else 0.0
+
+
 PROGRAMS: dict[str, type[Program]] = {
     "pause": Pause,
     "sleep": Pause,
     "shell": Shell,
     "http-echo": HttpEcho,
+    "generic": Generic,
 }

@@ -9,7 +9,7 @@ layer talks to the cluster only through its kubeconfig, with the official client
 from .base import Cluster, ClusterError, ClusterProvider
 from .kind import KIND_NODE_IMAGE, KIND_VERSION, KindProvider
 from .kubeconfig import KubeconfigProvider
-from .sim import SimProvider
+from .sim import SimProvider, SimRegistry
 
 PROVIDERS = ("sim", "kind", "kubeconfig")
 
@@ -23,4 +23,5 @@ __all__ = [
     "KubeconfigProvider",
     "PROVIDERS",
     "SimProvider",
+    "SimRegistry",
 ]

@@ -15,8 +15,9 @@ class ClusterError(Exception):
 
 @runtime_checkable
 class Simulator(Protocol):
-    """What a simulated cluster offers beyond a kubeconfig. Only the ``sim`` provider hands one out; everything
-    else in the harness treats the cluster as any cluster, through its kubeconfig and the real CLIs."""
+    """What a simulated cluster offers beyond a kubeconfig. Only the ``sim`` provider hands one out;
+    everything else in the harness treats the cluster as any cluster, through its kubeconfig and the real
+    CLIs."""
 
     def istioctl(self, version: str, directory: Path) -> Path:
         """An executable that behaves as istioctl ``version`` does against this cluster."""
@@ -64,7 +65,7 @@ class ClusterProvider(Protocol):
     name: str
 
     def provision(self, workdir: Path) -> Cluster:
-        """Create or connect to the cluster; raise :class:`ClusterError` with a clear message if impossible."""
+        """Create or connect to the cluster; raise :class:`ClusterError` saying why when impossible."""
         ...
 
 

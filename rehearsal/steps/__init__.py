@@ -1,9 +1,9 @@
 """The runbook's steps as plain functions over a :class:`Rehearsal` context.
 
 Each step records what it did in the run (commands, data, artifacts, and why it was or was not needed), raises
-:class:`~rehearsal.run.StepFailed` with a readable reason when it cannot be done, and registers its undo in the
-journal *before* it changes the cluster. The pytest fixtures in ``fixtures/`` call these in order; nothing here
-imports pytest.
+:class:`~rehearsal.run.StepFailed` with a readable reason when it cannot be done, and registers its undo in
+the journal *before* it changes the cluster. The pytest fixtures in ``fixtures/`` call these in order; nothing
+here imports pytest.
 """
 
 from __future__ import annotations

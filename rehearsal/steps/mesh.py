@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from .. import waits
-from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider
+from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider, SimRegistry
 from ..istio import istioctl as istioctl_mod
 from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
 from ..kube import http_session, load_manifests, with_registry
@@ -20,27 +20,20 @@ from ..settings import Settings
 from . import APPS_NS, ISTIO_NS, SAMPLE_APPS, Rehearsal
 
 
-def _plan_hub(settings: Settings) -> str | None:
-    spec = settings.install_spec(settings.istio_to)
-    return spec.get("hub") or ((spec.get("values") or {}).get("global") or {}).get("hub")
-
-
 def provision(settings: Settings, run: Run) -> Cluster:
     """Create (sim, kind) or connect to (kubeconfig) the cluster the rehearsal runs on."""
     with run.step("provision") as step:
         if settings.cluster == "sim":
-            # The plan's registry and the apps' one exist as mirrors, unless their host can never resolve
-            # (".invalid" is reserved for exactly that, RFC 6761).
-            mirrors = [
-                (prefix, upstreams)
-                for prefix, upstreams in (
-                    (_plan_hub(settings), ("docker.io/istio", "registry.istio.io/release")),
-                    (settings.apps_registry, ("",)),
-                )
-                if prefix and not prefix.split("/")[0].endswith(".invalid")
-            ]
+            # The simulated world has the public registries; the user's own exist only if they say so
+            # (--sim-registry), so a mistyped hub fails with ErrImagePull here as on a real cluster.
+            try:
+                registries = [SimRegistry.parse(text) for text in settings.sim_registries]
+            except ClusterError as exc:
+                raise StepFailed(str(exc)) from None
             provider: Any = SimProvider(
-                k8s_version=settings.k8s_version, time_scale=settings.sim_time_scale, mirrors=mirrors
+                k8s_version=settings.k8s_version,
+                time_scale=settings.sim_time_scale,
+                registries=registries,
             )
         elif settings.cluster == "kind":
             provider = KindProvider(cluster_name=settings.kind_name, keep=settings.keep_cluster)
@@ -58,8 +51,8 @@ def provision(settings: Settings, run: Run) -> Cluster:
 def make_istioctl(
     settings: Settings, run: Run, cluster: Cluster, version: str, explicit: str | None
 ) -> Istioctl:
-    """The istioctl of ``version`` for this cluster: an explicit path, else the simulator's emulator on a simulated
-    cluster, else the real one (PATH, cache or a verified download)."""
+    """The istioctl of ``version`` for this cluster: an explicit path, else the simulator's emulator on a
+    simulated cluster, else the real one (PATH, cache or a verified download)."""
     try:
         if cluster.simulator is not None and not explicit:
             path = cluster.simulator.istioctl(version, run.dir / "bin")

@@ -88,7 +88,6 @@ def generate(ctx: Rehearsal) -> list[Obj]:
         step.add_artifact(path, "the generated target manifest", ctx.run.dir)
         docs = [d for d in yaml.safe_load_all(text) if d]
         step.note(f"{len(docs)} objects")
-        ctx.state["manifest"] = docs
         return docs
 
 
@@ -290,13 +289,6 @@ def _ensure_default_tag(ctx: Rehearsal) -> str:
     text = ctx.istioctl_to.run("tag", "generate", "default", "--revision", "default").stdout
     ctx.kube.apply([d for d in yaml.safe_load_all(text) if d])
     return "revision tag webhook istio-revision-tag-default"
-
-
-def _deployment_image(docs: list[Obj], name: str) -> str | None:
-    for doc in docs:
-        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == name:
-            return doc["spec"]["template"]["spec"]["containers"][0]["image"]
-    return None
 
 
 def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:

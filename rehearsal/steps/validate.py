@@ -5,24 +5,70 @@ The suites assert on these; the rollback uses the same functions to prove the cl
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from istiofacts import operator
 
 from ..istio.istioctl import Istioctl
-from . import APPS_NS, ISTIO_NS, Rehearsal
+from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
 from .mesh import echo_request_count, observe_versions, send_traffic
 
 
+def terminating_pods(ctx: Rehearsal) -> dict[str, float]:
+    """Pods being deleted (``name.namespace``, as istioctl names proxies) and their grace periods."""
+    return {
+        f"{p['metadata']['name']}.{p['metadata']['namespace']}": float(
+            p["metadata"].get("deletionGracePeriodSeconds") or 0
+        )
+        for p in ctx.objects("v1", "Pod")
+        if p["metadata"].get("deletionTimestamp")
+    }
+
+
+def settle_terminating_pods(ctx: Rehearsal, timeout: float) -> dict[str, Any]:
+    """Wait, bounded, for pods that are shutting down to be gone: their proxies stay connected to istiod (and
+    listed by ``istioctl version``) until they exit, which may take the whole grace period (an app that
+    ignores SIGTERM, a native sidecar draining after its app). Bounded by the longest grace period (plus a
+    margin for the kubelet) and by ``timeout``; returns what it waited for and what is still terminating."""
+    first = terminating_pods(ctx)
+    if not first:
+        return {"waited_seconds": 0.0, "terminating": [], "still_terminating": []}
+    bound = min(timeout, max(first.values()) + 15.0)
+    started = time.monotonic()
+    try:
+        wait_for(lambda: not terminating_pods(ctx), bound, "terminating pods to go", 0.5)
+        remaining: dict[str, float] = {}
+    except TimeoutError:
+        remaining = terminating_pods(ctx)
+    return {
+        "waited_seconds": round(time.monotonic() - started, 1),
+        "terminating": sorted(first),
+        "still_terminating": sorted(remaining),
+    }
+
+
 def version_findings(ctx: Rehearsal, istioctl: Istioctl, version: str) -> tuple[dict[str, Any], list[str]]:
-    """Control plane and every proxy (istioctl's view and the pod specs, containers and initContainers alike)
-    at ``version``."""
+    """Control plane and every proxy that will remain (istioctl's view and the pod specs, containers and
+    initContainers alike) at ``version``. Pods still shutting down are waited for first (bounded), and a
+    proxy whose pod is still terminating at the end of that wait is reported apart, not as skew."""
+    settled = settle_terminating_pods(ctx, ctx.settings.timeout)
     observed = observe_versions(ctx, istioctl)
+    observed["settled"] = settled
+    # Pods that will remain: not being deleted. A proxy of any other pod (terminating, or already gone while
+    # istiod has not yet seen its connection close) is leaving, and is listed apart.
+    remaining = {
+        f"{p['metadata']['name']}.{p['metadata']['namespace']}"
+        for p in ctx.objects("v1", "Pod")
+        if not p["metadata"].get("deletionTimestamp")
+    }
+    leaving = {p for p in observed["data_plane"] if p not in remaining}
+    observed["leaving"] = {p: v for p, v in observed["data_plane"].items() if p in leaving}
     findings = []
     if observed["control_plane"] != [version]:
         findings.append(f"control plane runs {observed['control_plane'] or 'nothing ready'}, not {version}")
     for proxy, v in sorted(observed["data_plane"].items()):
-        if v != version:
+        if v != version and proxy not in leaving:
             findings.append(f"proxy {proxy} reports {v}")
     for pod, v in sorted(observed["pod_specs"].items()):
         if v != version:
@@ -84,7 +130,7 @@ def installation_findings(ctx: Rehearsal, istioctl: Istioctl) -> tuple[str, list
             (result.stdout + result.stderr).strip()[-800:]
         ]
     findings = []
-    checks = [("app=istiod", ISTIO_NS), ("app=istio-ingressgateway", ISTIO_NS)]
+    checks: list[tuple[str, str | None]] = [("app=istiod", ISTIO_NS), ("app=istio-ingressgateway", ISTIO_NS)]
     cni = any(d["metadata"]["name"] == "istio-cni-node" for d in ctx.objects("apps/v1", "DaemonSet"))
     if cni:
         checks.append(("k8s-app=istio-cni-node", None))

@@ -1,0 +1,1 @@
+"""Conformance of the simulated API server with a real kube-apiserver (scenarios, recorder, comparison)."""
