@@ -362,8 +362,14 @@ def rollout(kube: Kube, kind: str, name: str, namespace: str, timeout: float) ->
             raise WaitFailed(describe(cause, evidence), cause, evidence)
         _tell(WaitStatus(what, now - started, timeout))
         time.sleep(interval)
-        # Fast at first (a failure is seen within moments), then gentle on a real API server.
-        interval = min(1.0, interval * 1.25)
+        # Fast at first (a failure is seen within moments), then gentle on a real API server; but close again
+        # while a container is in trouble, so the moment it turns final is seen at once.
+        troubled = any(
+            _waiting(state).get("reason") in (*IMAGE_PULL, "CrashLoopBackOff")
+            for pod in pods
+            for _, state in _container_states(pod)
+        )
+        interval = 0.05 if troubled else min(1.0, interval * 1.25)
 
 
 def describe(cause: Obj, evidence: Obj) -> str:
