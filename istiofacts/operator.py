@@ -1,21 +1,27 @@
-"""IstioOperator specs: ``--set`` paths, ``-f`` files, profiles and strict validation of install values.
+"""IstioOperator specs: ``--set`` paths, ``-f`` files, profiles and strict, typed validation of install
+values.
 
-istioctl decodes ``spec.values`` strictly into ``istio.operator.v1alpha1.Values`` and the rest of the spec into
-``IstioOperatorSpec``; an unknown or removed field fails with ``unknown field "X" in
-istio.operator.v1alpha1.<Message>``. :data:`SCHEMA` names the fields of each message (a nested dict; ``ANY``
-marks free-form content such as resources or env), and the catalog says which values each minor removed.
+istioctl decodes ``spec.values`` strictly with golang/protobuf jsonpb into ``istio.operator.v1alpha1.Values``
+(1.24+: operator/pkg/apis/value_types_json.go; up to 1.23: operator/pkg/validate/validate_values.go): a field
+the version does not have fails with ``unknown field "X" in istio.operator.v1alpha1.<Message>``, and a value
+of the wrong type with encoding/json's message (``json: cannot unmarshal string into Go value of type ...``).
+Which fields exist, and their types, per minor, come from ``values_schema.json`` (values_types.proto at each
+tag). The rest of the spec (:data:`SPEC`, hand-kept: ``ANY`` marks free-form content) is decoded strictly too:
+1.24+ with encoding/json's DisallowUnknownFields (``could not unmarshal: json: unknown field "X"``).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .catalog import minor_of
+from .catalog import IstioMinor, minor_of
 
 ANY = "*"
 
@@ -61,358 +67,9 @@ _GATEWAY_COMPONENT = (
     },
 )
 
-_PROXY = (
-    "ProxyConfig",
-    {
-        k: ANY
-        for k in (
-            "autoInject",
-            "clusterDomain",
-            "componentLogLevel",
-            "enableCoreDump",
-            "excludeInboundPorts",
-            "excludeIPRanges",
-            "excludeOutboundPorts",
-            "image",
-            "includeIPRanges",
-            "includeInboundPorts",
-            "includeOutboundPorts",
-            "logLevel",
-            "outlierLogPath",
-            "privileged",
-            "readinessFailureThreshold",
-            "readinessInitialDelaySeconds",
-            "readinessPeriodSeconds",
-            "resources",
-            "startupProbe",
-            "statusPort",
-            "tracer",
-            "holdApplicationUntilProxyStarts",
-            "lifecycle",
-            "seccompProfile",
-            "excludeInterfaces",
-            "includeInterfaces",
-            "outboundTrafficPolicy",
-        )
-    },
-)
-_GATEWAY = {
-    k: ANY
-    for k in (
-        "autoscaleEnabled",
-        "autoscaleMax",
-        "autoscaleMin",
-        "cpu",
-        "customService",
-        "enabled",
-        "env",
-        "labels",
-        "loadBalancerIP",
-        "loadBalancerSourceRanges",
-        "name",
-        "nodeSelector",
-        "podAnnotations",
-        "podAntiAffinityLabelSelector",
-        "podAntiAffinityTermLabelSelector",
-        "ports",
-        "resources",
-        "rollingMaxSurge",
-        "rollingMaxUnavailable",
-        "secretVolumes",
-        "serviceAnnotations",
-        "type",
-        "zvpn",
-        "tolerations",
-        "memory",
-        "ingressPorts",
-        "additionalContainers",
-        "configVolumes",
-        "runAsRoot",
-        "injectionTemplate",
-        "externalTrafficPolicy",
-        "ipFamilies",
-        "ipFamilyPolicy",
-        "serviceAccount",
-    )
-}
-
-VALUES = (
-    "Values",
-    {
-        "cni": (
-            "CNIConfig",
-            {
-                **{
-                    k: ANY
-                    for k in (
-                        "enabled",
-                        "hub",
-                        "tag",
-                        "variant",
-                        "image",
-                        "pullPolicy",
-                        "cniBinDir",
-                        "cniConfDir",
-                        "cniConfFileName",
-                        "cniNetnsDir",
-                        "excludeNamespaces",
-                        "affinity",
-                        "podAnnotations",
-                        "psp_cluster_role",
-                        "logLevel",
-                        "logging",
-                        "chained",
-                        "resourceQuotas",
-                        "resources",
-                        "privileged",
-                        "seccompProfile",
-                        "provider",
-                        "rollingMaxUnavailable",
-                        "istioOwnedCNIConfig",
-                        "istioOwnedCNIConfigFileName",
-                        "daemonSetLabels",
-                        "podLabels",
-                        "env",
-                    )
-                },
-                "repair": (
-                    "CNIRepairConfig",
-                    {
-                        k: ANY
-                        for k in (
-                            "enabled",
-                            "hub",
-                            "tag",
-                            "image",
-                            "labelPods",
-                            "deletePods",
-                            "repairPods",
-                            "initContainerName",
-                            "brokenPodLabelKey",
-                            "brokenPodLabelValue",
-                            "createEvents",
-                        )
-                    },
-                ),
-                "ambient": (
-                    "CNIAmbientConfig",
-                    {
-                        k: ANY
-                        for k in (
-                            "enabled",
-                            "configDir",
-                            "redirectMode",
-                            "dnsCapture",
-                            "ipv6",
-                            "reconcileIptablesOnStartup",
-                            "shareHostNetworkNamespace",
-                        )
-                    },
-                ),
-            },
-        ),
-        "istio_cni": ANY,
-        "global": (
-            "GlobalConfig",
-            {
-                **{
-                    k: ANY
-                    for k in (
-                        "arch",
-                        "caAddress",
-                        "caName",
-                        "certSigners",
-                        "configCluster",
-                        "defaultPodDisruptionBudget",
-                        "defaultResources",
-                        "defaultNodeSelector",
-                        "defaultTolerations",
-                        "hub",
-                        "tag",
-                        "variant",
-                        "imagePullPolicy",
-                        "imagePullSecrets",
-                        "istioNamespace",
-                        "istiod",
-                        "jwtPolicy",
-                        "logAsJson",
-                        "logging",
-                        "meshID",
-                        "meshNetworks",
-                        "mountMtlsCerts",
-                        "multiCluster",
-                        "network",
-                        "omitSidecarInjectorConfigMap",
-                        "operatorManageWebhooks",
-                        "pilotCertProvider",
-                        "priorityClassName",
-                        "proxy_init",
-                        "remotePilotAddress",
-                        "sds",
-                        "sts",
-                        "waypoint",
-                        "externalIstiod",
-                        "configValidation",
-                        "autoscalingv2API",
-                        "useMCP",
-                        "configRootNamespace",
-                        "defaultConfigVisibilitySettings",
-                        "oneNamespace",
-                        "platform",
-                        "ipFamilies",
-                        "ipFamilyPolicy",
-                        "resourceScope",
-                        "nativeNftables",
-                        "trustBundleName",
-                        "tracer",
-                        "enableCoreDump",
-                        "createRemoteSvcEndpoints",
-                        "revisionTags",
-                    )
-                },
-                "proxy": _PROXY,
-            },
-        ),
-        "pilot": (
-            "PilotConfig",
-            {
-                **{
-                    k: ANY
-                    for k in (
-                        "enabled",
-                        "autoscaleEnabled",
-                        "autoscaleMin",
-                        "autoscaleMax",
-                        "autoscaleBehavior",
-                        "replicaCount",
-                        "image",
-                        "traceSampling",
-                        "resources",
-                        "memory",
-                        "nodeSelector",
-                        "podAnnotations",
-                        "serviceAnnotations",
-                        "tolerations",
-                        "env",
-                        "affinity",
-                        "rollingMaxSurge",
-                        "rollingMaxUnavailable",
-                        "podLabels",
-                        "hub",
-                        "tag",
-                        "variant",
-                        "seccompProfile",
-                        "topologySpreadConstraints",
-                        "extraContainerArgs",
-                        "volumeMounts",
-                        "volumes",
-                        "ipFamilies",
-                        "ipFamilyPolicy",
-                        "cni",
-                        "taint",
-                        "trustedZtunnelNamespace",
-                        "jwksResolverExtraRootCA",
-                        "keepaliveMaxServerConnectionAge",
-                        "deploymentLabels",
-                        "configMap",
-                        "plugins",
-                        "configNamespace",
-                        "configSource",
-                        "enableProtocolSniffingForInbound",
-                        "enableProtocolSniffingForOutbound",
-                        "useMCP",
-                        "serviceAccountAnnotations",
-                        "istiodRemote",
-                        "envVarFrom",
-                        "securityContext",
-                    )
-                },
-                "cpu": ("PilotConfig_CPU", {"targetAverageUtilization": ANY}),
-            },
-        ),
-        "telemetry": (
-            "TelemetryConfig",
-            {
-                "enabled": ANY,
-                "v2": (
-                    "TelemetryV2Config",
-                    {
-                        "enabled": ANY,
-                        "accessLogPolicy": ANY,
-                        "metadataExchange": ("TelemetryV2MetadataExchangeConfig", {"wasmEnabled": ANY}),
-                        "prometheus": (
-                            "TelemetryV2PrometheusConfig",
-                            {"enabled": ANY, "wasmEnabled": ANY, "configOverride": ANY},
-                        ),
-                        "stackdriver": (
-                            "TelemetryV2StackDriverConfig",
-                            {
-                                k: ANY
-                                for k in (
-                                    "enabled",
-                                    "configOverride",
-                                    "disableOutbound",
-                                    "logging",
-                                    "monitoring",
-                                    "topology",
-                                    "inboundAccessLogging",
-                                    "outboundAccessLogging",
-                                )
-                            },
-                        ),
-                    },
-                ),
-            },
-        ),
-        "sidecarInjectorWebhook": (
-            "SidecarInjectorConfig",
-            {
-                k: ANY
-                for k in (
-                    "enableNamespacesByDefault",
-                    "reinvocationPolicy",
-                    "rewriteAppHTTPProbe",
-                    "injectedAnnotations",
-                    "injectionURL",
-                    "templates",
-                    "defaultTemplates",
-                    "objectSelector",
-                    "useLegacySelectors",
-                    "neverInjectSelector",
-                    "alwaysInjectSelector",
-                )
-            },
-        ),
-        "gateways": (
-            "GatewaysConfig",
-            {
-                "istio-ingressgateway": ("IngressGatewayConfig", _GATEWAY),
-                "istio-egressgateway": ("EgressGatewayConfig", _GATEWAY),
-                "securityContext": ANY,
-                "seccompProfile": ANY,
-            },
-        ),
-        **{
-            k: ANY
-            for k in (
-                "revision",
-                "ownerName",
-                "meshConfig",
-                "base",
-                "istiodRemote",
-                "revisionTags",
-                "defaultRevision",
-                "profile",
-                "compatibilityVersion",
-                "experimental",
-                "ztunnel",
-                "platform",
-                "gatewayClasses",
-                "networkPolicy",
-            )
-        },
-    },
-)
+# spec.values is decoded into istio.operator.v1alpha1.Values, whose fields and types per minor are in
+# values_schema.json (generated from values_types.proto at each release tag); VALUES marks where it applies.
+VALUES = "Values"
 
 SPEC = (
     "IstioOperatorSpec",
@@ -539,10 +196,10 @@ def build_spec(files: list[str | Path] = (), sets: list[str] = ()) -> dict[str, 
 
 
 def validate(spec: dict[str, Any], version: str) -> None:
-    """Reject unknown or (for this version) removed fields with istioctl's message."""
+    """Reject what istioctl ``version`` rejects: unknown spec fields, values fields this version does not
+    have, values of the wrong type, unknown profiles; the message is the one that version prints."""
     record = minor_of(version)
-    removed = {"values." + p for p in record.removed_values()}
-    _check(spec, SPEC, "", removed)
+    _check_spec(spec, SPEC, record)
     profile = spec.get("profile", "default")
     if profile not in PROFILES:
         raise OperatorError(
@@ -553,31 +210,183 @@ def validate(spec: dict[str, Any], version: str) -> None:
         raise OperatorError('could not read profile "external": use profile "remote"')
 
 
-def _check(value: Any, schema: Any, path: str, removed: set[str]) -> None:
+def _check_spec(value: Any, schema: Any, record: IstioMinor) -> None:
     if schema == ANY or value is None:
+        return
+    if schema == VALUES:
+        try:
+            _check_value(value, "Values", record.minor)
+        except OperatorError as exc:
+            raise OperatorError(record.unknown_value_error_prefix + str(exc)) from None
         return
     if isinstance(schema, list):
         if not isinstance(value, list):
             raise OperatorError(
-                f"could not unmarshal: error unmarshaling JSON: while decoding JSON: {path} must be a list"
+                _spec_error(record, f"json: cannot unmarshal {_json_type(value)} into Go value")
             )
         for item in value:
-            _check(item, schema[0], path, removed)
+            _check_spec(item, schema[0], record)
         return
     message, fields = schema
     if not isinstance(value, dict):
-        raise OperatorError(
-            f"could not unmarshal: error unmarshaling JSON: while decoding JSON: cannot unmarshal "
-            f"{type(value).__name__} into istio.operator.v1alpha1.{message}"
-        )
+        raise OperatorError(_spec_error(record, f"json: cannot unmarshal {_json_type(value)} into Go value"))
     for key, child in value.items():
-        child_path = f"{path}.{key}" if path else key
-        if key not in fields or child_path in removed:
+        if key not in fields:
+            if record.at_least("1.24"):
+                raise OperatorError(f'could not unmarshal: json: unknown field "{key}"')
+            raise OperatorError(f'unknown field "{key}" in istio.operator.v1alpha1.{message}')
+        _check_spec(child, fields[key], record)
+
+
+def _spec_error(record: IstioMinor, text: str) -> str:
+    return f"could not unmarshal: {text}" if record.at_least("1.24") else text
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((Path(__file__).with_name("values_schema.json")).read_text())
+    return data
+
+
+def values_fields(message: str, minor: str) -> dict[str, Any]:
+    """The fields of a values message in ``minor``: ``{json name: kind}`` (values_schema.json)."""
+    mt = _minor_key(minor)
+    return {
+        name: kind
+        for name, segments in _schema()["messages"].get(message, {}).items()
+        for kind, since, until in segments
+        if _minor_key(since) <= mt <= _minor_key(until)
+    }
+
+
+def values_source(minor: str) -> str:
+    """Where the values schema of ``minor`` was read (repository, tag and path)."""
+    return str(_schema()["sources"][minor])
+
+
+def _minor_key(minor: str) -> tuple[int, int]:
+    major, number = minor.split(".")[:2]
+    return int(major), int(number)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+_GO_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^0$")
+
+
+def _check_value(value: Any, kind: Any, minor: str) -> None:
+    """Decode ``value`` as golang/protobuf jsonpb decodes a field of ``kind``; raise with its message."""
+    if value is None or kind == "any":
+        return
+    if isinstance(kind, list):
+        container, item = kind
+        if container == "list":
+            if not isinstance(value, list):
+                raise OperatorError(
+                    f"json: cannot unmarshal {_json_type(value)} into Go value of type []json.RawMessage"
+                )
+            for element in value:
+                _check_value(element, item, minor)
+        else:
+            if not isinstance(value, dict):
+                raise OperatorError(
+                    f"json: cannot unmarshal {_json_type(value)} into Go value of type "
+                    "map[string]json.RawMessage"
+                )
+            for element in value.values():
+                _check_value(element, item, minor)
+        return
+    if kind == "struct":
+        if not isinstance(value, dict):
             raise OperatorError(
-                f"could not unmarshal: error unmarshaling JSON: while decoding JSON: unknown field "
-                f'"{key}" in istio.operator.v1alpha1.{message}'
+                f"bad StructValue: json: cannot unmarshal {_json_type(value)} into Go value of type "
+                "map[string]json.RawMessage"
             )
-        _check(child, fields[key], child_path, removed)
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise OperatorError(f"json: cannot unmarshal {_json_type(value)} into Go value of type bool")
+        return
+    if kind in ("int", "number"):
+        # jsonpb strips quotes around numbers ("5" is 5) and hands the rest to encoding/json.
+        text = value if isinstance(value, str) else json.dumps(value)
+        if isinstance(value, (bool, list, dict)):
+            go = "int32" if kind == "int" else "float64"
+            raise OperatorError(f"json: cannot unmarshal {_json_type(value)} into Go value of type {go}")
+        try:
+            number = json.loads(text)
+        except ValueError:
+            raise OperatorError(f"invalid character {text[:1]!r} looking for beginning of value") from None
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            raise OperatorError(f"json: cannot unmarshal {_json_type(number)} into Go value of type int32")
+        if kind == "int" and isinstance(number, float) and not number.is_integer():
+            raise OperatorError(f"json: cannot unmarshal number {text} into Go value of type int32")
+        return
+    if kind in ("string", "enum"):
+        if kind == "enum" and isinstance(value, int) and not isinstance(value, bool):
+            return
+        if not isinstance(value, str):
+            raise OperatorError(f"json: cannot unmarshal {_json_type(value)} into Go value of type string")
+        return
+    if kind == "duration":
+        if not isinstance(value, str):
+            raise OperatorError(f"json: cannot unmarshal {_json_type(value)} into Go value of type string")
+        if not _GO_DURATION.match(value):
+            raise OperatorError(f'bad Duration: time: invalid duration "{value}"')
+        return
+    if kind == "intorstring":
+        if isinstance(value, (bool, list, dict)):
+            raise OperatorError(
+                f"json: cannot unmarshal {_json_type(value)} into Go value of type intstr.IntOrString"
+            )
+        return
+    # A message of the values proto.
+    if not isinstance(value, dict):
+        raise OperatorError(
+            f"json: cannot unmarshal {_json_type(value)} into Go value of type map[string]json.RawMessage"
+        )
+    fields = values_fields(kind, minor)
+    for key, child in value.items():
+        if key not in fields:
+            raise OperatorError(f'unknown field "{key}" in istio.operator.v1alpha1.{kind}')
+        _check_value(child, fields[key], minor)
+
+
+def field_history(path: str) -> tuple[str, str] | None:
+    """``(first minor, last minor)`` that have the values field ``path`` (``global.proxy.seccompProfile``),
+    or None when no catalogued minor has it. (Fields that come and go again are not expected; the outer
+    span.)"""
+    minors = [m for m in _schema()["sources"] if _has_path(path.removeprefix("values."), m)]
+    return (minors[0], minors[-1]) if minors else None
+
+
+def _has_path(path: str, minor: str) -> bool:
+    message: str | None = "Values"
+    for key in path.split("."):
+        if message is None:
+            return True  # inside free-form content (a Struct or Value): whatever the holder accepts
+        kind = values_fields(message, minor).get(key)
+        if kind is None:
+            return False
+        message = _message_of(kind)
+    return True
+
+
+def _message_of(kind: Any) -> str | None:
+    """The values message a field of ``kind`` holds (directly, or as list/map items), if any."""
+    if isinstance(kind, list):
+        kind = kind[1]
+    return kind if isinstance(kind, str) and kind[:1].isupper() else None
 
 
 def get(spec: dict[str, Any], path: str, default: Any = None) -> Any:
@@ -596,15 +405,29 @@ def get(spec: dict[str, Any], path: str, default: Any = None) -> Any:
     return cur
 
 
-def apply_time_labels(version: str, namespace: str = "istio-system") -> dict[str, str]:
-    """The labels ``istioctl install`` puts on every object it applies (operator/pkg/install): a plain
-    ``kubectl apply`` of ``manifest generate`` output lacks them."""
+def apply_time_labels(
+    version: str, namespace: str = "istio-system", revision: str = "default"
+) -> dict[str, str]:
+    """The ownership labels ``istioctl install`` puts on every object it applies, and selects on when it
+    prunes (operator/pkg/install/install.go getOwnerLabels, 1.24+): a plain ``kubectl apply`` of ``manifest
+    generate`` output lacks them."""
     return {
         "operator.istio.io/version": version,
         "operator.istio.io/managed": "Reconcile",
         "install.operator.istio.io/owning-resource-namespace": namespace,
+        "istio.io/rev": revision or "default",
     }
 
 
 def is_removed(path: str, version: str) -> bool:
-    return path.removeprefix("values.") in minor_of(version).removed_values()
+    """Whether the values ``path`` existed in an earlier minor and no longer exists in ``version``."""
+    span = field_history(path)
+    if span is None:
+        return False
+    return _minor_key(span[1]) < minor_of(version).version_tuple
+
+
+def is_unknown_yet(path: str, version: str) -> bool:
+    """Whether the values ``path`` is only known from a later minor than ``version``'s (added later)."""
+    span = field_history(path)
+    return span is not None and _minor_key(span[0]) > minor_of(version).version_tuple

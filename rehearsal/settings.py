@@ -45,12 +45,15 @@ class Settings:
     apps_registry: str | None = None
     traffic_requests: int = 50
     timeout: float = 300.0
+    # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
+    version_notes: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
         data["sets"] = list(self.sets)
+        data["version_notes"] = list(self.version_notes)
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
             if "=" in text
@@ -63,6 +66,7 @@ class Settings:
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         data = dict(data)
         data["sets"] = tuple(data.get("sets") or ())
+        data["version_notes"] = tuple(data.get("version_notes") or ())
         data["sim_registries"] = tuple(data.get("sim_registries") or ())
         return cls(**data)
 
@@ -90,11 +94,18 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _version(option: str, value: str) -> str:
+def _version(option: str, value: str, cluster: str, notes: list[str]) -> str:
+    """A known release; on a real cluster also a newer patch of a known minor (with a warning in ``notes``:
+    that version's real istioctl decides), while the simulator refuses what it cannot emulate."""
     try:
-        return catalog.check_known(value)
+        if cluster == "sim":
+            return catalog.check_known(value)
+        version, warning = catalog.check_release(value)
     except catalog.UnknownVersion as exc:
         raise SettingsError(f"{option}: {exc}") from None
+    if warning:
+        notes.append(f"{option}: {warning}")
+    return version
 
 
 def load_plan(path: str) -> dict[str, Any]:
@@ -122,14 +133,15 @@ def load_config(path: str | None) -> dict[str, Any]:
 def resolve(values: dict[str, Any]) -> Settings:
     """Build and check Settings from merged option values (None means "not given")."""
     v = {k: val for k, val in values.items() if val is not None}
-    known = {f for f in Settings.__dataclass_fields__ if f != "plan_spec"}
+    known = {f for f in Settings.__dataclass_fields__ if f not in ("plan_spec", "version_notes")}
     unknown = sorted(set(v) - known)
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     default_from, default_to = catalog.default_pair()
     cluster = _choice("--cluster", str(v.get("cluster", "sim")), CLUSTERS)
-    istio_from = _version("--istio-from", str(v.get("istio_from") or default_from))
-    istio_to = _version("--istio-to", str(v.get("istio_to") or default_to))
+    notes: list[str] = []
+    istio_from = _version("--istio-from", str(v.get("istio_from") or default_from), cluster, notes)
+    istio_to = _version("--istio-to", str(v.get("istio_to") or default_to), cluster, notes)
     if catalog.parse_version(istio_to) < catalog.parse_version(istio_from):
         policy = catalog.upgrade_path_problem(istio_from, istio_to) or (
             "a downgrade may go back at most one minor, as this one does"
@@ -213,5 +225,6 @@ def resolve(values: dict[str, Any]) -> Settings:
         apps_registry=v.get("apps_registry"),
         traffic_requests=requests_n,
         timeout=timeout,
+        version_notes=tuple(notes),
         plan_spec=plan_spec,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -11,13 +12,39 @@ import requests
 import yaml
 
 import kubesim.istio
+from istiofacts import catalog
+from istiofacts.catalog import default_hub, minor_of
 from kubesim import SimCluster
 from rehearsal.istio.istioctl import IstioctlFailed
 from rehearsal.kube import Kube, load_manifests
 
 from .test_sim_kubectl import ROOT
 
-OLD, MIDDLE, NEWEST = "1.23.6", "1.26.6", "1.30.1"
+
+def newest(minor: str) -> str:
+    return catalog.CATALOG[minor].patches[-1]
+
+
+# Minors chosen for what changed in them (verify-install up to 1.23, the values ConfigMap from 1.26, native
+# sidecars from 1.27, the newest release); patches from the catalog.
+OLD, MIDDLE, NEWEST = newest("1.23"), newest("1.26"), catalog.default_pair()[1]
+V127, V128 = newest("1.27"), newest("1.28")
+
+
+def answering_pod(response: requests.Response) -> str:
+    """The pod that answered, as mendhak/http-https-echo reports it (os.hostname(): the pod's name)."""
+    return str(response.json()["os"]["hostname"])
+
+
+def proxy_tag_of(cluster: SimCluster, namespace: str, pod_name: str) -> str:
+    pod = cluster.store.get(("", "pods"), namespace, pod_name)
+    spec = pod["spec"]
+    image = next(
+        c["image"]
+        for c in spec.get("containers", []) + spec.get("initContainers", [])
+        if c["name"] == "istio-proxy"
+    )
+    return str(image.rsplit(":", 1)[-1].split("-")[0])
 
 
 def deploy_apps(cluster: SimCluster) -> Kube:
@@ -92,10 +119,11 @@ def test_precheck_verdicts(make_istioctl, version, tmp_path):
 
         istioctl = Istioctl(version, make_istioctl(version).path, old.kubeconfig_path)
         bad = istioctl.precheck()
-        minimum = {"1.23.6": "1.26", "1.26.6": "1.29", "1.30.1": "1.32"}[version]
+        minimum = minor_of(version).precheck_min_k8s
         assert bad.exit_code == 1
         assert bad.stdout.strip() == (
-            f'Error [IST0142] The Kubernetes Version "1.24.17" is lower than the minimum version: {minimum}'
+            f'Error [IST0142] (Cluster) The Kubernetes Version "v1.24.17" is lower than the minimum version: '
+            f"{minimum}"
         )
         assert bad.stderr.startswith(
             "Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade."
@@ -109,15 +137,15 @@ def test_manifest_generate_rejects_unknown_values_and_renders_the_real_objects(m
         istioctl.manifest_generate(sets=["values.global.proxy.securityContext.runAsUser=1337"])
     assert exc.value.record.exit_code == 1
     assert exc.value.record.stderr.strip() == (
-        "Error: could not unmarshal: error unmarshaling JSON: while decoding "
-        'JSON: unknown field "securityContext" in '
-        "istio.operator.v1alpha1.ProxyConfig"
+        f"Error: {minor_of(version).unknown_value_error_prefix}"
+        'unknown field "securityContext" in istio.operator.v1alpha1.ProxyConfig'
     )
     docs = [d for d in yaml.safe_load_all(istioctl.manifest_generate()) if d]
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     crds = {n for k, n in names if k == "CustomResourceDefinition"}
-    assert len(crds) == (15 if version == NEWEST else 14)
-    assert ("trafficextensions.extensions.istio.io" in crds) == (version == NEWEST)
+    has_traffic_extensions = minor_of(version).at_least("1.30")
+    assert len(crds) == (15 if has_traffic_extensions else 14)
+    assert ("trafficextensions.extensions.istio.io" in crds) == has_traffic_extensions
     expected = {
         ("Deployment", "istiod"),
         ("Service", "istiod"),
@@ -141,7 +169,10 @@ def test_manifest_generate_rejects_unknown_values_and_renders_the_real_objects(m
         version in (OLD, MIDDLE)
     )  # 1.28+: only with >1 replica
     istiod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "istiod")
-    assert istiod["spec"]["template"]["spec"]["containers"][0]["image"] == f"docker.io/istio/pilot:{version}"
+    assert (
+        istiod["spec"]["template"]["spec"]["containers"][0]["image"]
+        == f"{default_hub(version)}/pilot:{version}"
+    )
     gateway_svc = next(
         d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "istio-ingressgateway"
     )
@@ -168,8 +199,8 @@ def test_verify_install_exists_only_up_to_1_23(make_istioctl, version, exists):
 def test_settings_render_and_apply_cni_hub_pull_secrets_security_context(make_istioctl, sim_cluster):
     from kubesim.istio.mesh import mirror
 
-    mirror(sim_cluster, "registry.example.com/istio", ["1.28.2"])
-    istioctl = make_istioctl("1.28.2")
+    mirror(sim_cluster, "registry.example.com/istio", [V128])
+    istioctl = make_istioctl(V128)
     sets = [
         "components.cni.enabled=true",
         "values.cni.enabled=true",
@@ -186,8 +217,15 @@ def test_settings_render_and_apply_cni_hub_pull_secrets_security_context(make_is
         if d
     }
     istiod = docs[("Deployment", "istiod")]["spec"]["template"]["spec"]
-    assert istiod["containers"][0]["image"] == "registry.example.com/istio/pilot:1.28.2"
-    assert istiod["imagePullSecrets"] == [{"name": "registry-secret"}]
+    assert istiod["containers"][0]["image"] == f"registry.example.com/istio/pilot:{V128}"
+    assert "imagePullSecrets" not in istiod  # pull secrets land on the ServiceAccounts only
+    for account in (
+        "istiod",
+        "istio-ingressgateway-service-account",
+        "istio-cni",
+        "istio-reader-service-account",
+    ):
+        assert docs[("ServiceAccount", account)]["imagePullSecrets"] == [{"name": "registry-secret"}]
     assert istiod["securityContext"] == {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True}
     assert docs[("Service", "istio-ingressgateway")]["spec"]["type"] == "ClusterIP"
     assert ("DaemonSet", "istio-cni-node") in docs
@@ -202,31 +240,24 @@ def test_settings_render_and_apply_cni_hub_pull_secrets_security_context(make_is
     assert init == ["istio-validation", "istio-proxy"]  # CNI, and native sidecars (1.28 on Kubernetes 1.33)
     proxy = echo[0]["spec"]["initContainers"][1]
     assert (
-        proxy["image"] == "registry.example.com/istio/proxyv2:1.28.2" and proxy["restartPolicy"] == "Always"
+        proxy["image"] == f"registry.example.com/istio/proxyv2:{V128}" and proxy["restartPolicy"] == "Always"
     )
     assert {"name": "registry-secret"} in echo[0]["spec"]["imagePullSecrets"]
 
 
-def test_values_cni_enabled_alone_renders_no_daemonset_from_1_24(make_istioctl):
-    old = {
-        d["kind"]
-        for d in yaml.safe_load_all(
-            make_istioctl("1.23.6").manifest_generate(sets=["values.cni.enabled=true"])
-        )
-        if d
-    }
-    new = {
-        d["kind"]
-        for d in yaml.safe_load_all(
-            make_istioctl("1.28.2").manifest_generate(sets=["values.cni.enabled=true"])
-        )
-        if d
-    }
-    assert "DaemonSet" in old and "DaemonSet" not in new
+@pytest.mark.parametrize("version", [OLD, V128])
+def test_only_components_cni_enabled_renders_the_daemonset(make_istioctl, version):
+    def kinds(sets: list[str]) -> set[str]:
+        return {
+            d["kind"] for d in yaml.safe_load_all(make_istioctl(version).manifest_generate(sets=sets)) if d
+        }
+
+    assert "DaemonSet" not in kinds(["values.cni.enabled=true"])
+    assert "DaemonSet" in kinds(["components.cni.enabled=true"])
 
 
 def test_sidecars_are_containers_before_1_27(make_istioctl, sim_cluster):
-    make_istioctl("1.26.6").install()
+    make_istioctl(MIDDLE).install()
     deploy_apps(sim_cluster)
     pod = next(p for p in sim_cluster.store.items(("", "pods"), "rehearsal-apps"))
     assert [c["name"] for c in pod["spec"]["containers"]][-1] == "istio-proxy"
@@ -236,20 +267,22 @@ def test_sidecars_are_containers_before_1_27(make_istioctl, sim_cluster):
 
 
 def test_in_place_upgrade_by_hand_shows_skew_until_workloads_restart(make_istioctl, sim_cluster):
-    source, target = make_istioctl("1.27.4"), make_istioctl("1.28.2")
+    source, target = make_istioctl(V127), make_istioctl(V128)
     source.install()
     kube = deploy_apps(sim_cluster)
     url = sim_cluster.node_ports.url("istio-system", "istio-ingressgateway", "http2")
-    assert requests.get(f"{url}/echo/before").json()["headers"]["x-istio-proxy-version"] == "1.27.4"
+    assert (
+        proxy_tag_of(sim_cluster, "rehearsal-apps", answering_pod(requests.get(f"{url}/echo/before"))) == V127
+    )
     docs = [d for d in yaml.safe_load_all(target.manifest_generate()) if d]
     kube.apply([d for d in docs if d["kind"] == "CustomResourceDefinition"])
     kube.apply([d for d in docs if d["kind"] != "CustomResourceDefinition"])
     kube.wait_rollout("Deployment", "istiod", "istio-system", 60)
     kube.wait_rollout("Deployment", "istio-ingressgateway", "istio-system", 60)
     skewed = target.version_info()
-    assert {m["Info"]["version"] for m in skewed["meshVersion"]} == {"1.28.2"}
+    assert {m["Info"]["version"] for m in skewed["meshVersion"]} == {V128}
     sidecars = {p["ID"]: p["IstioVersion"] for p in skewed["dataPlaneVersion"] if p["Type"] == "sidecar"}
-    assert set(sidecars.values()) == {"1.27.4"} and len(sidecars) == 3
+    assert set(sidecars.values()) == {V127} and len(sidecars) == 3
     assert any(m.code == "IST0158" for m in target.analyze())
     # Traffic through the ingress keeps answering while the workloads roll (maxUnavailable 0).
     codes: list[int] = []
@@ -271,13 +304,15 @@ def test_in_place_upgrade_by_hand_shows_skew_until_workloads_restart(make_istioc
         sender.join()
     assert codes and set(codes) == {200}
     healed = target.version_info()
-    assert {p["IstioVersion"] for p in healed["dataPlaneVersion"]} == {"1.28.2"}
+    assert {p["IstioVersion"] for p in healed["dataPlaneVersion"]} == {V128}
     assert not any(m.code == "IST0158" for m in target.analyze())
-    assert requests.get(f"{url}/echo/after").json()["headers"]["x-istio-proxy-version"] == "1.28.2"
+    assert (
+        proxy_tag_of(sim_cluster, "rehearsal-apps", answering_pod(requests.get(f"{url}/echo/after"))) == V128
+    )
 
 
 def test_unpullable_hub_leaves_istiod_in_image_pull_back_off(make_istioctl, sim_cluster):
-    istioctl = make_istioctl("1.28.2")
+    istioctl = make_istioctl(V128)
     with pytest.raises(IstioctlFailed) as exc:
         istioctl.install(sets=["hub=registry.invalid/istio"], readiness_timeout="3s")
     assert "\u2718 Istiod encountered an error: failed to wait for resource" in exc.value.record.stdout
@@ -319,7 +354,7 @@ def test_unpullable_hub_leaves_istiod_in_image_pull_back_off(make_istioctl, sim_
 
 
 def test_telemetry_counts_requests_and_503_without_endpoints(make_istioctl, sim_cluster):
-    make_istioctl("1.28.2").install()
+    make_istioctl(V128).install()
     kube = deploy_apps(sim_cluster)
     url = sim_cluster.node_ports.url("istio-system", "istio-ingressgateway", "http2")
     session = requests.Session()
@@ -363,11 +398,13 @@ def test_telemetry_counts_requests_and_503_without_endpoints(make_istioctl, sim_
 
 
 def test_proxy_status_columns_by_version(make_istioctl, sim_cluster):
-    old = make_istioctl("1.26.6")
+    old = make_istioctl(MIDDLE)
     old.install()
-    header = old.run("proxy-status").stdout.splitlines()[0].split()
-    assert header == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
-    new = make_istioctl("1.30.1")
+    table = old.run("proxy-status").stdout.splitlines()
+    assert table[0].split() == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
+    # From 1.23 each synced type carries its age, e.g. "SYNCED (5s)" (istioctl/pkg/writer/pilot/status.go).
+    assert re.search(r"SYNCED \(\d+s\)\s+SYNCED \(\d+s\)", table[1]) and "NOT SENT" in table[1]
+    new = make_istioctl(NEWEST)
     assert new.run("proxy-status").stdout.splitlines()[0].split() == [
         "NAME",
         "CLUSTER",
@@ -377,15 +414,74 @@ def test_proxy_status_columns_by_version(make_istioctl, sim_cluster):
         "TYPES",
     ]
     doc = json.loads(new.run("proxy-status", "-o", "json").stdout)
-    assert doc["resources"][0]["node"]["metadata"]["ISTIO_VERSION"] == "1.26.6"
+    assert doc["resources"][0]["node"]["metadata"]["ISTIO_VERSION"] == MIDDLE
     assert json.loads(doc["controlPlane"]["identifier"])["Component"] == "istiod"
     assert old.run("proxy-status", "-o", "json", check=False).exit_code == 64
 
 
 def test_tags_and_uninstall_revision(make_istioctl, sim_cluster):
-    istioctl = make_istioctl("1.28.2")
+    istioctl = make_istioctl(V128)
     istioctl.install(sets=["revision=canary"])
     assert 'Revision tag "prod" created' in istioctl.tag_set("prod", "canary").stdout
     assert "prod" in istioctl.run("tag", "list").stdout
     istioctl.uninstall("canary")
     assert not [p for p in sim_cluster.store.items(("apps", "deployments"), "istio-system")]
+
+
+def test_install_prunes_what_the_same_version_no_longer_renders(make_istioctl, sim_cluster):
+    # operator/pkg/install/install.go prune: objects with this install's ownership labels (this istioctl's
+    # version, the revision, a component label) that the new render lacks are deleted and listed.
+    istioctl = make_istioctl(V128)
+    istioctl.install(sets=["components.cni.enabled=true"])
+    assert sim_cluster.store.get(("apps", "daemonsets"), "istio-system", "istio-cni-node") is not None
+    again = istioctl.install()
+    assert "  Removed apps/v1, Kind=DaemonSet/istio-cni-node.istio-system." in again.stdout
+    assert sim_cluster.store.get(("apps", "daemonsets"), "istio-system", "istio-cni-node") is None
+    # The default tag webhooks are marked not-pruned and stay; the revision's own injector is deactivated.
+    hooks = {
+        h["metadata"]["name"]: h
+        for h in sim_cluster.store.items(("admissionregistration.k8s.io", "mutatingwebhookconfigurations"))
+    }
+    assert "istio-revision-tag-default" in hooks
+    assert all(
+        w["namespaceSelector"] == {"matchLabels": {"istio.io/deactivated": "never-match"}}
+        for w in hooks["istio-sidecar-injector"]["webhooks"]
+    )
+    assert istioctl.run("tag", "list").stdout.split()[:3] == ["TAG", "REVISION", "NAMESPACES"]
+
+
+@pytest.mark.parametrize("version", [OLD, NEWEST])
+def test_precheck_checks_gateway_api_crd_versions(make_istioctl, sim_cluster, version):
+    # istioctl/pkg/precheck/precheck.go checkGatewayAPIs: HTTPRoute must serve v1beta1 (IST0156, Error) and,
+    # from 1.26, should serve v1 (IST0172, Warning); messages.yaml templates.
+    kube = Kube(sim_cluster.api_client())
+    kube.apply(
+        [
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+                "spec": {
+                    "group": "gateway.networking.k8s.io",
+                    "scope": "Namespaced",
+                    "names": {"kind": "HTTPRoute", "plural": "httproutes", "singular": "httproute"},
+                    "versions": [
+                        {
+                            "name": "v1alpha2",
+                            "served": True,
+                            "storage": True,
+                            "schema": {"openAPIV3Schema": {"type": "object"}},
+                        }
+                    ],
+                },
+            }
+        ]
+    )
+    result = make_istioctl(version).precheck(from_version=catalog.minor_name(version))
+    origin = "(CustomResourceDefinition httproutes.gateway.networking.k8s.io)"
+    lines = result.stdout.strip().splitlines()
+    assert result.exit_code == 1
+    text = "The Gateway API CRD version v1alpha2 is lower than the minimum version:"
+    assert f"Error [IST0156] {origin} {text} v1beta1" in lines
+    warning = f"Warning [IST0172] {origin} {text} v1"
+    assert (warning in lines) == minor_of(version).precheck_gateway_api_v1_warning

@@ -14,13 +14,19 @@ import pytest
 import yaml
 
 from istiofacts import catalog
+from istiofacts.catalog import default_hub
 
 ROOT = Path(__file__).resolve().parent.parent
 # Versions come from the catalog: the default pair (the newest patches of the two newest minors), and the
 # newest patch of each of the four newest minors (oldest first) for other pairs.
 SOURCE, TARGET = catalog.default_pair()
 NEWEST = [m.patches[-1] for m in catalog.newest_minors(4)]
-HUB = "docker.io/istio"  # where the default hub's images are (the emulator renders it for every version)
+
+
+def newest(minor: str) -> str:
+    return catalog.CATALOG[minor].patches[-1]
+
+
 PRODUCTION = [
     "profile=default",
     "components.cni.enabled=true",
@@ -104,8 +110,18 @@ def test_happy_path_with_production_settings(tmp_path, source, target, strategy)
     assert set(data["versions"]["after"]["data_plane"].values()) == {target}
     assert set(data["versions"]["after"]["pod_specs"].values()) == {target}
     assert " failed" not in result.stdout and " error" not in result.stdout
+    if (
+        strategy == "in-place"
+        and catalog.minor_of(source).pdb_always
+        and not catalog.minor_of(target).pdb_always
+    ):
+        # 1.28 stopped rendering single-replica PDBs: the in-place apply prunes them, as istioctl install
+        # would.
+        pruned = next(e["data"] for e in step(data, "apply")["evidence"] if e.get("title") == "pruned")
+        assert "PodDisruptionBudget/istio-system/istiod" in pruned
     inspect = step(data, "inspect manifest")["reason"]
     assert "registry.example.com/istio:" + target in inspect and "CNI DaemonSet present" in inspect
+    assert "pull secrets ['registry-secret']" in inspect
     assert "gateway Service ClusterIP" in inspect
     run_dir = tmp_path / "reports" / "latest"
     assert (run_dir / "report.html").exists() and (run_dir / "junit.xml").exists()
@@ -134,7 +150,7 @@ def test_report_holds_evidence_and_never_secret_data(tmp_path):
 
 def test_unpullable_target_image_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text(f"faults:\n  - type: image-pull\n    image: {HUB}/pilot:{TARGET}\n")
+    faults.write_text(f"faults:\n  - type: image-pull\n    image: {default_hub(TARGET)}/pilot:{TARGET}\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
@@ -149,9 +165,9 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
     result, data = rehearse(
         tmp_path,
         "--istio-from",
-        "1.23.6",
+        newest("1.23"),
         "--istio-to",
-        "1.24.6",
+        newest("1.24"),
         "--k8s-version",
         "1.30.4",
         "--set",
@@ -181,7 +197,9 @@ def test_api_failing_during_apply_rolls_back(tmp_path):
 
 def test_istiod_never_ready_rolls_back(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text(f"faults:\n  - type: readiness\n    image: {HUB}/pilot:{TARGET}\n    never: true\n")
+    faults.write_text(
+        f"faults:\n  - type: readiness\n    image: {default_hub(TARGET)}/pilot:{TARGET}\n    never: true\n"
+    )
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert step(data, "restart control plane")["outcome"] == "failed"
@@ -191,7 +209,7 @@ def test_istiod_never_ready_rolls_back(tmp_path):
 def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path):
     # Every step succeeds, but the upgraded sidecars reset inbound requests: only the traffic check sees it.
     faults = tmp_path / "faults.yaml"
-    faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {HUB}/proxyv2:{TARGET}\n")
+    faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {default_hub(TARGET)}/proxyv2:{TARGET}\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults))
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
@@ -349,7 +367,9 @@ def test_a_killed_run_is_rolled_back_from_its_folder(tmp_path):
                 break
             time.sleep(0.2)
         assert journal is not None, "the run never reached apply"
-        time.sleep(1.0)
+        # The apply's patch of istiod hangs for 60 s; killing within that window kills the run mid-apply. The
+        # CRDs are applied (and awaited) first, which takes longer on a loaded machine: wait well into it.
+        time.sleep(10.0)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
         # The fault fired once; the replay goes through.
@@ -381,7 +401,7 @@ def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path):
 
 def test_rollback_never_leaves_a_failed_upgrade_in_place(tmp_path):
     faults = tmp_path / "faults.yaml"
-    faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {HUB}/proxyv2:{TARGET}\n")
+    faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {default_hub(TARGET)}/proxyv2:{TARGET}\n")
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--rollback", "never")
     assert result.returncode != 0
     assert data["verdict"] == "failed" and data["rollback"]["ran"] is False

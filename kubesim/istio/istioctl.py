@@ -22,8 +22,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from istiofacts import operator
+from istiofacts import catalog, istioctl_cli, operator
 from istiofacts.catalog import UnknownVersion, minor_of
+from istiofacts.istioctl_cli import Flag
 from kubesim.istio import kubeops, manifests
 from kubesim.istio.mesh import _git_sha
 
@@ -54,53 +55,117 @@ class Args:
         return default
 
     def all(self, *names: str) -> list[str]:
-        return [v for name in names for v in self.flags.get(name, [])]
+        # Every spelling of a flag holds all its values; the first spelling present has them all.
+        for name in names:
+            if name in self.flags:
+                return list(self.flags[name])
+        return []
 
     def bool(self, *names: str) -> bool:
         value = self.get(*names)
         return value is not None and value.lower() not in ("false", "0")
 
 
-BOOL_FLAGS = {
-    "-y",
-    "--skip-confirmation",
-    "-A",
-    "--all-namespaces",
-    "--remote",
-    "--short",
-    "--overwrite",
-    "--purge",
-    "--force",
-    "--dry-run",
-    "-v",
-    "--verbose",
-    "--recursive",
-    "--use-kube",
-    "--help",
-    "-h",
-}
+# Words that name a command with subcommands: the command key is these plus the next word.
+_GROUPS = ("manifest", "tag", "x", "experimental", "exp")
 
 
-def parse(argv: list[str]) -> Args:
+def _all_flags(version: str) -> dict[str, Flag]:
+    """Every flag of every command (to find the command words before the command is known)."""
+    out: dict[str, Flag] = {}
+    for command in istioctl_cli.COMMAND_FLAGS:
+        for f in istioctl_cli.flags_for(command, version):
+            out.setdefault(f"--{f.name}", f)
+            if f.short:
+                out.setdefault(f"-{f.short}", f)
+    return out
+
+
+def command_of(argv: list[str], version: str) -> str:
+    """The command an argument list runs (``x precheck``, ``install``...), as cobra finds it: the leading
+    words that are not flags or flag values."""
+    known = _all_flags(version)
+    words: list[str] = []
+    i = 0
+    while i < len(argv) and len(words) < 2:
+        token = argv[i]
+        if token.startswith("-") and token != "-":
+            flag = known.get(token.split("=", 1)[0])
+            if flag is not None and flag.takes_value and "=" not in token and not _glued_short(token):
+                i += 1
+        else:
+            words.append(token)
+            if words[0] not in _GROUPS:
+                break
+        i += 1
+    if words and words[0] in ("experimental", "exp"):
+        words[0] = "x"
+    return " ".join(words)
+
+
+def _glued_short(token: str) -> bool:
+    return not token.startswith("--") and len(token) > 2
+
+
+def parse(argv: list[str], version: str, command: str) -> Args:
+    """Parse ``argv`` as cobra (pflag) parses it for ``command`` of istioctl ``version``: a flag the command
+    does not define is ``unknown flag: --x`` / ``unknown shorthand flag: 'x' in -x`` (a usage error, exit
+    64)."""
+    flags = istioctl_cli.flags_for(command, version)
+    longs = {f.name: f for f in flags}
+    shorts = {f.short: f for f in flags if f.short}
     args = Args()
     i = 0
     while i < len(argv):
         token = argv[i]
-        if token.startswith("-") and token != "-":
-            name, eq, value = token.partition("=")
-            if not eq:
-                if name in BOOL_FLAGS:
-                    value = "true"
-                elif i + 1 < len(argv):
+        if token == "--":
+            args.positional += argv[i + 1 :]
+            break
+        if token.startswith("--"):
+            name, eq, value = token[2:].partition("=")
+            flag = longs.get(name)
+            if flag is None:
+                raise UsageError(f"unknown flag: --{name}")
+            if not flag.takes_value:
+                value = value if eq else "true"
+                if value.lower() not in ("true", "false", "1", "0", "t", "f"):
+                    raise UsageError(
+                        f'invalid argument "{value}" for "--{name}" flag: strconv.ParseBool: parsing '
+                        f'"{value}": invalid syntax'
+                    )
+            elif not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"flag needs an argument: --{name}")
+                i += 1
+                value = argv[i]
+            _store(args, flag, value)
+        elif token.startswith("-") and token != "-":
+            letter, rest = token[1], token[2:]
+            flag = shorts.get(letter)
+            if flag is None:
+                raise UsageError(f"unknown shorthand flag: '{letter}' in {token}")
+            if not flag.takes_value:
+                _store(args, flag, "true")
+                if rest:  # -yv: more booleans glued on
+                    argv = argv[: i + 1] + [f"-{rest}"] + argv[i + 1 :]
+            else:
+                value = rest[1:] if rest.startswith("=") else rest
+                if not value:
+                    if i + 1 >= len(argv):
+                        raise UsageError(f"flag needs an argument: '{letter}' in -{letter}")
                     i += 1
                     value = argv[i]
-                else:
-                    raise UsageError(f"flag needs an argument: {name}")
-            args.flags.setdefault(name, []).append(value)
+                _store(args, flag, value)
         else:
             args.positional.append(token)
         i += 1
     return args
+
+
+def _store(args: Args, flag: Flag, value: str) -> None:
+    """Store under every spelling, so lookups by ``--long`` or ``-s`` both find it."""
+    for spelling in (f"--{flag.name}",) + ((f"-{flag.short}",) if flag.short else ()):
+        args.flags.setdefault(spelling, []).append(value)
 
 
 class Emulator:
@@ -188,7 +253,7 @@ class Emulator:
     # -- dispatch -----------------------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int:
         try:
-            self.args = parse(argv)
+            self.args = parse(argv, self.version, command_of(argv, self.version))
             words = self.args.positional
             if not words:
                 raise UsageError("Istio configuration command line utility.\n\nUsage:\n  istioctl [command]")
@@ -325,61 +390,124 @@ class Emulator:
         return str(client.VersionApi(self.client()).get_code().git_version).lstrip("v")
 
     def cmd_precheck(self) -> int:
+        """``x precheck`` as istioctl/pkg/precheck/precheck.go: the Kubernetes version (IST0142), create
+        permissions (IST0141, cluster-wide and in the Istio namespace), Gateway API CRD versions (IST0156;
+        IST0172 from 1.26), and with ``--from-version 1.N`` the upgrade checks (the zipkin default, N <= 21).
+        Messages go to stdout (``Level [CODE] (Origin) text``); when clean, only the success line, on
+        stderr."""
         messages: list[tuple[str, str, str, str]] = []  # level, code, origin, text
-        k8s = self.server_version()
+        from_version = self.args.get("--from-version")
+        if from_version is not None:
+            major, dot, minor = from_version.partition(".")
+            if not dot:
+                raise CommandError(f"invalid version {from_version}, expected format like '1.0'")
+            if major != "1":
+                raise CommandError(f"expected major version 1, got {from_version}")
+            if not minor.isdigit():
+                raise CommandError(f"minor version is not a number: {minor}")
+        if not self.args.bool("--skip-controlplane"):
+            messages += self._precheck_cluster()
+        if from_version is not None and int(from_version.split(".")[1]) <= 21:
+            zipkin = [s for s in self.list_objects("v1", "Service", NS) if s["metadata"]["name"] == "zipkin"]
+            if zipkin:
+                messages.append(
+                    (
+                        "Warning",
+                        "IST0169",
+                        f"Service {NS}/zipkin",
+                        "The configuration meshConfig.defaultConfig.tracer changed in release 1.21: tracing "
+                        "is no longer by default enabled to send to 'zipkin.istio-system.svc'; follow "
+                        "https://istio.io/latest/docs/tasks/observability/distributed-tracing/telemetry-api/ "
+                        "[use --set compatibilityVersion=1.21 to keep the old default]",
+                    )
+                )
+        threshold = LEVELS.get(self.args.get("--output-threshold", default="Warning") or "Warning", 1)
+        shown = [m for m in messages if LEVELS[m[0]] >= threshold]
+        output = self.args.get("-o", "--output", default="log")
+        if not shown:
+            self.warn(
+                "\u2714 No issues found when checking the cluster. Istio is safe to install or upgrade!\n"
+                "  To get started, check out https://istio.io/latest/docs/setup/getting-started/."
+            )
+        elif output == "json":
+            self.say(json.dumps([self._message_json(*m) for m in shown], indent=2))
+        elif output == "yaml":
+            self.say(yaml.safe_dump([self._message_json(*m) for m in shown]).rstrip())
+        else:
+            for level, code, origin, text in shown:
+                self.say(f"{level} [{code}] ({origin}) {text}")
+        if any(LEVELS[m[0]] >= LEVELS["Warning"] for m in messages):
+            raise CommandError(
+                "Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"
+                f"See https://istio.io/v{self.minor.minor}/docs/reference/config/analysis for more "
+                "information about causes and resolutions."
+            )
+        return 0
+
+    def _precheck_cluster(self) -> list[tuple[str, str, str, str]]:
+        from kubernetes import client
+
+        messages: list[tuple[str, str, str, str]] = []
+        git_version = str(client.VersionApi(self.client()).get_code().git_version)
+        k8s = git_version.lstrip("v")
         minimum = self.minor.precheck_min_k8s
         if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(int(x) for x in minimum.split(".")):
             messages.append(
                 (
                     "Error",
                     "IST0142",
-                    "",
-                    f'The Kubernetes Version "{k8s}" is lower than the minimum version: {minimum}',
+                    "Cluster",
+                    f'The Kubernetes Version "{git_version}" is lower than the minimum version: {minimum}',
                 )
             )
-        from kubernetes import client
-
         auth = client.AuthorizationV1Api(self.client())
-        for resource, group in (
-            ("namespaces", ""),
-            ("clusterroles", "rbac.authorization.k8s.io"),
-            ("clusterrolebindings", "rbac.authorization.k8s.io"),
-            ("customresourcedefinitions", "apiextensions.k8s.io"),
-            ("mutatingwebhookconfigurations", "admissionregistration.k8s.io"),
-            ("validatingwebhookconfigurations", "admissionregistration.k8s.io"),
-        ):
-            review = auth.create_self_subject_access_review(
-                {"spec": {"resourceAttributes": {"verb": "create", "group": group, "resource": resource}}}
-            )
+        namespace = self.args.get("--istioNamespace", "-i", default=NS) or NS
+        for group, resource, namespaced in catalog.PRECHECK_PERMISSIONS:
+            attributes = {"verb": "create", "group": group, "version": "v1", "resource": resource}
+            if namespaced:
+                attributes["namespace"] = namespace
+            review = auth.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
             if not review.status.allowed:
                 messages.append(
                     (
                         "Error",
                         "IST0141",
-                        "",
-                        f"Missing required permission to create resource {resource} ({review.status.reason})",
+                        "Cluster",
+                        f"Missing required permission to create resource {resource} "
+                        f"({review.status.reason or 'permission denied'})",
                     )
                 )
-        threshold = LEVELS.get(self.args.get("--output-threshold", default="Warning") or "Warning", 1)
-        shown = [m for m in messages if LEVELS[m[0]] >= threshold]
-        output = self.args.get("-o", "--output", default="log")
-        if output == "json":
-            self.say(json.dumps([self._message_json(*m) for m in shown], indent=2))
-        elif shown:
-            for level, code, origin, text in shown:
-                self.say(f"{level} [{code}] {'(' + origin + ') ' if origin else ''}{text}")
-        if any(LEVELS[m[0]] >= LEVELS["Warning"] for m in messages):
-            self.warn(
-                f"Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"
-                f"See https://istio.io/v{self.minor.minor}/docs/reference/config/analysis for more information "
-                "about causes and resolutions."
-            )
-            return 1
-        self.warn(
-            "\u2714 No issues found when checking the cluster. Istio is safe to install or upgrade!\n"
-            "  To get started, check out https://istio.io/latest/docs/setup/getting-started/"
-        )
-        return 0
+        for crd in self.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+            spec = crd.get("spec") or {}
+            if spec.get("group") != "gateway.networking.k8s.io":
+                continue
+            served = sorted(v["name"] for v in spec.get("versions") or [] if v.get("served"))
+            has = ",".join(served) or "none"
+            kind = (spec.get("names") or {}).get("kind")
+            origin = f"CustomResourceDefinition {crd['metadata']['name']}"
+            if kind in catalog.GATEWAY_API_BETA_KINDS and "v1beta1" not in served:
+                messages.append(
+                    (
+                        "Error",
+                        "IST0156",
+                        origin,
+                        f"The Gateway API CRD version {has} is lower than the minimum version: v1beta1",
+                    )
+                )
+            if (
+                self.minor.precheck_gateway_api_v1_warning
+                and kind in catalog.GATEWAY_API_STABLE_KINDS
+                and "v1" not in served
+            ):
+                messages.append(
+                    (
+                        "Warning",
+                        "IST0172",
+                        origin,
+                        f"The Gateway API CRD version {has} is lower than the minimum version: v1",
+                    )
+                )
+        return messages
 
     def _message_json(self, level: str, code: str, origin: str, text: str) -> Obj:
         entry: Obj = {
@@ -437,16 +565,24 @@ class Emulator:
                 "version.\n  Before upgrading, you may wish to use 'istioctl x precheck' to check for upgrade "
                 "warnings."
             )
-        objs = manifests.render(self.version, spec)
-        default_exists = any(
-            h["metadata"]["name"] == "istio-revision-tag-default"
-            for h in self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        rendered = manifests.render(self.version, spec)
+        hooks = self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        default_exists = any(h["metadata"]["name"] == "istio-revision-tag-default" for h in hooks)
+        previous_install = any(
+            (h["metadata"].get("labels") or {}).get("app") == "sidecar-injector" for h in hooks
         )
-        objs = manifests.apply_time_additions(objs, self.version, spec, default_exists)
+        objs = manifests.with_owner_labels(rendered, self.version, spec)
         timeout = _duration(self.args.get("--readiness-timeout", default="5m0s") or "5m0s")
-        return install_objects(
-            self, objs, settings, timeout, default_created=not default_exists and not settings.revision
-        )
+        install_objects(self, objs, settings, timeout)
+        for line in prune(self, rendered, settings):
+            self.say(f"  Removed {line}.")
+        client = self.dynamic()
+        for obj in manifests.default_tag_webhooks(rendered, self.version, spec, previous_install):
+            kubeops.apply(client, obj)
+        self.say("\u2714 Installation complete")
+        if not default_exists and not settings.revision:
+            self.say("Made this installation the default for cluster-wide operations.")
+        return 0
 
     # -- verify-install (<= 1.23) ---------------------------------------------------------------------------
     def cmd_verify_install(self) -> int:
@@ -514,11 +650,9 @@ class Emulator:
             return EXIT_ANALYZE_ISSUES
         return 0
 
-    # -- proxy-status ------------------------------------------------------------------------------------------
+    # -- proxy-status ----------------------------------------------------------------------------------------
     def cmd_proxy_status(self) -> int:
         output = self.args.get("-o", "--output")
-        if output is not None and not self.minor.at_least("1.27"):
-            raise UsageError("unknown shorthand flag: 'o' in -o")
         revision = self.args.get("-r", "--revision")
         rows = []
         responses = []
@@ -571,15 +705,25 @@ class Emulator:
                 for p in rows
             ]
         else:
+            # From 1.23 a synced type carries its age (istioctl/pkg/writer/pilot/status.go formatStatus, with
+            # k8s.io/apimachinery duration.HumanDuration).
+            def cell(p: Obj, key: str) -> str:
+                status = str(p[key])
+                if self.minor.at_least("1.23") and status not in ("NOT SENT", "IGNORED"):
+                    status += (
+                        f" ({human_duration(time.time() - float(p.get('connected_at') or time.time()))})"
+                    )
+                return status
+
             table = [["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]] + [
                 [
                     p["proxy"],
                     p["cluster_id"],
-                    p["cds"],
-                    p["lds"],
-                    p["eds"],
-                    p["rds"],
-                    p["ecds"],
+                    cell(p, "cds"),
+                    cell(p, "lds"),
+                    cell(p, "eds"),
+                    cell(p, "rds"),
+                    cell(p, "ecds"),
                     p["istiod"],
                     p["istio_version"],
                 ]
@@ -588,7 +732,7 @@ class Emulator:
         self.out.write(_tabulate(table))
         return 0
 
-    # -- tags and uninstall ------------------------------------------------------------------------------------
+    # -- tags and uninstall ----------------------------------------------------------------------------------
     def cmd_tag(self) -> int:
         words = self.args.positional
         sub = words[1] if len(words) > 1 else ""
@@ -601,6 +745,9 @@ class Emulator:
                 labels = hook["metadata"].get("labels") or {}
                 if "istio.io/tag" in labels:
                     table.append([labels["istio.io/tag"], labels.get("istio.io/rev", ""), ""])
+            if len(table) == 1:  # istioctl/pkg/tag/tag.go listTags
+                self.say("No Istio revision tags found.")
+                return 0
             self.out.write(_tabulate(table))
             return 0
         if sub in ("set", "generate"):
@@ -634,6 +781,19 @@ class Emulator:
             if sub == "generate":
                 self.out.write(yaml.safe_dump(body, sort_keys=False))
                 return 0
+            if tag == "default":
+                # DeactivateIstioInjectionWebhook: the default revision's own injector stops matching.
+                for hook in self.list_objects(
+                    "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"
+                ):
+                    labels = hook["metadata"].get("labels") or {}
+                    if labels.get("istio.io/rev") == "default" and "istio.io/tag" not in labels:
+                        off = manifests.deactivated(hook)
+                        hooks.patch(
+                            name=hook["metadata"]["name"],
+                            body={"webhooks": off["webhooks"]},
+                            content_type="application/merge-patch+json",
+                        )
             hooks.server_side_apply(body=body, field_manager="istio-operator", force_conflicts=True)
             self.say(
                 f'Revision tag "{tag}" created, referencing control plane revision "{revision}". To enable '
@@ -661,6 +821,32 @@ class Emulator:
             self.say(f"  Removed {line}.")
         self.say("\u2714 Uninstall complete")
         return 0
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration HumanDuration, as istioctl prints ages."""
+    total = int(round(seconds))
+    if total < 0:
+        return "0s"
+    if total < 120:
+        return f"{total}s"
+    minutes = total // 60
+    if minutes < 10:
+        return f"{minutes}m{total % 60}s" if total % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = total // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        return f"{hours // 24 // 365}y{(hours // 24) % 365}d"
+    return f"{hours // 24 // 365}y"
 
 
 def _tabulate(rows: list[list[str]]) -> str:
@@ -694,9 +880,7 @@ COMPONENT_LINES = [
 ]
 
 
-def install_objects(
-    ctl: Emulator, objs: list[Obj], settings: manifests.Settings, timeout: float, default_created: bool
-) -> int:
+def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings, timeout: float) -> None:
     client = ctl.dynamic()
     core = ctl.core()
     try:
@@ -755,17 +939,55 @@ def install_objects(
             f"failed to install manifests: errors occurred during operation: {', '.join(failures)} "
             "did not become ready"
         )
-    if default_created:
-        ctl.say("\u2714 Installation complete")
-        ctl.say("Made this installation the default for cluster-wide operations.")
-    else:
-        ctl.say("\u2714 Installation complete")
-    return 0
 
 
 def _go_duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+PRUNED_KINDS = [
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "ServiceAccount"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+]
+
+
+def prune(ctl: Emulator, rendered: list[Obj], settings: manifests.Settings) -> list[str]:
+    """What ``istioctl install`` prunes after applying (1.24+ operator/pkg/install/install.go prune): objects
+    carrying this install's ownership labels (this istioctl's version, the revision, a component label) that
+    the install no longer renders, unless labelled owning-resource-not-pruned. Returns what it removed, in
+    istioctl's ``<group/version, Kind=K>/<name>.<namespace>`` form."""
+    owner = operator.apply_time_labels(ctl.version, NS, settings.rev_label)
+    selector = ",".join(f"{k}={v}" for k, v in sorted(owner.items())) + ",operator.istio.io/component"
+    keep = {(o["kind"], o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in rendered}
+    removed = []
+    dyn = ctl.dynamic()
+    for api_version, kind in PRUNED_KINDS:
+        resource = dyn.resources.get(api_version=api_version, kind=kind)
+        for obj in resource.get(label_selector=selector).items:
+            meta = obj.metadata
+            labels = dict(meta.labels or {})
+            if (kind, meta.namespace or "", meta.name) in keep:
+                continue
+            if labels.get("install.operator.istio.io/owning-resource-not-pruned") == "true":
+                continue
+            resource.delete(
+                name=meta.name, namespace=meta.namespace, body={"propagationPolicy": "Foreground"}
+            )
+            gvk = f"{api_version}, Kind={kind}" if "/" in api_version else f"/{api_version}, Kind={kind}"
+            removed.append(f"{gvk}/{meta.name}.{meta.namespace or ''}")
+    return removed
 
 
 def uninstall(ctl: Emulator, revision: str, purge: bool) -> list[str]:
@@ -814,8 +1036,8 @@ def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, s
     namespaces = ctl.list_objects("v1", "Namespace")
     pods = ctl.list_objects("v1", "Pod", namespace)
     services = ctl.list_objects("v1", "Service")
-    gateways = ctl.list_objects("networking.istio.io/v1", "Gateway")
-    virtual_services = ctl.list_objects("networking.istio.io/v1", "VirtualService", namespace)
+    gateways = ctl.list_objects("networking.istio.io/v1beta1", "Gateway")
+    virtual_services = ctl.list_objects("networking.istio.io/v1beta1", "VirtualService", namespace)
     mwcs = ctl.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
     configmaps = {c["metadata"]["name"]: c for c in ctl.list_objects("v1", "ConfigMap", NS)}
 

@@ -4,7 +4,8 @@ The kinds, names, labels, images, ports and ordering follow the charts of each r
 base CRDs, the istiod control plane with its webhooks, the ingress gateway, and the CNI DaemonSet when
 ``components.cni.enabled`` is set. A revision renames the per-revision objects. Settings users rely on are
 honoured: hub, tag, variant, image pull secrets, gateway Service type, component ``k8s.securityContext``,
-replica counts. Things only ``istioctl install`` does at apply time are in ``apply_time_additions``.
+replica counts. What only ``istioctl install`` adds at apply time is in ``with_owner_labels`` and
+``default_tag_webhooks``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from typing import Any
 
 from istiofacts import operator
-from istiofacts.catalog import IstioMinor, minor_of
+from istiofacts.catalog import OPERATOR_CRD, IstioMinor, default_hub, minor_of
 
 Obj = dict[str, Any]
 NS = "istio-system"
@@ -39,12 +40,21 @@ KIND_ORDER = [
     "EnvoyFilter",
 ]
 
-_CRD_VERSIONS = {
-    "networking.istio.io": ["v1alpha3", "v1beta1", "v1"],
-    "security.istio.io": ["v1beta1", "v1"],
-    "telemetry.istio.io": ["v1alpha1", "v1"],
-    "extensions.istio.io": ["v1alpha1"],
+# 1.24+ ``manifest generate`` order (operator/cmd/mesh/manifest-generate.go objectKindOrdering), then group,
+# kind,
+# name; anything not listed ranks with Deployments (1000).
+_SORT_1_24 = {
+    "apiextensions.k8s.io/CustomResourceDefinition": -1000,
+    "/ServiceAccount": 1,
+    "rbac.authorization.k8s.io/ClusterRole": 1,
+    "rbac.authorization.k8s.io/ClusterRoleBinding": 2,
+    "admissionregistration.k8s.io/ValidatingWebhookConfiguration": 3,
+    "/ConfigMap": 100,
+    "apps/Deployment": 1000,
+    "autoscaling/HorizontalPodAutoscaler": 1001,
+    "/Service": 10000,
 }
+
 _CRD_KINDS = {
     "authorizationpolicies": "AuthorizationPolicy",
     "peerauthentications": "PeerAuthentication",
@@ -61,6 +71,7 @@ _CRD_KINDS = {
     "telemetries": "Telemetry",
     "wasmplugins": "WasmPlugin",
     "trafficextensions": "TrafficExtension",
+    "istiooperators": "IstioOperator",
 }
 _SHORT = {
     "gateways": ["gw"],
@@ -72,6 +83,7 @@ _SHORT = {
     "workloadentries": ["we"],
     "workloadgroups": ["wg"],
     "telemetries": ["telemetry"],
+    "istiooperators": ["iop", "io"],
 }
 
 
@@ -84,7 +96,8 @@ class Settings:
         self.spec = spec
         g = lambda path, default=None: operator.get(spec, path, default)  # noqa: E731
         self.profile = g("profile", "default")
-        self.hub = g("hub") or g("values.global.hub") or "docker.io/istio"
+        # No hub set: the version's own default hub (what its release build embedded; catalog.default_hub).
+        self.hub = g("hub") or g("values.global.hub") or default_hub(version)
         self.tag = str(g("tag") or g("values.global.tag") or version)
         variant = g("values.global.variant") or ""
         self.suffix = f"-{variant}" if variant else ""
@@ -92,12 +105,19 @@ class Settings:
         self.pull_secrets = [
             s if isinstance(s, str) else s.get("name") for s in g("values.global.imagePullSecrets") or []
         ]
-        cni_component = g("components.cni.enabled")
-        cni_values = bool(
-            g("values.cni.enabled") or g("values.istio_cni.enabled") or g("values.pilot.cni.enabled")
+        # The CNI DaemonSet renders only from components.cni.enabled, in every version. Injection's CNI mode:
+        # up
+        # to 1.23 istio_cni.enabled is overwritten from the component (1.23.6
+        # operator/pkg/translate/translate.go)
+        # and 1.22-1.23 also honour pilot.cni.enabled; from 1.24 pilot.cni.enabled is set from the component
+        # (1.24.0 operator/pkg/render/manifest.go), and the injection template reads only that.
+        cni_component = bool(g("components.cni.enabled"))
+        self.cni_daemonset = cni_component
+        self.cni_injection = cni_component or (
+            self.minor.at_least("1.22")
+            and not self.minor.at_least("1.24")
+            and bool(g("values.pilot.cni.enabled"))
         )
-        self.cni_daemonset = bool(cni_component) or (cni_values and not self.minor.at_least("1.24"))
-        self.cni_injection = bool(cni_component) or cni_values
         gateways = g("components.ingressGateways") or []
         gateway = gateways[0] if gateways else {}
         self.gateway_enabled = (
@@ -142,13 +162,18 @@ def _labels(s: Settings, app: str, component: str, extra: dict[str, str] | None 
         "install.operator.istio.io/owning-resource": "unknown",
         "operator.istio.io/component": component,
         "release": "istio",
-        "app.kubernetes.io/name": app,
-        "app.kubernetes.io/instance": "istio",
-        "app.kubernetes.io/part-of": "istio",
-        "app.kubernetes.io/managed-by": "Helm",
-        "app.kubernetes.io/version": s.version,
-        "helm.sh/chart": f"{chart}-{s.version}",
     }
+    if s.minor.helm_labels:  # the charts' helper labels exist from 1.24
+        labels.update(
+            {
+                "app.kubernetes.io/name": app,
+                "app.kubernetes.io/instance": "istio",
+                "app.kubernetes.io/part-of": "istio",
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/version": s.version,
+                "helm.sh/chart": f"{chart}-{s.version}",
+            }
+        )
     if component != "Base":
         labels["istio.io/rev"] = s.rev_label
     labels.update(extra or {})
@@ -167,21 +192,28 @@ def _crds(s: Settings) -> list[Obj]:
     out = []
     for full in s.minor.crds:
         plural, group = full.split(".", 1)
-        versions = _CRD_VERSIONS[group]
-        # Stored as v1alpha3 for networking (historically), as the newest version elsewhere.
-        storage = versions[0] if group == "networking.istio.io" else versions[-1]
+        # Served and storage versions as the base chart of this minor has them (catalog: crd_versions.json).
+        versions = list(s.minor.served_versions(full))
+        storage = s.minor.storage_version(full)
         out.append(
             {
                 "apiVersion": "apiextensions.k8s.io/v1",
                 "kind": "CustomResourceDefinition",
                 "metadata": {
                     "name": full,
+                    # base chart CRD labels: the Tiller-era ones up to 1.23, Helm's helper labels from 1.24
+                    # (crds/crd-all.gen.yaml, then files/crd-all.gen.yaml through the templates).
                     "labels": {
-                        "app": "istio-pilot",
-                        "chart": "istio",
-                        "heritage": "Tiller",
-                        "release": "istio",
-                    },
+                        "app.kubernetes.io/instance": "istio-base",
+                        "app.kubernetes.io/managed-by": "Helm",
+                        "app.kubernetes.io/part-of": "istio",
+                        "app.kubernetes.io/version": s.version,
+                        "helm.sh/chart": f"base-{s.version}",
+                    }
+                    if s.minor.helm_labels
+                    else {"release": "istio"}
+                    if full == OPERATOR_CRD
+                    else {"app": "istio-pilot", "chart": "istio", "heritage": "Tiller", "release": "istio"},
                     "annotations": {"helm.sh/resource-policy": "keep"},
                 },
                 "spec": {
@@ -192,7 +224,11 @@ def _crds(s: Settings) -> list[Obj]:
                         "listKind": _CRD_KINDS[plural] + "List",
                         "plural": plural,
                         "singular": _CRD_KINDS[plural].lower(),
-                        "categories": ["istio-io", group.split(".")[0] + "-istio-io"],
+                        **(
+                            {"categories": ["istio-io", group.split(".")[0] + "-istio-io"]}
+                            if full != OPERATOR_CRD
+                            else {}
+                        ),
                         **({"shortNames": _SHORT[plural]} if plural in _SHORT else {}),
                     },
                     "versions": [
@@ -223,6 +259,16 @@ def _crds(s: Settings) -> list[Obj]:
             }
         )
     return out
+
+
+def _service_account(s: Settings, meta: Obj) -> Obj:
+    """A ServiceAccount as the charts render it: ``values.global.imagePullSecrets`` land here (and on no pod
+    spec) in every version (istio-discovery, istio-ingress, istio-cni serviceaccount.yaml and base
+    reader-serviceaccount.yaml; catalog.PULL_SECRET_SOURCES); pods get them from their ServiceAccount."""
+    sa: Obj = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+    if s.pull_secrets:
+        sa["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
+    return sa
 
 
 def _pod_security(sc: Obj | None) -> Obj:
@@ -263,11 +309,45 @@ def _injector_values(s: Settings) -> Obj:
     }
 
 
+def _istiod_env(s: Settings) -> list[Obj]:
+    """istiod's env as the istio-discovery chart renders it per minor (templates/deployment.yaml; compared
+    with ``helm template`` of the chart at 1.20.8, 1.22.8, 1.24.6, 1.26.8, 1.28.10, 1.29.6, 1.30.3,
+    1.31.0-rc.0): JWT_POLICY up to 1.20, CA_TRUSTED_NODE_ACCOUNTS from 1.24, GOMEMLIMIT up to 1.28."""
+
+    def field(path: str) -> Obj:
+        return {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
+
+    env: list[Obj] = [{"name": "REVISION", "value": s.rev_label}]
+    if not s.minor.at_least("1.21"):
+        env.append({"name": "JWT_POLICY", "value": "third-party-jwt"})
+    env += [
+        {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+        {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+        {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+        {"name": "SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")},
+        {"name": "KUBECONFIG", "value": "/var/run/secrets/remote/config"},
+    ]
+    if s.minor.at_least("1.24"):
+        env.append({"name": "CA_TRUSTED_NODE_ACCOUNTS", "value": f"{NS}/ztunnel"})
+    env += [
+        {"name": "PILOT_TRACE_SAMPLING", "value": "1"},
+        {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
+        {"name": "CLUSTER_ID", "value": "Kubernetes"},
+    ]
+    if not s.minor.at_least("1.29"):
+        env.append({"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}})
+    env += [
+        {"name": "GOMAXPROCS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}},
+        {"name": "PLATFORM", "value": ""},
+    ]
+    return env
+
+
 def _pilot(s: Settings) -> list[Obj]:
     rev = s.rev_suffix
     name = f"istiod{rev}"
     istio_label = "istiod" if s.revision else "pilot"
-    labels = _labels(s, "istiod", "Pilot", {"istio": istio_label})
+    labels = _labels(s, "istiod", "Pilot", {"istio": "pilot"})  # the pods say istiod when revisioned
     pod_labels = {
         "app": "istiod",
         "istio.io/rev": s.rev_label,
@@ -276,10 +356,18 @@ def _pilot(s: Settings) -> list[Obj]:
         "operator.istio.io/component": "Pilot",
         "istio": istio_label,
         "istio.io/dataplane-mode": "none",
-        "app.kubernetes.io/name": "istiod",
-        "app.kubernetes.io/part-of": "istio",
-        "app.kubernetes.io/version": s.version,
     }
+    if s.minor.helm_labels:
+        pod_labels.update(
+            {
+                "app.kubernetes.io/name": "istiod",
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/instance": "istio",
+                "app.kubernetes.io/part-of": "istio",
+                "app.kubernetes.io/version": s.version,
+                "helm.sh/chart": f"istiod-{s.version}",
+            }
+        )
     pod_spec: Obj = {
         "serviceAccountName": name,
         "tolerations": [{"key": "cni.istio.io/not-ready", "operator": "Exists"}],
@@ -310,15 +398,7 @@ def _pilot(s: Settings) -> list[Obj]:
                     "periodSeconds": 3,
                     "timeoutSeconds": 5,
                 },
-                "env": [
-                    {"name": "REVISION", "value": s.rev_label},
-                    {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
-                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                    {"name": "ISTIOD_ADDR", "value": f"istiod{rev}.{NS}.svc:15012"},
-                    {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
-                    {"name": "CLUSTER_ID", "value": "Kubernetes"},
-                ],
+                "env": _istiod_env(s),
                 "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -329,14 +409,12 @@ def _pilot(s: Settings) -> list[Obj]:
             }
         ],
     }
-    if s.pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
     values_doc = {
         "original-values": json.dumps(s.spec.get("values") or {}),
         "merged-values": json.dumps(_injector_values(s)),
     }
     objs: list[Obj] = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(f"istiod{rev}", labels)},
+        _service_account(s, _meta(f"istiod{rev}", labels)),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -447,11 +525,11 @@ def _pilot(s: Settings) -> list[Obj]:
             "spec": {
                 "replicas": s.pilot_replicas,
                 "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+                # The chart selects {istio: pilot}, or with a revision {app: istiod, istio.io/rev: <rev>}.
                 "selector": {
-                    "matchLabels": {
-                        "istio": istio_label,
-                        **({"istio.io/rev": s.revision} if s.revision else {}),
-                    }
+                    "matchLabels": {"app": "istiod", "istio.io/rev": s.revision}
+                    if s.revision
+                    else {"istio": "pilot"}
                 },
                 "template": {
                     "metadata": {
@@ -628,19 +706,32 @@ def injector_webhooks(s: Settings, name_prefix: str = "", tag: str | None = None
 
 
 def _injector_webhook(s: Settings, labels: dict[str, str]) -> Obj:
-    # With defaultRevision "" (the default profile) only the revision-scoped hooks are rendered; the
-    # istio-injection=enabled hooks come from the default tag webhook that istioctl install adds.
-    hooks = injector_webhooks(s)
-    if not s.revision:
-        hooks = [h for h in hooks if h["name"].startswith("rev.")]
+    # With no revision the istio-discovery chart renders four webhooks (rev.namespace., rev.object.,
+    # namespace.,
+    # object.; templates/mutatingwebhook.yaml); with a revision the two rev.* ones.
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": _meta(
             f"istio-sidecar-injector{s.rev_suffix}", _labels(s, "sidecar-injector", "Pilot"), None
         ),
-        "webhooks": hooks,
+        "webhooks": injector_webhooks(s),
     }
+
+
+# What istioctl puts on the webhooks of istio-sidecar-injector when a default tag takes over injection
+# (istioctl/pkg/tag DeactivateIstioInjectionWebhook: util.NeverMatch), so the two never both match a pod.
+NEVER_MATCH = {"matchLabels": {"istio.io/deactivated": "never-match"}}
+
+
+def deactivated(webhook_config: Obj) -> Obj:
+    """``webhook_config`` with every webhook made ineffectual, as ``istioctl tag set default`` and ``istioctl
+    install`` leave the revision's own injector once the default tag webhook exists."""
+    out = json.loads(json.dumps(webhook_config))
+    for hook in out.get("webhooks") or []:
+        hook["namespaceSelector"] = dict(NEVER_MATCH)
+        hook["objectSelector"] = dict(NEVER_MATCH)
+    return out
 
 
 def _gateway(s: Settings) -> list[Obj]:
@@ -656,6 +747,11 @@ def _gateway(s: Settings) -> list[Obj]:
         "service.istio.io/canonical-name": name,
         "service.istio.io/canonical-revision": "latest",
     }
+    if s.minor.at_least(
+        "1.25"
+    ):  # gateways/istio-ingress templates/deployment.yaml: on the Deployment and its pods
+        pod_labels["istio.io/dataplane-mode"] = "none"
+        labels = dict(labels, **{"istio.io/dataplane-mode": "none"})
     proxy_config = json.dumps({"discoveryAddress": f"istiod{s.rev_suffix}.{NS}.svc:15012"})
     pod_spec: Obj = {
         "serviceAccountName": "istio-ingressgateway-service-account",
@@ -699,10 +795,8 @@ def _gateway(s: Settings) -> list[Obj]:
             }
         ],
     }
-    if s.pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
     objs = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(f"{name}-service-account", labels)},
+        _service_account(s, _meta(f"{name}-service-account", labels)),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
@@ -815,11 +909,9 @@ def _cni(s: Settings) -> list[Obj]:
             }
         ],
     }
-    if s.pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.pull_secrets]
     roles = ("istio-cni", "istio-cni-repair-role")
     objs: list[Obj] = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("istio-cni", labels, ns)},
+        _service_account(s, _meta("istio-cni", labels, ns)),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -889,11 +981,7 @@ def render(version: str, spec: Obj) -> list[Obj]:
     if s.base_enabled:
         objs += _crds(s)
         objs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": _meta("istio-reader-service-account", _labels(s, "istio-reader", "Base")),
-            }
+            _service_account(s, _meta("istio-reader-service-account", _labels(s, "istio-reader", "Base")))
         )
     if s.pilot_enabled:
         objs += _pilot(s)
@@ -905,7 +993,10 @@ def render(version: str, spec: Obj) -> list[Obj]:
     def order(o: Obj) -> tuple[int, str, str, str]:
         kind = o["kind"]
         group = o["apiVersion"].rpartition("/")[0]
-        rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+        if s.minor.at_least("1.24"):
+            rank = _SORT_1_24.get(f"{group}/{kind}", 1000)
+        else:
+            rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
         return (rank, group, kind, o["metadata"]["name"])
 
     return sorted(objs, key=order)
@@ -917,21 +1008,38 @@ def to_yaml(objs: list[Obj]) -> str:
     return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objs)
 
 
-def apply_time_additions(objs: list[Obj], version: str, spec: Obj, default_exists: bool) -> list[Obj]:
-    """What ``istioctl install`` adds that a plain ``kubectl apply`` of the manifest does not: its labels on every
-    object, and, when no default revision exists yet, the default tag webhooks (operator/pkg/webhook)."""
-    s = Settings(version, spec)
+def with_owner_labels(objs: list[Obj], version: str, spec: Obj) -> list[Obj]:
+    """The objects with the ownership labels ``istioctl install`` puts on what it applies (and prunes by)."""
+    owner = operator.apply_time_labels(version, NS, Settings(version, spec).rev_label)
     out = []
     for obj in objs:
         obj = json.loads(json.dumps(obj))
-        obj["metadata"].setdefault("labels", {}).update(operator.apply_time_labels(version, NS))
+        obj["metadata"].setdefault("labels", {}).update(owner)
         out.append(obj)
-    if not default_exists and not s.revision and s.pilot_enabled:
+    return out
+
+
+def default_tag_webhooks(objs: list[Obj], version: str, spec: Obj, previous_install: bool) -> list[Obj]:
+    """What ``istioctl install`` applies after the components are ready: the default tag webhooks when a
+    default installation is made or no installation existed before (operator/pkg/webhook WebhooksToDeploy,
+    detectIfTagWebhookIsNeeded), and the default revision's own injector deactivated, as creating the default
+    tag does (istioctl/pkg/tag DeactivateIstioInjectionWebhook). Empty when no tag is needed."""
+    s = Settings(version, spec)
+    owner = operator.apply_time_labels(version, NS, s.rev_label)
+    out: list[Obj] = []
+    if s.pilot_enabled and (not s.revision or not previous_install):
+        out = [
+            deactivated(o)
+            for o in with_owner_labels(objs, version, spec)
+            if o["kind"] == "MutatingWebhookConfiguration"
+            and o["metadata"]["name"] == "istio-sidecar-injector"
+        ]
         tag_labels = {
-            "istio.io/rev": "default",
+            **{k: v for k, v in owner.items() if k != "istio.io/rev"},
+            "istio.io/rev": s.rev_label,
             "istio.io/tag": "default",
             "app": "sidecar-injector",
-            "operator.istio.io/version": version,
+            "install.operator.istio.io/owning-resource-not-pruned": "true",
         }
         out.append(
             {

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from istiofacts.catalog import known_versions, minor_of
+from istiofacts.catalog import DOCKER_HUB, default_hub, known_versions, minor_of
 from kubesim.network import ConnectionRefused, HttpRequest, HttpResponse
 from kubesim.node.images import Image, normalize
 from kubesim.node.programs import ContainerContext, Program
@@ -248,7 +248,8 @@ class Istiod(Program):
         cm = store.get(("", "configmaps"), NS, f"istio-sidecar-injector{suffix}")
         values = json.loads((cm or {}).get("data", {}).get("values") or "{}")
         g = values.get("global") or {}
-        hub, tag, variant = g.get("hub", "docker.io/istio"), g.get("tag", self.version), g.get("variant", "")
+        hub = g.get("hub") or (default_hub(self.version) if _known(self.version) else DOCKER_HUB)
+        tag, variant = g.get("tag", self.version), g.get("variant", "")
         proxy_image = (
             annotations.get("sidecar.istio.io/proxyImage")
             or f"{hub}/{(g.get('proxy') or {}).get('image', 'proxyv2')}:{tag}{'-' + variant if variant else ''}"
@@ -631,11 +632,59 @@ class Proxy(Program):
             )
         return HttpResponse(404, b"")
 
-    # -- sidecar: inbound interception ------------------------------------------------------------------------
+    # -- metadata exchange -----------------------------------------------------------------------------------
+    def node_metadata(self) -> dict[str, str]:
+        meta = self.ctx.pod["metadata"]
+        return {
+            "NAME": meta["name"],
+            "NAMESPACE": meta["namespace"],
+            "WORKLOAD_NAME": self.workload,
+            "CLUSTER_ID": "Kubernetes",
+            "MESH_ID": "cluster.local",
+        }
+
+    def peer_metadata(self) -> str:
+        return encode_peer_metadata(self.node_metadata())
+
+    def peer_id(self) -> str:
+        """The proxy's node ID, as Envoy's ``--service-node``:
+        ``<type>~<ip>~<pod>.<ns>~<ns>.svc.cluster.local``."""
+        meta = self.ctx.pod["metadata"]
+        kind = "router" if self.kind == "gateway" else "sidecar"
+        pod, ns = meta["name"], meta["namespace"]
+        return f"{kind}~{self.ctx.pod_ip}~{pod}.{ns}~{ns}.svc.cluster.local"
+
+    def _inbound_service(self, port: int) -> str:
+        """The Service (FQDN) whose selector picks this pod and which targets ``port``: what the inbound
+        listener's cluster knows as the destination service."""
+        meta = self.ctx.pod["metadata"]
+        labels = meta.get("labels") or {}
+        for svc in self.ctx.services.store.items(("", "services"), meta["namespace"]):
+            spec = svc.get("spec") or {}
+            selector = spec.get("selector") or {}
+            if not selector or any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            for p in spec.get("ports") or []:
+                target = p.get("targetPort", p.get("port"))
+                if target == port or self._named_port(target) == port:
+                    return f"{svc['metadata']['name']}.{meta['namespace']}.svc.cluster.local"
+        return "unknown"
+
+    def _named_port(self, target: Any) -> int | None:
+        for container in self.ctx.pod["spec"].get("containers") or []:
+            for p in container.get("ports") or []:
+                if p.get("name") == target:
+                    return int(p["containerPort"])
+        return None
+
+    # -- sidecar: inbound interception -----------------------------------------------------------------------
     def inbound(self, request: HttpRequest, port: int, forward: Any) -> HttpResponse:
         started = time.perf_counter()
         request.headers = dict(request.headers)
-        request.headers["x-istio-proxy-version"] = self.version
+        # Metadata exchange: read the calling proxy's node metadata, and strip the headers before the app sees
+        # them, as Istio's metadata_exchange filter does (istio/proxy extensions/metadata_exchange).
+        peer = decode_peer_metadata(request.headers.pop(PEER_METADATA, ""))
+        request.headers.pop(PEER_METADATA_ID, None)
         request.headers.setdefault("x-request-id", f"{time.time_ns():x}")
         reject = self.ctx.services.faults.proxy_reject_for(self.ctx.container["image"])
         try:
@@ -665,8 +714,8 @@ class Proxy(Program):
             server="istio-envoy",
             **{"x-envoy-upstream-service-time": str(int((time.perf_counter() - started) * 1000))},
         )
-        source = request.headers.get("x-rehearsal-source-workload", "unknown")
-        source_ns = request.headers.get("x-rehearsal-source-namespace", "unknown")
+        source = peer.get("WORKLOAD_NAME", "unknown")
+        source_ns = peer.get("NAMESPACE", "unknown")
         meta = self.ctx.pod["metadata"]
         self.telemetry.record(
             {
@@ -678,7 +727,7 @@ class Proxy(Program):
                 "destination_workload_namespace": meta["namespace"],
                 "destination_canonical_service": self.workload,
                 "destination_canonical_revision": self.revision,
-                "destination_service": request.headers.get("x-rehearsal-destination-service", "unknown"),
+                "destination_service": self._inbound_service(port),
                 "destination_service_namespace": meta["namespace"],
                 "response_code": str(response.status),
                 "response_flags": flags,
@@ -741,9 +790,8 @@ class Proxy(Program):
             dict(
                 request.headers,
                 **{
-                    "x-rehearsal-source-workload": self.workload,
-                    "x-rehearsal-source-namespace": meta["namespace"],
-                    "x-rehearsal-destination-service": fqdn,
+                    PEER_METADATA: self.peer_metadata(),
+                    PEER_METADATA_ID: self.peer_id(),
                     "x-forwarded-proto": "http",
                     "x-envoy-external-address": "127.0.0.1",
                 },
@@ -805,6 +853,73 @@ class Proxy(Program):
         return None
 
 
+# Istio's HTTP metadata exchange headers (istio/proxy extensions/metadata_exchange): the sending proxy's node
+# metadata as a base64 serialized google.protobuf.Struct, and its node ID.
+PEER_METADATA = "x-envoy-peer-metadata"
+PEER_METADATA_ID = "x-envoy-peer-metadata-id"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def encode_peer_metadata(values: dict[str, str]) -> str:
+    """A google.protobuf.Struct of string values in protobuf wire format, base64: Struct.fields (1) is a map
+    of entries {key (1), value (2): Value{string_value (3)}}."""
+    struct = b"".join(
+        _field(1, _field(1, k.encode()) + _field(2, _field(3, v.encode()))) for k, v in sorted(values.items())
+    )
+    return base64.b64encode(struct).decode()
+
+
+def decode_peer_metadata(text: str) -> dict[str, str]:
+    """The string values of an encoded peer metadata Struct (others skipped); {} when absent or malformed."""
+
+    def fields(data: bytes) -> list[tuple[int, bytes]]:
+        out, i = [], 0
+        while i < len(data):
+            key, i = _read_varint(data, i)
+            if key & 7 != 2:
+                raise ValueError("only length-delimited fields are expected")
+            size, i = _read_varint(data, i)
+            out.append((key >> 3, data[i : i + size]))
+            i += size
+        return out
+
+    try:
+        values = {}
+        for number, entry in fields(base64.b64decode(text)):
+            if number != 1:
+                continue
+            parts = dict(fields(entry))
+            value = dict(fields(parts.get(2, b"")))
+            if 3 in value:
+                values[parts.get(1, b"").decode()] = value[3].decode()
+        return values
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return {}
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[i]
+        result |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            return result, i
+        shift += 7
+
+
 def _host_matches(hosts: list[str], host: str, strip_ns: bool = False) -> bool:
     for pattern in hosts:
         if strip_ns and "/" in pattern:
@@ -858,7 +973,9 @@ class IstioValidation(Program):
 
 
 class InstallCNI(Program):
-    """The istio-cni-node agent."""
+    """The istio-cni-node agent. A node counts as ready while any agent runs on it: during a DaemonSet update
+    the new agent may start before the old one has finished stopping, and the old one's exit must not undo
+    it."""
 
     def start(self) -> None:
         node = self.ctx.pod["spec"].get("nodeName", "")
@@ -905,14 +1022,24 @@ def _git_sha(version: str) -> str:
     return hashlib.sha1(f"istio-{version}".encode()).hexdigest()
 
 
-def register(cluster: SimCluster, hubs: tuple[str, ...] = ("docker.io/istio",)) -> None:
-    """Teach a cluster to run Istio: the programs, and every known release's images in ``hubs``."""
+def register(cluster: SimCluster, hubs: tuple[str, ...] | None = None) -> None:
+    """Teach a cluster to run Istio: the programs, and every known release's images where Istio publishes them
+    (catalog ``published_hubs``: Docker Hub for every release, registry.istio.io/release up to 1.30), or in
+    ``hubs`` when given."""
     cluster.programs["istiod"] = Istiod
     cluster.programs["proxyv2"] = proxyv2  # type: ignore[assignment]
     cluster.programs["install-cni"] = InstallCNI
     mesh_of(cluster)
-    for hub in hubs:
-        mirror(cluster, hub)
+    if hubs is not None:
+        for hub in hubs:
+            mirror(cluster, hub)
+        return
+    by_hub: dict[str, list[str]] = defaultdict(list)
+    for version in known_versions():
+        for hub in minor_of(version).published_hubs:
+            by_hub[hub].append(version)
+    for hub, versions in by_hub.items():
+        mirror(cluster, hub, versions)
 
 
 def mirror(cluster: SimCluster, hub: str, versions: list[str] | None = None) -> None:

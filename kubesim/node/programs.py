@@ -124,6 +124,7 @@ class HttpEcho(Program):
             "query": request.path.split("?", 1)[1] if "?" in request.path else "",
             "headers": request.headers,
             "pod": meta["name"],
+            "os": {"hostname": meta["name"]},  # as mendhak/http-https-echo: os.hostname() = the pod name
             "namespace": meta.get("namespace"),
             "ip": self.ctx.pod_ip,
             "body": request.body.decode(errors="replace"),

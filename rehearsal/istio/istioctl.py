@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from istiofacts import istioctl_cli
 from istiofacts.catalog import minor_of
 
 from ..evidence import CommandRecord, EvidenceLog
@@ -237,8 +238,13 @@ class Istioctl:
         args = ["version", "-o", "json"] + (["--revision", revision] if revision else [])
         return json.loads(self.run(*args).stdout)
 
-    def precheck(self) -> CommandRecord:
-        return self.run("x", "precheck", check=False)
+    def precheck(self, from_version: str | None = None) -> CommandRecord:
+        """``x precheck``; with ``from_version`` (a minor such as ``1.30``: istioctl parses the minor as a
+        number) its upgrade checks too, where this istioctl has ``--from-version`` (1.21+)."""
+        args = ["x", "precheck"]
+        if from_version and istioctl_cli.accepts("x precheck", self.version, "from-version"):
+            args += ["--from-version", from_version]
+        return self.run(*args, check=False)
 
     def manifest_generate(
         self, files: list[str | Path] = (), sets: list[str] = (), revision: str | None = None
@@ -272,7 +278,10 @@ class Istioctl:
         data = json.loads(self.run(*args).stdout or "[]")
         return [AnalysisMessage(m["code"], m["level"], m.get("origin", ""), m["message"]) for m in data]
 
-    def verify_install(self, files: list[str | Path] = (), sets: list[str] = ()) -> CommandRecord:
+    def verify_install(self, files: list[str | Path] = (), revision: str | None = None) -> CommandRecord:
+        """``verify-install`` (up to 1.23), which takes only ``-f``, ``-d`` and ``-r``
+        (operator/cmd/mesh/verify.go at 1.23): settings reach it as IstioOperator files, never as
+        ``--set``."""
         if not self.minor.verify_install:
             raise IstioctlError(
                 f"istioctl {self.version} has no verify-install (removed in 1.24); use the "
@@ -281,8 +290,8 @@ class Istioctl:
         args = ["verify-install"]
         for f in files:
             args += ["-f", str(f)]
-        for s in sets:
-            args += ["--set", s]
+        if revision:
+            args += ["--revision", revision]
         return self.run(*args, check=False)
 
     def proxy_status(self) -> list[dict[str, str]]:

@@ -123,14 +123,15 @@ def pod_problems(ctx: Rehearsal, namespace: str) -> str:
 
 def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> dict[str, Any]:
     """``count`` requests through the ingress gateway (via the API server's service proxy, which reaches a
-    ClusterIP gateway as well as a LoadBalancer one, on any cluster)."""
+    ClusterIP gateway as well as a LoadBalancer one, on any cluster). The echo app reports which pod answered
+    (mendhak/http-https-echo: ``os.hostname``, the pod's name); no Istio proxy adds a header naming itself."""
     session = http_session(ctx.kube.api_client)
     base = (
         f"{ctx.kube.api_client.configuration.host}/api/v1/namespaces/{ISTIO_NS}/services/"
         "istio-ingressgateway:http2/proxy"
     )
     codes: dict[str, int] = {}
-    versions: dict[str, int] = {}
+    answered_by: dict[str, int] = {}
     failures: list[str] = []
     started = time.monotonic()
     for n in range(count):
@@ -138,12 +139,9 @@ def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> d
             response = session.get(f"{base}{path}/{n}", timeout=10)
             code = str(response.status_code)
             if response.status_code == 200:
-                try:
-                    version = response.json().get("headers", {}).get("x-istio-proxy-version")
-                except ValueError:
-                    version = None
-                if version:
-                    versions[version] = versions.get(version, 0) + 1
+                pod = _answering_pod(response)
+                if pod:
+                    answered_by[pod] = answered_by.get(pod, 0) + 1
             elif len(failures) < 5:
                 failures.append(f"{code}: {response.text[:120]}")
         except requests.RequestException as exc:
@@ -154,10 +152,43 @@ def send_traffic(ctx: Rehearsal, count: int, path: str = "/echo/rehearsal") -> d
     return {
         "requests": count,
         "codes": codes,
-        "proxy_versions": versions,
+        "answered_by": answered_by,
         "failures": failures,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _answering_pod(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    hostname = (body.get("os") or {}).get("hostname") if isinstance(body, dict) else None
+    return str(hostname) if hostname else None
+
+
+def answering_proxies(ctx: Rehearsal, istioctl: Istioctl, answered_by: dict[str, int]) -> dict[str, Any]:
+    """Which proxy served each answering pod, two ways a real cluster tells: the pod's spec (the istio-proxy
+    image tag, in containers or, with native sidecars, initContainers) and istioctl's view (the proxy
+    ``<pod>.<namespace>`` in ``istioctl version``'s data plane, and the version it reports)."""
+    info = istioctl.version_info()
+    connected = {p["ID"]: p["IstioVersion"] for p in info.get("dataPlaneVersion", [])}
+    pods = {p["metadata"]["name"]: p for p in ctx.objects("v1", "Pod", APPS_NS)}
+    by_pod: dict[str, dict[str, Any]] = {}
+    for name, requests_served in sorted(answered_by.items()):
+        pod = pods.get(name)
+        spec_version = None
+        if pod is not None:
+            for c in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers") or []):
+                if c["name"] == "istio-proxy":
+                    spec_version = c["image"].rsplit(":", 1)[-1].split("-")[0]
+        by_pod[name] = {
+            "requests": requests_served,
+            "pod_spec": spec_version,
+            "istioctl": connected.get(f"{name}.{APPS_NS}"),
+            "gone": pod is None,
+        }
+    return by_pod
 
 
 def echo_request_count(ctx: Rehearsal) -> int:

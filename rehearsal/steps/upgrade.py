@@ -25,10 +25,13 @@ Obj = dict[str, Any]
 
 
 def precheck(ctx: Rehearsal) -> None:
-    """``istioctl x precheck`` of the target, plus the harness's own: path, Kubernetes range, plan values."""
+    """``istioctl x precheck --from-version <source minor>`` of the target (its upgrade checks), plus the
+    harness's own: path, Kubernetes range, plan values as the target's istioctl decodes them."""
     s = ctx.settings
     with ctx.run.step("precheck") as step:
         problems = []
+        if s.version_notes:
+            step.add_data("warnings", list(s.version_notes))
         path_problem = catalog.upgrade_path_problem(s.istio_from, s.istio_to, "in-place")
         if path_problem:
             problems.append(f"upgrade path: {path_problem}")
@@ -42,12 +45,11 @@ def precheck(ctx: Rehearsal) -> None:
         try:
             operator.validate(s.install_spec(s.istio_to), s.istio_to)
         except operator.OperatorError as exc:
-            removed = [
-                p for p in _value_paths(s.install_spec(s.istio_to)) if operator.is_removed(p, s.istio_to)
-            ]
-            hint = f" ({', '.join(removed)} removed in Istio {target.minor} or earlier)" if removed else ""
-            problems.append(f"plan values for {s.istio_to}: {exc}{hint}")
-        result = ctx.istioctl_to.precheck()
+            problems.append(
+                f"plan values for {s.istio_to}: {exc}{_values_hint(s.install_spec(s.istio_to), s.istio_to)}"
+            )
+        from_minor = catalog.minor_name(s.istio_from)
+        result = ctx.istioctl_to.precheck(from_version=from_minor)
         if result.exit_code != 0:
             problems.append(f"istioctl x precheck: {(result.stdout.strip() or result.stderr.strip())[:500]}")
         step.add_data(
@@ -55,15 +57,43 @@ def precheck(ctx: Rehearsal) -> None:
             {
                 "upgrade path": path_problem or "allowed",
                 "kubernetes": k8s,
+                "istioctl precheck": " ".join(_own_args(result.argv)),
                 "istioctl precheck exit code": result.exit_code,
             },
         )
         if problems:
             raise StepFailed("; ".join(problems))
         step.note(
-            f"{s.istio_from} -> {s.istio_to} allowed; Kubernetes {k8s} supported; plan values valid; "
-            "istioctl x precheck found no issues"
+            "; ".join(
+                [f"warning: {note}" for note in s.version_notes]
+                + [
+                    f"{s.istio_from} -> {s.istio_to} allowed; Kubernetes {k8s} supported; plan values valid; "
+                    f"istioctl {' '.join(_own_args(result.argv))} found no issues"
+                ]
+            )
         )
+
+
+def _own_args(argv: tuple[str, ...]) -> list[str]:
+    """The command's own arguments, without the binary and the connection flags the harness appends."""
+    args = list(argv[1:])
+    return args[: args.index("--kubeconfig")] if "--kubeconfig" in args else args
+
+
+def _values_hint(spec: Obj, version: str) -> str:
+    """Which planned values paths this version no longer has, or does not have yet (values_types.proto)."""
+    paths = _value_paths(spec.get("values") or {}, "values")
+    removed = [p for p in paths if operator.is_removed(p, version)]
+    later = [p for p in paths if operator.is_unknown_yet(p, version)]
+    minor = catalog.minor_of(version).minor
+    hints = []
+    if removed:
+        hints.append(
+            f"{', '.join(p.removeprefix('values.') for p in removed)} removed in Istio {minor} or earlier"
+        )
+    if later:
+        hints.append(f"{', '.join(p.removeprefix('values.') for p in later)} added after Istio {minor}")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _value_paths(spec: Obj, prefix: str = "") -> list[str]:
@@ -101,12 +131,14 @@ def _images(docs: list[Obj]) -> dict[str, str]:
 
 
 def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
-    """The manifest is what the plan asked for: images, securityContext, Service type, CNI, pull secrets."""
+    """The manifest is what the plan asked for: images (the plan's hub, or the target version's own default
+    hub), securityContext, Service type, CNI, pull secrets (on the ServiceAccounts, where Istio's charts put
+    them)."""
     s = ctx.settings
     spec = s.install_spec(s.istio_to)
     with ctx.run.step("inspect manifest") as step:
         problems = []
-        hub = spec.get("hub") or operator.get(spec, "values.global.hub") or "docker.io/istio"
+        hub = spec.get("hub") or operator.get(spec, "values.global.hub") or catalog.default_hub(s.istio_to)
         images = _images(docs)
         for where, image in images.items():
             repo, _, tag = image.rpartition(":")
@@ -134,25 +166,36 @@ def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
                 f"the ingress gateway Service is {gateway['spec'].get('type')}, not the planned "
                 f"{planned_type}"
             )
-        cni_planned = bool(
-            operator.get(spec, "components.cni.enabled") or operator.get(spec, "values.cni.enabled")
-        )
+        cni_component = bool(operator.get(spec, "components.cni.enabled"))
+        cni_values_only = bool(operator.get(spec, "values.cni.enabled")) and not cni_component
         has_cni = any(d["kind"] == "DaemonSet" and d["metadata"]["name"] == "istio-cni-node" for d in docs)
-        if cni_planned and not has_cni:
+        if cni_values_only and not has_cni:
             problems.append(
-                "CNI is planned but the manifest has no istio-cni-node DaemonSet: from Istio 1.24 "
-                "values.cni.enabled=true alone does not render it; also set components.cni.enabled=true"
+                "values.cni.enabled=true is planned but the manifest has no istio-cni-node DaemonSet: in "
+                "every Istio version only components.cni.enabled=true renders it (and switches injection to "
+                "CNI mode); set components.cni.enabled=true"
+            )
+        elif cni_component and not has_cni:
+            problems.append(
+                "components.cni.enabled=true is planned but the manifest has no istio-cni-node DaemonSet"
             )
         secrets = [
             x if isinstance(x, str) else x.get("name")
             for x in operator.get(spec, "values.global.imagePullSecrets") or []
         ]
-        for doc in docs:
-            if doc["kind"] in ("Deployment", "DaemonSet") and secrets:
-                names = {p.get("name") for p in doc["spec"]["template"]["spec"].get("imagePullSecrets") or []}
+        if secrets:
+            # Istio's charts put values.global.imagePullSecrets on the ServiceAccounts (istiod, gateway, CNI,
+            # reader), never on pod specs; pods get them from their ServiceAccount.
+            accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+            for doc in docs:
+                if doc["kind"] not in ("Deployment", "DaemonSet"):
+                    continue
+                account = doc["spec"]["template"]["spec"].get("serviceAccountName") or "default"
+                names = {p.get("name") for p in (accounts.get(account) or {}).get("imagePullSecrets") or []}
                 if not set(secrets) <= names:
                     problems.append(
-                        f"{doc['kind']}/{doc['metadata']['name']} lacks imagePullSecrets {secrets}"
+                        f"ServiceAccount {account} (used by {doc['kind']}/{doc['metadata']['name']}) lacks "
+                        f"imagePullSecrets {secrets}"
                     )
         served = set()
         for doc in docs:
@@ -175,12 +218,14 @@ def inspect(ctx: Rehearsal, docs: list[Obj]) -> None:
         )
 
 
-def with_operator_labels(docs: list[Obj], version: str) -> list[Obj]:
+def with_operator_labels(docs: list[Obj], version: str, revision: str = "") -> list[Obj]:
     """What istioctl adds at apply time that a plain apply of the manifest forgets: its ownership labels."""
     out = []
     for doc in docs:
         doc = json.loads(json.dumps(doc))
-        doc["metadata"].setdefault("labels", {}).update(operator.apply_time_labels(version, ISTIO_NS))
+        doc["metadata"].setdefault("labels", {}).update(
+            operator.apply_time_labels(version, ISTIO_NS, revision or "default")
+        )
         out.append(doc)
     return out
 
@@ -240,7 +285,7 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
                 raise StepFailed(f"istioctl upgrade failed: {exc}") from None
             step.note(f"istioctl {s.istio_to} upgrade -y applied the plan")
             return
-        labelled = with_operator_labels(docs, s.istio_to)
+        labelled = with_operator_labels(docs, s.istio_to, _revision(ctx))
         crds = [d for d in labelled if d["kind"] == "CustomResourceDefinition"]
         rest = [d for d in labelled if d["kind"] != "CustomResourceDefinition"]
         try:
@@ -260,11 +305,19 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
             raise StepFailed(str(exc)) from None
         except Exception as exc:
             raise StepFailed(f"applying the manifest failed: {_api_message(exc)}") from None
+        try:
+            pruned = _prune(ctx, docs)
+        except Exception as exc:
+            raise StepFailed(
+                f"pruning what {s.istio_to} no longer renders failed: {_api_message(exc)}"
+            ) from None
         added = _ensure_default_tag(ctx)
+        step.add_data("pruned", pruned)
         step.note(
             f"{len(crds)} CRDs applied and Established, then {len(rest)} objects (server-side apply, field "
             f"manager {FIELD_MANAGER})"
-            + (f"; added what istioctl adds at apply time: {added}" if added else "")
+            + (f"; pruned what {s.istio_to} no longer renders: {', '.join(pruned)}" if pruned else "")
+            + (f"; then as istioctl install: {added}" if added else "")
         )
 
 
@@ -276,19 +329,66 @@ def _established(ctx: Rehearsal, name: str) -> bool:
     )
 
 
+def _revision(ctx: Rehearsal) -> str:
+    return str(ctx.settings.install_spec(ctx.settings.istio_to).get("revision") or "")
+
+
+# What istioctl install prunes (operator/pkg/uninstall/prune.go PrunedResourcesSchemas, the kinds Istio
+# renders).
+PRUNED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "ServiceAccount"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+)
+
+
+def _prune(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
+    """Delete what an istioctl install of this revision owns (its ownership labels: managed by the operator,
+    this revision, a component) that the target no longer renders, as ``istioctl install`` prunes
+    (operator/pkg/install/install.go), except what is marked owning-resource-not-pruned (the tag webhooks).
+    Unlike istioctl, any istioctl version's objects count: an upgrade is exactly when old ones are left."""
+    rendered = {(d["kind"], d["metadata"].get("namespace") or "", d["metadata"]["name"]) for d in docs}
+    selector = (
+        f"operator.istio.io/managed=Reconcile,istio.io/rev={_revision(ctx) or 'default'},"
+        f"install.operator.istio.io/owning-resource-namespace={ISTIO_NS},operator.istio.io/component"
+    )
+    pruned = []
+    for api_version, kind in PRUNED_KINDS:
+        resource = ctx.kube.resource(api_version, kind)
+        for obj in resource.get(label_selector=selector).items:
+            meta = obj.metadata
+            labels = dict(meta.labels or {})
+            if (kind, meta.namespace or "", meta.name) in rendered:
+                continue
+            if labels.get("install.operator.istio.io/owning-resource-not-pruned") == "true":
+                continue
+            resource.delete(name=meta.name, namespace=meta.namespace)
+            pruned.append(f"{kind}/{meta.namespace + '/' if meta.namespace else ''}{meta.name}")
+    return pruned
+
+
 def _ensure_default_tag(ctx: Rehearsal) -> str:
-    """istioctl install creates the default tag webhooks when none exists; a plain apply does not."""
-    if ctx.settings.install_spec(ctx.settings.istio_to).get("revision"):
+    """What istioctl install does after applying a default (revision-less) installation: (re)create the
+    default revision tag, which deactivates the revision's own injector webhooks (operator/pkg/webhook
+    WebhooksToDeploy; istioctl/pkg/tag). A plain apply re-activates them; ``istioctl tag set default`` puts it
+    right."""
+    if _revision(ctx):
         return ""
-    names = {
-        h["metadata"]["name"]
-        for h in ctx.objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
-    }
-    if "istio-revision-tag-default" in names:
-        return ""
-    text = ctx.istioctl_to.run("tag", "generate", "default", "--revision", "default").stdout
-    ctx.kube.apply([d for d in yaml.safe_load_all(text) if d])
-    return "revision tag webhook istio-revision-tag-default"
+    try:
+        ctx.istioctl_to.tag_set("default", "default", overwrite=True)
+    except IstioctlFailed as exc:
+        raise StepFailed(f"istioctl tag set default --revision default: {exc}") from None
+    return "istioctl tag set default --revision default --overwrite (the default tag webhook)"
 
 
 def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:

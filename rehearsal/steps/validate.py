@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import yaml
+
 from istiofacts import operator
 
 from ..istio.istioctl import Istioctl
 from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
-from .mesh import echo_request_count, observe_versions, send_traffic
+from .mesh import answering_proxies, echo_request_count, observe_versions, send_traffic
 
 
 def terminating_pods(ctx: Rehearsal) -> dict[str, float]:
@@ -123,12 +125,24 @@ def installation_findings(ctx: Rehearsal, istioctl: Istioctl) -> tuple[str, list
     """``verify-install`` where the version has it; the harness's own readiness checks where it does not."""
     s = ctx.settings
     if istioctl.minor.verify_install:
-        from .mesh import plan_files
-
-        result = istioctl.verify_install(plan_files(s), s.install_sets(istioctl.version))
-        return "istioctl verify-install", [] if result.exit_code == 0 else [
-            (result.stdout + result.stderr).strip()[-800:]
-        ]
+        # verify-install takes only -f/-d/-r (no --set): the plan, --set values included, goes in as one
+        # IstioOperator file, as a user would write it.
+        plan = ctx.run.write_artifact(
+            f"verify-install/istio-{istioctl.version}.yaml",
+            yaml.safe_dump(
+                {
+                    "apiVersion": "install.istio.io/v1alpha1",
+                    "kind": "IstioOperator",
+                    "spec": s.install_spec(istioctl.version) | {"tag": istioctl.version},
+                },
+                sort_keys=False,
+            ),
+        )
+        result = istioctl.verify_install([plan])
+        return (
+            "istioctl verify-install -f <the plan as an IstioOperator file>",
+            [] if result.exit_code == 0 else [(result.stdout + result.stderr).strip()[-800:]],
+        )
     findings = []
     checks: list[tuple[str, str | None]] = [("app=istiod", ISTIO_NS), ("app=istio-ingressgateway", ISTIO_NS)]
     cni = any(d["metadata"]["name"] == "istio-cni-node" for d in ctx.objects("apps/v1", "DaemonSet"))
@@ -174,13 +188,31 @@ def analyze_findings(istioctl: Istioctl) -> list[str]:
 
 
 def traffic_findings(ctx: Rehearsal, version: str) -> tuple[dict[str, Any], list[str]]:
+    """Every request answered 200, and every answering pod's proxy at ``version``: the echo app names the pod,
+    joined with that pod's spec and with istioctl's view of its proxy."""
     result = send_traffic(ctx, ctx.settings.traffic_requests)
     findings = []
     if result["codes"] != {"200": result["requests"]}:
         findings.append(f"answers {result['codes']} to {result['requests']} requests: {result['failures']}")
-    stale = {v: n for v, n in result["proxy_versions"].items() if v != version}
-    if stale:
-        findings.append(f"requests were served by proxies at {stale}")
+    proxies = answering_proxies(ctx, ctx.istioctl_to, result["answered_by"])
+    result["answering_proxies"] = proxies
+    if result["codes"].get("200") and not proxies:
+        findings.append("the echo app did not say which pod answered (no os.hostname in its answers)")
+    for pod, seen in proxies.items():
+        if seen["gone"]:
+            continue  # it answered and has since gone away: nothing remains to judge
+        if seen["pod_spec"] is None:
+            findings.append(
+                f"pod {APPS_NS}/{pod} answered {seen['requests']} request(s) but has no istio-proxy"
+            )
+        elif seen["pod_spec"] != version:
+            findings.append(
+                f"pod {APPS_NS}/{pod} answered {seen['requests']} request(s) with proxy {seen['pod_spec']}"
+            )
+        if seen["istioctl"] is None:
+            findings.append(f"istioctl does not list the proxy of {pod}.{APPS_NS}, which answered")
+        elif seen["istioctl"] != version:
+            findings.append(f"istioctl reports the proxy of {pod}.{APPS_NS} at {seen['istioctl']}")
     return result, findings
 
 
