@@ -78,8 +78,12 @@ def scenario(name: str) -> Rehearsed:
         # The target's pilot image cannot be pulled: the upgrade fails in the cluster's words and rolls back.
         _, target = catalog.default_pair()
         faults = work / "faults.yaml"
-        faults.write_text(f"faults:\n  - type: image-pull\n    image: docker.io/istio/pilot:{target}\n")
-        return rehearse(work, "--sim-faults", str(faults))
+        image = f"{catalog.default_hub(target)}/pilot:{target}"
+        faults.write_text(f"faults:\n  - type: image-pull\n    image: {image}\n")
+        # Harness settings at their defaults. At time scale 0 the simulator jumps its clock from timer to
+        # timer whenever the harness is busy elsewhere (an istioctl subprocess), so simulated seconds would
+        # say nothing about how fast the harness reacts; a tenth of real time keeps them meaningful.
+        return rehearse(work, "--sim-faults", str(faults), "--sim-time-scale", "0.1")
     if name == "precheck-failed":
         source, target = two_minors_apart()
         return rehearse(work, "--istio-from", source, "--istio-to", target)

@@ -105,7 +105,7 @@ def test_an_unpullable_target_pilot_rolls_back_naming_image_and_reason_within_a_
     run = scenario("rolled-back")
     record = run.record
     _, target = catalog.default_pair()
-    image = f"docker.io/istio/pilot:{target}"
+    image = f"{catalog.default_hub(target)}/pilot:{target}"
     assert record["verdict"] == "rolled-back", record["failure"]
     assert image in record["failure"] and "ImagePullBackOff" in record["failure"]
     assert (

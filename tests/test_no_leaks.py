@@ -63,7 +63,10 @@ def plant(cluster: SimCluster, source: str) -> None:
                                         f'echo "{MARKUP} password={SECRET}"; sleep 2; exit 1',
                                     ],
                                 },
-                                {"name": "istio-proxy", "image": f"docker.io/istio/proxyv2:{source}"},
+                                {
+                                    "name": "istio-proxy",
+                                    "image": f"{catalog.default_hub(source)}/proxyv2:{source}",
+                                },
                             ]
                         },
                     },

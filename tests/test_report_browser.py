@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from istiofacts import catalog
 from tests.runs import ROOT, scenario
 
 CHROMIUM = "/usr/bin/chromium"
@@ -161,7 +162,8 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
     assert not requests, requests
     assert verdict == "rolled-back" == record["verdict"]
     assert banner == "rgb(154, 103, 0)"  # the rolled-back colour
-    assert "ImagePullBackOff" in cause and f"docker.io/istio/pilot:{record['to']}" in cause
+    hub = catalog.default_hub(record["to"])
+    assert "ImagePullBackOff" in cause and f"{hub}/pilot:{record['to']}" in cause
     # The timeline: every step of the record, in runbook order, the failed one marked.
     assert sorted(name for name, _ in steps) == sorted(s["name"] for s in record["steps"])
     assert ["restart control plane", "failed"] in steps and failed_marks == 1

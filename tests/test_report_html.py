@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from istiofacts import catalog
 from rehearsal.report import html as report_html
 from tests.runs import ROOT, rehearse, scenario
 
@@ -39,11 +40,12 @@ def test_report_of_a_rolled_back_run_shows_what_an_auditor_needs():
         "artifacts",
     ):
         assert f"id='{section}'" in page or f'id="{section}' in page, section
-    assert "ImagePullBackOff" in page and f"docker.io/istio/pilot:{record['to']}" in page
+    hub = catalog.default_hub(record["to"])
+    assert "ImagePullBackOff" in page and f"{hub}/pilot:{record['to']}" in page
     assert "<svg id='timeline'" in page and "data-outcome='failed'" in page and "&#x2717; failed" in page
     assert "id='rollback-proof' class='ok'" in page
     # The manifest diff names the images that change from the source to the target.
-    assert f"docker.io/istio/pilot:{record['from']}" in page
+    assert f"{catalog.default_hub(record['from'])}/pilot:{record['from']}" in page
     # No request leaves the page: no scripts, no remote styles, images or fonts.
     assert "<script" not in page and not re.search(r"(src|href)=['\"]?(https?:)?//", page)
     # Artifacts are relative links that exist in the run folder.
