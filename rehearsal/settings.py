@@ -153,6 +153,15 @@ def resolve(values: dict[str, Any]) -> Settings:
     notes: list[str] = []
     istio_from = _version("--istio-from", str(v.get("istio_from") or default_from), cluster, notes)
     istio_to = _version("--istio-to", str(v.get("istio_to") or default_to), cluster, notes)
+    if catalog.parse_version(istio_to) < catalog.parse_version(istio_from):
+        policy = catalog.upgrade_path_problem(istio_from, istio_to) or (
+            "a downgrade may go back at most one minor, as this one does"
+        )
+        raise SettingsError(
+            f"--istio-to {istio_to} is older than --istio-from {istio_from}: that is a downgrade, not an "
+            f"upgrade (Istio's policy in the catalog: {policy}); this harness rehearses upgrades, so swap "
+            "the two versions to rehearse the upgrade"
+        )
     strategy = _choice("--strategy", str(v.get("strategy", "in-place")), STRATEGIES)
     rollback = _choice("--rollback", str(v.get("rollback", "on-failure")), ROLLBACK_MODES)
     sets = tuple(v.get("sets") or ())
@@ -200,6 +209,9 @@ def resolve(values: dict[str, Any]) -> Settings:
             check_faults_file(faults)
         except ClusterError as exc:
             raise SettingsError(f"--sim-faults: {exc}") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A value of the wrong type deep in a fault (times: many): still one line, not a traceback.
+            raise SettingsError(f"--sim-faults: {faults}: a value has the wrong type: {exc}") from None
     registries = v.get("sim_registries") or ()
     registries = (registries,) if isinstance(registries, str) else tuple(str(r) for r in registries)
     if registries:

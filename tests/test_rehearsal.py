@@ -140,7 +140,7 @@ def test_report_holds_evidence_and_never_secret_data(tmp_path):
         assert token not in text
         assert not any(v in text for v in values)
     html = (run_dir / "report.html").read_text()
-    assert "Verdict: upgraded" in html and "istioctl" in html
+    assert 'Verdict: <span id="verdict-value">upgraded</span>' in html and "istioctl" in html
     assert all(s["ended"] >= s["started"] for s in data["steps"])
     commands = [e for s in data["steps"] for e in s["evidence"] if e["type"] == "command"]
     assert any(c["argv"][1:3] == ["x", "precheck"] and c["exit_code"] == 0 for c in commands)

@@ -8,7 +8,6 @@ here imports pytest.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +64,6 @@ class Rehearsal:
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
     """Deadline-bound poll for conditions no single watch expresses (several objects at once)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    from ..waits import poll
+
+    return poll(predicate, timeout, what, interval)

@@ -11,10 +11,11 @@ from typing import Any
 
 import requests
 
+from .. import waits
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider, SimRegistry
 from ..istio import istioctl as istioctl_mod
 from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
-from ..kube import RolloutTimeout, http_session, load_manifests, with_registry
+from ..kube import http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
 from . import APPS_NS, ISTIO_NS, OWNED_LABEL, OWNED_VALUE, SAMPLE_APPS, SAMPLE_HOST, Rehearsal
@@ -230,18 +231,15 @@ def deploy_apps(ctx: Rehearsal) -> None:
         ]
         ctx.kube.invalidate_discovery()
         ctx.kube.apply(docs)
-        try:
-            for doc in docs:
-                if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
-                    ctx.kube.wait_rollout(
-                        doc["kind"],
-                        doc["metadata"]["name"],
-                        doc["metadata"].get("namespace") or "default",
-                        ctx.settings.timeout,
-                    )
-        except RolloutTimeout as exc:
-            namespace = str(exc).split()[1].split("/")[0] if len(str(exc).split()) > 1 else APPS_NS
-            raise StepFailed(f"{exc}; {pod_problems(ctx, namespace)}") from None
+        for doc in docs:
+            if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+                waits.rollout(
+                    ctx.kube,
+                    "Deployment",
+                    doc["metadata"]["name"],
+                    doc["metadata"].get("namespace") or "default",
+                    ctx.settings.timeout,
+                )
         step.add_data("created", {"objects": ctx.state["created"]})
         step.note(
             f"{len(docs)} objects from {ctx.settings.apps or 'sample_apps/'} applied and rolled out"

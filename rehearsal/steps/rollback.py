@@ -227,7 +227,8 @@ def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
     # Proxies of restarted pods reconnect within moments; give the view a short, bounded time to settle.
     while True:
         observed, findings["versions"] = version_findings(ctx, ctx.istioctl_from, source)
-        if not findings["versions"] or time.monotonic() > deadline:
+        # Nothing changed (the upgrade stopped before apply): what is seen now is what there is; no waiting.
+        if not findings["versions"] or time.monotonic() > deadline or not ctx.journal.changed_cluster:
             break
         time.sleep(0.5)
     findings["pods"] = [f for f in pod_health_findings(ctx, {}) if "restarted" not in f]

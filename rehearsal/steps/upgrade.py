@@ -14,11 +14,12 @@ import yaml
 
 from istiofacts import catalog, operator
 
+from .. import waits
 from ..istio.istioctl import IstioctlFailed
-from ..kube import FIELD_MANAGER, RolloutTimeout
+from ..kube import FIELD_MANAGER
 from ..run import StepFailed
 from . import ISTIO_NS, Rehearsal, wait_for
-from .mesh import plan_files, pod_problems
+from .mesh import plan_files
 
 Obj = dict[str, Any]
 
@@ -424,11 +425,8 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
         if not reasons:
             step.not_needed("no control plane image, config or CNI change")
             return
-        try:
-            for kind, name in [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]:
-                ctx.kube.wait_rollout(kind, name, ISTIO_NS, s.timeout)
-        except RolloutTimeout as exc:
-            raise StepFailed(f"{exc}; {pod_problems(ctx, ISTIO_NS)}") from None
+        for kind, name in [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]:
+            waits.rollout(ctx.kube, kind, name, ISTIO_NS, s.timeout)
         step.note("; ".join(reasons))
 
 
@@ -592,11 +590,8 @@ def restart_workloads(
         if not restarted:
             step.not_needed("every sidecar already runs the injector's proxy image")
             return []
-        try:
-            for kind, ns, name, _ in restarted:
-                ctx.kube.wait_rollout(kind, name, ns, ctx.settings.timeout)
-        except RolloutTimeout as exc:
-            raise StepFailed(f"{exc}; {pod_problems(ctx, ns)}") from None
+        for kind, ns, name, _ in restarted:
+            waits.rollout(ctx.kube, kind, name, ns, ctx.settings.timeout)
         described = [f"{kind.lower()}/{ns}/{name} ({why})" for kind, ns, name, why in restarted]
         step.note("restarted " + ", ".join(described))
         return described

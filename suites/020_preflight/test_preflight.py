@@ -29,7 +29,10 @@ def test_precheck_allows_the_upgrade(precheck_passed, rehearsal_settings, findin
         for e in step.evidence
         if e["type"] == "command"
     ]
-    findings.update(upgrade_path_problem=problem, commands=commands)
+    step = next(s for s in precheck_passed.run.steps if s.name == "precheck")
+    findings.update(upgrade_path_problem=problem, commands=commands, outcome=step.outcome, reason=step.reason)
+    # A rejection is this test's failure (JUnit: failure, not error): the fixture lets it through.
+    assert step.outcome == "passed", f"the precheck rejects the upgrade: {step.reason}"
     assert problem is None
     assert any(argv[1:3] == ["x", "precheck"] for argv in commands), "istioctl x precheck never ran"
 

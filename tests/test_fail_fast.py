@@ -1,0 +1,195 @@
+"""Waits end as soon as the cluster says they cannot succeed, in the cluster's words, within a bounded
+simulated time; and a run that changed nothing does not wait for what cannot come."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from istiofacts import catalog
+from kubesim.faults import CrashLoopFault, PodMatch
+from rehearsal import waits
+from rehearsal.kube import Kube
+from tests.runs import scenario
+
+GOOD_IMAGE = "docker.io/mendhak/http-https-echo:37"  # the sample app's image, in the simulated registry
+
+
+def _deployment(name: str, image: str, pod_security: dict | None = None) -> dict:
+    spec: dict = {"containers": [{"name": "app", "image": image}]}
+    if pod_security:
+        spec["securityContext"] = pod_security
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+        },
+    }
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _first_err_image_pull(evidence: dict) -> datetime:
+    firsts = [_when(e["first"]) for e in evidence["events"] if e["message"] == "Error: ErrImagePull"]
+    assert firsts, evidence["events"]
+    return min(firsts)
+
+
+def test_a_rollout_that_completes_returns_it(sim_cluster):
+    kube = Kube(sim_cluster.api_client())
+    kube.apply([_deployment("fine", GOOD_IMAGE)])
+    workload = waits.rollout(kube, "Deployment", "fine", "default", timeout=300)
+    assert workload["status"]["availableReplicas"] == 1
+
+
+def test_an_image_that_cannot_be_pulled_fails_after_one_back_off_in_the_clusters_words(sim_cluster):
+    kube = Kube(sim_cluster.api_client())
+    image = "registry.invalid/example/not-there:1.0"
+    kube.apply([_deployment("unpullable", image)])
+    with pytest.raises(waits.WaitFailed) as failed:
+        waits.rollout(kube, "Deployment", "unpullable", "default", timeout=300)
+    cause, evidence = failed.value.cause, failed.value.evidence
+    assert cause["reason"] == "ImagePullBackOff" and image in str(failed.value)
+    assert cause["object"].startswith("pod default/unpullable-")
+    assert "no such host" in cause["message"]  # the resolver's own words, via the kubelet's event
+    # Declared on the cluster's clock within one minute of the first failed pull (back-off starts at 10 s).
+    declared = _when(evidence["declared_at"])
+    assert 0 <= (declared - _first_err_image_pull(evidence)).total_seconds() <= 60
+    assert evidence["deadline_seconds"] == 300
+
+
+def test_a_crash_loop_fails_with_the_last_log_lines(sim_cluster):
+    sim_cluster.faults.add(
+        CrashLoopFault(PodMatch(namespace="default", label_selector="app=crashing"), after=0)
+    )
+    kube = Kube(sim_cluster.api_client())
+    kube.apply([_deployment("crashing", GOOD_IMAGE)])
+    with pytest.raises(waits.WaitFailed) as failed:
+        waits.rollout(kube, "Deployment", "crashing", "default", timeout=300)
+    assert failed.value.cause["reason"] == "CrashLoopBackOff"
+    assert failed.value.cause["object"].startswith("pod default/crashing-")
+    containers = failed.value.evidence["containers"]
+    assert containers and containers[0]["restarts"] >= 1
+
+
+def test_a_container_the_kubelet_refuses_to_create_fails_at_once(sim_cluster):
+    kube = Kube(sim_cluster.api_client())
+    # runAsNonRoot with runAsUser 0: the kubelet refuses to create the container (kuberuntime_container.go).
+    kube.apply([_deployment("rootless", GOOD_IMAGE, {"runAsNonRoot": True, "runAsUser": 0})])
+    with pytest.raises(waits.WaitFailed) as failed:
+        waits.rollout(kube, "Deployment", "rootless", "default", timeout=300)
+    assert failed.value.cause["reason"] == "CreateContainerConfigError"
+    assert "non-root" in failed.value.cause["message"]
+
+
+def test_a_wait_that_passes_its_deadline_says_so(sim_cluster):
+    from kubesim.faults import ReadinessFault
+
+    sim_cluster.faults.add(ReadinessFault(PodMatch(label_selector="app=never-ready"), never=True))
+    kube = Kube(sim_cluster.api_client())
+    kube.apply([_deployment("never-ready", GOOD_IMAGE)])
+    with pytest.raises(waits.WaitFailed) as failed:
+        waits.rollout(kube, "Deployment", "never-ready", "default", timeout=0.5)
+    assert failed.value.cause["reason"] == "DeadlineExceeded"
+    assert "did not finish rolling out within 0s (the deadline)" in str(failed.value)
+
+
+def test_an_unpullable_target_pilot_rolls_back_naming_image_and_reason_within_a_simulated_minute():
+    run = scenario("rolled-back")
+    record = run.record
+    _, target = catalog.default_pair()
+    image = f"{catalog.default_hub(target)}/pilot:{target}"
+    assert record["verdict"] == "rolled-back", record["failure"]
+    assert image in record["failure"] and "ImagePullBackOff" in record["failure"]
+    assert (
+        record["cause"]["reason"] == "ImagePullBackOff" and record["cause"]["step"] == "restart control plane"
+    )
+    step = next(s for s in record["steps"] if s["name"] == "restart control plane")
+    evidence = next(e["data"] for e in step["evidence"] if e.get("title") == "what the cluster said")
+    # The simulator's clock: event timestamps it wrote, and the API server's creationTimestamp of a dry run.
+    declared = _when(evidence["declared_at"])
+    assert 0 <= (declared - _first_err_image_pull(evidence)).total_seconds() <= 60, evidence["events"]
+    assert record["rollback"]["verified"]
+    assert record["versions"]["after_rollback"]["control_plane"] == [record["from"]]
+
+
+def test_a_run_stopped_before_any_change_does_not_poll_for_what_cannot_come():
+    record = scenario("precheck-failed").record
+    assert record["verdict"] == "failed"
+    verify = next(s for s in record["steps"] if s["name"] == "rollback: verify")
+    versions_asked = [
+        e for e in verify["evidence"] if e["type"] == "command" and e["argv"][1:2] == ["version"]
+    ]
+    assert len(versions_asked) == 1, [e["argv"] for e in versions_asked]
+
+
+class _Listed:
+    """What the dynamic client's list returns: items with to_dict()."""
+
+    def __init__(self, objects: list[dict]) -> None:
+        self.items = [type("Item", (), {"to_dict": lambda self, o=o: o})() for o in objects]
+
+
+class _EventsOnly:
+    """A cluster whose only answer is a list of events (the part of Kube the verdict reads)."""
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+
+    def resource(self, api_version: str, kind: str):
+        assert (api_version, kind) == ("v1", "Event")
+        return type("Resource", (), {"get": lambda _, namespace=None: _Listed(self.events)})()
+
+
+def test_pods_refused_at_admission_end_the_wait_in_the_api_servers_words():
+    # Real clusters: the ReplicaSet controller records a FailedCreate event, and the deployment controller
+    # copies it into a ReplicaFailure condition (pkg/controller/deployment/sync.go, v1.33.1).
+    workload = _deployment("refused", GOOD_IMAGE)
+    refusal = 'Error creating: admission webhook "policy.example.com" denied the request: <no root>'
+    event = {
+        "reason": "FailedCreate",
+        "type": "Warning",
+        "message": refusal,
+        "involvedObject": {"kind": "ReplicaSet", "name": "refused-7d9c5b8f6c"},
+    }
+    cause = waits._verdict_of(_EventsOnly([event]), workload, [], check_events=True)
+    assert cause == {
+        "object": "replicaset default/refused-7d9c5b8f6c",
+        "reason": "FailedCreate",
+        "message": refusal,
+    }
+    workload["status"] = {
+        "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refusal}
+        ]
+    }
+    cause = waits._verdict_of(_EventsOnly([]), workload, [], check_events=False)
+    assert (
+        cause is not None
+        and cause["reason"] == "FailedCreate"
+        and cause["object"] == "deployment default/refused"
+    )
+    assert waits._verdict_of(_EventsOnly([]), _deployment("fine", GOOD_IMAGE), [], check_events=True) is None
+
+
+def test_progress_lines_say_outcome_duration_and_one_phrase():
+    from rehearsal.report import progress
+    from rehearsal.run import StepRecord
+
+    step = StepRecord("apply", 100.0, 102.5, "failed", "server refused it; more detail follows. and more")
+    assert progress.step_line(step) == "FAIL apply (2.50s): server refused it"
+    assert progress.live_line("deployment istio-system/istiod to roll out", 12.4, 300) == (
+        "     waiting for deployment istio-system/istiod to roll out: 12s of 300s"
+    )
+    lines = progress.closing_lines(
+        {"verdict": "failed", "from": "a", "to": "b", "cluster": "c", "strategy": "s", "failure": "x: y"},
+        "r.html",
+    )
+    assert lines == ["verdict: failed (Istio a -> b, c, s)", "cause: x: y", "report: r.html"]
