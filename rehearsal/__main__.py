@@ -111,9 +111,9 @@ def report(argv: list[str]) -> int:
 def rollback(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(
-            "usage: python -m rehearsal rollback [--downgrade] RUN_DIR\n\nreplay the rollback journal a killed "
-            "run left in RUN_DIR against its cluster, then prove the source is back; a run that ended upgraded "
-            "is rolled back (downgraded) only with --downgrade, as a new record"
+            "usage: python -m rehearsal rollback [--downgrade] RUN_DIR\n\nreplay the rollback journal a "
+            "killed run left in RUN_DIR against its cluster, then prove the source is back; a run that ended "
+            "upgraded is rolled back (downgraded) only with --downgrade, as a new record"
         )
         return 0
     downgrade = "--downgrade" in argv

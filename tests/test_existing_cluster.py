@@ -240,14 +240,18 @@ def mesh_config(cluster: SimCluster) -> dict[str, Any]:
     from kubernetes import client, config
 
     core = client.CoreV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig_path)))
-    return yaml.safe_load(core.read_namespaced_config_map("istio", "istio-system").data["mesh"])
+    data = core.read_namespaced_config_map("istio", "istio-system").data
+    assert data is not None, "the istio ConfigMap has no data"
+    return yaml.safe_load(data["mesh"])
 
 
 def istiod_replicas(cluster: SimCluster) -> int:
     from kubernetes import client, config
 
     apps = client.AppsV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig_path)))
-    return int(apps.read_namespaced_deployment("istiod", "istio-system").spec.replicas)
+    spec = apps.read_namespaced_deployment("istiod", "istio-system").spec
+    assert spec is not None and spec.replicas is not None
+    return spec.replicas
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:

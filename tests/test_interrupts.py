@@ -21,7 +21,9 @@ def _leases(sim) -> list[str]:
     from kubernetes import client, config
 
     api = client.CoordinationV1Api(config.new_client_from_config(config_file=str(sim.kubeconfig_path)))
-    return [lease.metadata.name for lease in api.list_namespaced_lease("kube-system").items]
+    return [
+        str(lease.metadata.name) for lease in api.list_namespaced_lease("kube-system").items if lease.metadata
+    ]
 
 
 def test_sigint_mid_upgrade_rolls_back_releases_the_lease_and_writes_the_record(tmp_path):

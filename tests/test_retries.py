@@ -30,6 +30,7 @@ def sim(tmp_path):
 def _core(sim: SimCluster, events: list[dict[str, Any]], budget: float = 60.0) -> Any:
     from kubernetes import client
 
+    assert sim.kubeconfig_path is not None
     cluster = Cluster("kubeconfig", "sim", sim.kubeconfig_path, sim.context)
     cluster.retry_listeners.append(events.append)
     cluster.retry_budget = budget
@@ -75,7 +76,8 @@ def test_the_backoff_is_capped():
 
 class _Response:
     def __init__(self, status: int) -> None:
-        self.status, self.reason, self.headers = status, "", {}
+        self.status, self.reason = status, ""
+        self.headers: dict[str, str] = {}
 
     def read(self) -> bytes:
         return b""

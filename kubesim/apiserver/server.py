@@ -57,7 +57,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]  # typeshed wants Self
         finally:
             try:
                 tls.close()
@@ -216,10 +216,10 @@ class Handler(ResourceMixin):
                 return self._send_json(200, group_doc)
             group, version, rest = parts[1], parts[2], parts[3:]
         if not rest:
-            doc = discovery.resource_list(api, group, version)
-            if doc is None:
+            resources = discovery.resource_list(api, group, version)
+            if resources is None:
                 raise errors.resource_not_found()
-            return self._send_json(200, doc)
+            return self._send_json(200, resources)
         watch_prefix = rest[0] == "watch"
         if watch_prefix:
             rest = rest[1:]

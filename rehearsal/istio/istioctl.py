@@ -2,8 +2,8 @@
 
 An :class:`Istioctl` is resolved once per version: from an explicit path, from ``istioctl`` on PATH when its
 version matches, from the cache folder, or downloaded from the official release archive for this OS and
-architecture with its published SHA-256 verified (a progress bar on a terminal; a clear error when offline; the
-cache never holds a half-written file). On the simulated cluster the sim provider hands out the
+architecture with its published SHA-256 verified (a progress bar on a terminal; a clear error when offline;
+the cache never holds a half-written file). On the simulated cluster the sim provider hands out the
 emulator as such a binary. Typed methods cover what the suites use and parse the outputs.
 """
 
@@ -20,7 +20,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,7 +279,7 @@ class Istioctl:
         return self.run(*args, check=False)
 
     def manifest_generate(
-        self, files: list[str | Path] = (), sets: list[str] = (), revision: str | None = None
+        self, files: Sequence[str | Path] = (), sets: Sequence[str] = (), revision: str | None = None
     ) -> str:
         args = ["manifest", "generate"]
         for f in files:
@@ -292,8 +292,8 @@ class Istioctl:
 
     def install(
         self,
-        files: list[str | Path] = (),
-        sets: list[str] = (),
+        files: Sequence[str | Path] = (),
+        sets: Sequence[str] = (),
         readiness_timeout: str = "5m0s",
         upgrade: bool = False,
     ) -> CommandRecord:
@@ -310,7 +310,7 @@ class Istioctl:
         data = json.loads(self.run(*args).stdout or "[]")
         return [AnalysisMessage(m["code"], m["level"], m.get("origin", ""), m["message"]) for m in data]
 
-    def verify_install(self, files: list[str | Path] = (), revision: str | None = None) -> CommandRecord:
+    def verify_install(self, files: Sequence[str | Path] = (), revision: str | None = None) -> CommandRecord:
         """``verify-install`` (up to 1.23), which takes only ``-f``, ``-d`` and ``-r``
         (operator/cmd/mesh/verify.go at 1.23): settings reach it as IstioOperator files, never as
         ``--set``."""
@@ -336,7 +336,7 @@ class Istioctl:
         rows = []
         for line in lines[1:]:
             cells = line.split()
-            rows.append(dict(zip(headers, cells)))
+            rows.append(dict(zip(headers, cells, strict=False)))
         return rows
 
     def tag_set(self, tag: str, revision: str, overwrite: bool = True) -> CommandRecord:

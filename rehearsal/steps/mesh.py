@@ -353,6 +353,8 @@ def echo_request_count(ctx: Rehearsal) -> int:
     core = client.CoreV1Api(ctx.kube.api_client)
     total = 0
     for pod in core.list_namespaced_pod(APPS_NS, label_selector="app=echo").items:
+        if pod.metadata is None or pod.status is None:
+            continue
         if pod.metadata.deletion_timestamp or pod.status.phase != "Running":
             continue
         try:

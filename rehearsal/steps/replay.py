@@ -30,7 +30,8 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
     journal_path, settings_path = run_dir / "journal.json", run_dir / "settings.json"
     if not journal_path.exists() or not settings_path.exists():
         print(
-            f"error: {run_dir} is not a run folder (no journal.json and settings.json); pass reports/<run-id>",
+            f"error: {run_dir} is not a run folder (no journal.json and settings.json); "
+            "pass reports/<run-id>",
             file=sys.stderr,
         )
         return 2

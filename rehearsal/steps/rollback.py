@@ -217,7 +217,8 @@ def custom_resource_differences(ctx: Rehearsal, backup: dict[str, list[Obj]]) ->
 
 
 def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
-    """Prove the cluster is at the source version, healthy, serving, with the user's Istio resources intact."""
+    """Prove the cluster is at the source version, healthy, serving, with the user's Istio resources
+    intact."""
     from .mesh import send_traffic
     from .validate import pod_health_findings
 
@@ -300,7 +301,8 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
             ) or "; ".join(results["errors"])
         else:
             step.note(
-                f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; traffic answers 200; "
+                f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; "
+                "traffic answers 200; "
                 "Istio custom resources identical to the backup"
             )
     return results

@@ -1,4 +1,5 @@
-"""The upgrade itself: precheck, generate, inspect, dry-run, apply, restart the control plane, restart workloads.
+"""The upgrade itself: precheck, generate, inspect, dry-run, apply, restart the control plane, restart
+workloads.
 
 Each step decides from the cluster whether it is needed and records why; ``apply`` registers the restore of
 the backup in the journal before it changes anything.

@@ -54,7 +54,9 @@ def test_traffic_flows_through_the_ingress_from_upgraded_proxies(upgraded, rehea
 
 def test_telemetry_counts_the_requests_sent(upgraded, findings):
     if upgraded.settings.apps:
-        pytest.skip("the telemetry check counts the sample echo app's requests; --apps replaced the sample apps")
+        pytest.skip(
+            "the telemetry check counts the sample echo app's requests; --apps replaced the sample apps"
+        )
     data, problems = validate.telemetry_findings(upgraded)
     findings.update(data)
     assert not problems, problems
