@@ -9,11 +9,12 @@ from tests.test_rehearsal import rehearse, step
 
 def test_a_restore_that_fails_fails_its_step_and_restarts_nothing(tmp_path):
     faults = tmp_path / "faults.yaml"
-    # The upgrade's istiod never gets ready (so it rolls back), and the restore cannot delete what the upgrade
-    # added: the API keeps answering 500 to that.
+    # The upgrade's istiod never gets ready (so it rolls back), and the restore cannot put the injector's
+    # ConfigMap back: its dry run and apply go through, every later patch of it answers 500.
     faults.write_text(
         f"faults:\n  - type: readiness\n    image: docker.io/istio/pilot:{holds.TARGET}\n    never: true\n"
-        "  - type: api-error\n    verb: delete\n    resource: '*'\n    code: 500\n    times: -1\n"
+        "  - type: api-error\n    verb: patch\n    resource: configmaps\n    namespace: istio-system\n"
+        "    name: istio-sidecar-injector\n    code: 500\n    skip: 2\n    times: -1\n"
     )
     result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
     assert data["verdict"] == "rollback-failed", data.get("failure")
