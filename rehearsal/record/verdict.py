@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-VERDICTS = ("upgraded", "rolled-back", "failed", "rollback-failed")
+VERDICTS = ("upgraded", "rolled-back", "failed", "rollback-failed", "downgraded", "downgrade-failed")
 
 #: What each verdict means, in plain words (the report's banner).
 MEANING = {
@@ -16,6 +16,8 @@ MEANING = {
     "rolled-back": "the upgrade failed; the rollback ran and the cluster is proven back at the source",
     "failed": "the upgrade failed; the cluster was not rolled back (nothing to undo, or --rollback never)",
     "rollback-failed": "the rollback did not bring the cluster back to a proven source state",
+    "downgraded": "a rehearsed downgrade (rollback --downgrade of an upgraded run) proven back at the source",
+    "downgrade-failed": "a rehearsed downgrade that did not bring the cluster back to a proven source state",
     None: "the run did not reach its end (interrupted or partial); see the journal for what to undo",
 }
 
@@ -27,6 +29,9 @@ def compute(concluded: bool, cause: str | None, rollback: dict[str, Any], reache
         return None
     ran = bool(rollback.get("ran"))
     verified = bool(rollback.get("verified"))
+    if rollback.get("mode") == "downgrade":
+        # `rollback --downgrade RUN_DIR` of an upgraded run: its own record, judged by the downgrade's proof.
+        return "downgraded" if verified and cause is None else "downgrade-failed"
     if cause is None:
         if ran and not verified:
             return "rollback-failed"

@@ -26,6 +26,8 @@ COLOURS = {
     "rolled-back": "#9a6700",
     "failed": "#cf222e",
     "rollback-failed": "#82071e",
+    "downgraded": "#9a6700",
+    "downgrade-failed": "#82071e",
     None: "#57606a",
 }
 OUTCOME_COLOURS = {
