@@ -134,6 +134,24 @@ VERIFY_INSTALL_SOURCE = Source("istio/istio", "operator/cmd/mesh/verify.go", "1.
 # -- precheck ------------------------------------------------------------------------------------------------
 PRECHECK_SOURCE = Source("istio/istio", "istioctl/pkg/precheck/precheck.go", "release-1.31")
 PRECHECK_MESSAGES_SOURCE = Source("istio/istio", "pkg/config/analysis/msg/messages.yaml", "release-1.31")
+# The kinds `istioctl install` prunes when the new version no longer renders an object of its own (by the
+# ownership labels): operator/pkg/uninstall/prune.go PrunedResourcesSchemas, the kinds Istio's charts render.
+PRUNE_SOURCE = Source("istio/istio", "operator/pkg/uninstall/prune.go", "1.29.5")
+PRUNED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "ServiceAccount"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+)
 # SelfSubjectAccessReview "create" checks: (group, resource, namespaced in the Istio namespace)
 PRECHECK_PERMISSIONS = (
     ("", "namespaces", False),

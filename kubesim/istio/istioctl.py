@@ -960,23 +960,6 @@ def _go_duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-PRUNED_KINDS = [
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "DaemonSet"),
-    ("v1", "Service"),
-    ("v1", "ConfigMap"),
-    ("v1", "ServiceAccount"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
-]
-
-
 def prune(ctl: Emulator, rendered: list[Obj], settings: manifests.Settings) -> list[str]:
     """What ``istioctl install`` prunes after applying (1.24+ operator/pkg/install/install.go prune): objects
     carrying this install's ownership labels (this istioctl's version, the revision, a component label) that
@@ -987,7 +970,7 @@ def prune(ctl: Emulator, rendered: list[Obj], settings: manifests.Settings) -> l
     keep = {(o["kind"], o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in rendered}
     removed = []
     dyn = ctl.dynamic()
-    for api_version, kind in PRUNED_KINDS:
+    for api_version, kind in catalog.PRUNED_KINDS:
         resource = dyn.resources.get(api_version=api_version, kind=kind)
         for obj in resource.get(label_selector=selector).items:
             meta = obj.metadata

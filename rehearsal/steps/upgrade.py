@@ -334,25 +334,6 @@ def _revision(ctx: Rehearsal) -> str:
     return str(ctx.settings.install_spec(ctx.settings.istio_to).get("revision") or "")
 
 
-# What istioctl install prunes (operator/pkg/uninstall/prune.go PrunedResourcesSchemas, the kinds Istio
-# renders).
-PRUNED_KINDS = (
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "DaemonSet"),
-    ("v1", "Service"),
-    ("v1", "ConfigMap"),
-    ("v1", "ServiceAccount"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
-)
-
-
 def _prune(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
     """Delete what an istioctl install of this revision owns (its ownership labels: managed by the operator,
     this revision, a component) that the target no longer renders, as ``istioctl install`` prunes
@@ -364,7 +345,7 @@ def _prune(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
         f"install.operator.istio.io/owning-resource-namespace={ISTIO_NS},operator.istio.io/component"
     )
     pruned = []
-    for api_version, kind in PRUNED_KINDS:
+    for api_version, kind in catalog.PRUNED_KINDS:
         resource = ctx.kube.resource(api_version, kind)
         for obj in resource.get(label_selector=selector).items:
             meta = obj.metadata
