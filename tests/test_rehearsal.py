@@ -13,6 +13,7 @@ import yaml
 
 from istiofacts import catalog
 from istiofacts.catalog import default_hub
+from tests import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 # Versions come from the catalog: the default pair (the newest patches of the two newest minors), and the
@@ -41,33 +42,11 @@ PRODUCTION = [
 PRODUCTION_WORLD = ["--sim-registry", "registry.example.com"]
 
 
-def rehearse(
-    tmp_path: Path, *args: str, timeout: float = 300
-) -> tuple[subprocess.CompletedProcess[str], dict]:
-    reports = tmp_path / "reports"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(ROOT / "suites"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--report-dir",
-            str(reports),
-            "--traffic-requests",
-            "10",
-            *args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    record = reports / "latest" / "rehearsal.json"
-    data = json.loads(record.read_text()) if record.exists() else {}
-    return result, data
+def rehearse(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[runs.Rehearsed, dict]:
+    """One rehearsal as a user runs it (tests/runs.py), with its record ({} when none was written)."""
+    result = runs.rehearse(tmp_path, *args, timeout=timeout)
+    record = result.run_dir / "rehearsal.json"
+    return result, json.loads(record.read_text()) if record.exists() else {}
 
 
 def sets(values: list[str]) -> list[str]:
