@@ -178,14 +178,6 @@ def resolve(values: dict[str, Any]) -> Settings:
             "--cluster kubeconfig needs --rehearsal-kubeconfig PATH (and optionally --rehearsal-context NAME)"
         )
     allow_context = tuple(v.get("allow_context") or ())
-    if cluster == "kubeconfig":
-        from .cluster.base import ClusterError
-        from .cluster.kubeconfig import check_context_allowed
-
-        try:
-            check_context_allowed(Path(str(kubeconfig)).expanduser(), v.get("context"), allow_context)
-        except ClusterError as exc:
-            raise SettingsError(str(exc)) from None
     restart_namespaces = tuple(
         n.strip() for item in v.get("restart_namespaces") or () for n in str(item).split(",") if n.strip()
     )
@@ -225,6 +217,15 @@ def resolve(values: dict[str, Any]) -> Settings:
                 SimRegistry.parse(text)
             except ClusterError as exc:
                 raise SettingsError(str(exc)) from None
+    # Only once the options agree with each other: the kubeconfig file is read for its contexts.
+    if cluster == "kubeconfig":
+        from .cluster.base import ClusterError
+        from .cluster.kubeconfig import check_context_allowed
+
+        try:
+            check_context_allowed(Path(str(kubeconfig)).expanduser(), v.get("context"), allow_context)
+        except ClusterError as exc:
+            raise SettingsError(str(exc)) from None
     try:
         scale = float(v.get("sim_time_scale", 0.0))
         requests_n = int(v.get("traffic_requests", 50))
