@@ -22,6 +22,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 _PATTERNS = [
     (re.compile(r"run-\d{8}-\d{6}-[0-9a-f]{4}"), "<run-id>"),
+    # The Lease holder is user@host of the machine that ran the rehearsal.
+    (re.compile(r"held by \S+@\S+ "), "held by <user>@<host> "),
     (re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z"), "<time>"),
     (re.compile(r"\b[0-9a-f]{64}\b"), "<sha256>"),
     (re.compile(r"\b[0-9a-f]{40}\b"), "<commit>"),
