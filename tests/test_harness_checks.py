@@ -182,7 +182,10 @@ def test_inspect_rejects_another_hub_than_the_versions_default(tmp_path, minor):
     version = CATALOG[minor].patches[-1]
     other = "registry.istio.io/release" if default_hub(version) == "docker.io/istio" else "docker.io/istio"
     ctx = context(tmp_path, [])
-    ctx.settings = resolve({"istio_from": SOURCE, "istio_to": version, "sets": ()})
+    # An upgrade to that minor: from the newest patch of the minor before it.
+    minors = sorted(CATALOG, key=lambda name: tuple(int(part) for part in name.split(".")))
+    previous = CATALOG[minors[minors.index(minor) - 1]].patches[-1]
+    ctx.settings = resolve({"istio_from": previous, "istio_to": version, "sets": ()})
     with pytest.raises(StepFailed, match=f"not {default_hub(version)}/...:{version}"):
         upgrade.inspect(ctx, chart_manifest(version, other, [], cni=False))
 
@@ -328,7 +331,13 @@ def test_a_patch_newer_than_the_catalog_is_a_warning_on_real_clusters_and_refuse
     from rehearsal.settings import SettingsError
 
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    # A kind cluster's context: the allow-list lets the harness use it.
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kind-rehearsal\n"
+        "contexts: [{name: kind-rehearsal, context: {cluster: kind-rehearsal, user: kind-rehearsal}}]\n"
+        "clusters: [{name: kind-rehearsal, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        "users: [{name: kind-rehearsal, user: {token: x}}]\n"
+    )
     newer = f"{catalog.minor_name(TARGET)}.{int(TARGET.rsplit('.', 1)[1]) + 7}"
     real = resolve({"cluster": "kubeconfig", "kubeconfig": str(kubeconfig), "istio_to": newer})
     assert real.istio_to == newer
