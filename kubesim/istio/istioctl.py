@@ -992,22 +992,8 @@ def uninstall(ctl: Emulator, revision: str, purge: bool) -> list[str]:
     removed = []
     dyn = ctl.dynamic()
     rev_label = revision or "default"
-    kinds = [
-        ("apps/v1", "Deployment"),
-        ("apps/v1", "DaemonSet"),
-        ("v1", "Service"),
-        ("v1", "ConfigMap"),
-        ("v1", "ServiceAccount"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler"),
-        ("policy/v1", "PodDisruptionBudget"),
-        ("rbac.authorization.k8s.io/v1", "Role"),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
-        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
-    ]
-    for api_version, kind in kinds:
+    # uninstall deletes the same kinds install prunes (both from operator/pkg/uninstall/prune.go).
+    for api_version, kind in catalog.PRUNED_KINDS:
         resource = dyn.resources.get(api_version=api_version, kind=kind)
         for obj in resource.get(namespace=NS if resource.namespaced else None).items:
             labels = dict(obj.metadata.labels or {})
