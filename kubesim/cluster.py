@@ -137,7 +137,10 @@ class SimCluster:
         if self.started:
             return self
         self._server = ApiHTTPServer(self, make_ssl_context(self._certs.cert_pem, self._certs.key_pem))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sim-apiserver", daemon=True)
+        # A short poll interval: shutdown() waits for the serving loop to notice, which is once per interval.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="sim-apiserver", daemon=True
+        )
         self._thread.start()
         self._bootstrap()
         self.manager.start()

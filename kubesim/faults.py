@@ -20,6 +20,7 @@ Pods are matched by ``namespace``, ``labelSelector`` and/or ``image`` (a contain
 
 from __future__ import annotations
 
+import difflib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +260,9 @@ class Faults:
         except yaml.YAMLError as exc:
             raise FaultSpecError(f"{source} is not valid YAML: {exc}") from None
         entries = doc.get("faults") if isinstance(doc, dict) else doc
+        if isinstance(doc, dict) and set(doc) - {"faults"}:
+            extra = ", ".join(sorted(str(k) for k in set(doc) - {"faults"}))
+            raise FaultSpecError(f"{source}: unknown top-level key(s) {extra} (only 'faults:' is read)")
         if not isinstance(entries, list):
             raise FaultSpecError(f"{source} must hold a list under 'faults:'")
         faults = cls()
@@ -293,12 +297,66 @@ def _seconds(value: Any, where: str) -> float:
     raise FaultSpecError(f"{where}: '{value}' is not a duration (use seconds, or e.g. 500ms, 30s, 2m)")
 
 
+_MATCH_KEYS: dict[str, tuple[type, ...]] = {
+    "namespace": (str,),
+    "labelSelector": (str,),
+    "image": (str,),
+    "container": (str,),
+}
+_DURATION = (int, float, str)
+# The keys each type of fault takes, with the YAML types each may have (bool is not an int here).
+FAULT_KEYS: dict[str, dict[str, tuple[type, ...]]] = {
+    "image-pull": {"image": (str,), "registry": (str,), "private": (bool,)},
+    "api-error": {
+        "verb": (str,),
+        "resource": (str,),
+        "code": (int,),
+        "times": (int,),
+        "namespace": (str,),
+        "name": (str,),
+        "retryAfter": (int,),
+        "delay": _DURATION,
+        "skip": (int,),
+        "every": (int,),
+        "userAgent": (str,),
+    },
+    "readiness": {**_MATCH_KEYS, "delay": _DURATION, "never": (bool,)},
+    "crash-loop": {**_MATCH_KEYS, "after": _DURATION, "exitCode": (int,)},
+    "proxy-reject": {"image": (str,), "code": (int,)},
+}
+
+
+def _check_keys(entry: dict[str, Any], kind: str, where: str) -> None:
+    """A misspelled key is an error that names it (a fault silently not armed would make a rehearsal pass
+    for the wrong reason), and so is a value of the wrong type."""
+    allowed = FAULT_KEYS[kind]
+    for key, value in entry.items():
+        if key == "type":
+            continue
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise FaultSpecError(
+                f"{where}: unknown key '{key}' for type {kind} ({hint}keys: {', '.join(allowed)})"
+            )
+        types = allowed[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            wanted = (
+                "a duration (seconds, or e.g. 500ms, 30s, 2m)"
+                if types == _DURATION
+                else {str: "a string", int: "an integer", bool: "true or false"}[types[0]]
+            )
+            raise FaultSpecError(f"{where}: '{key}' must be {wanted}, not {value!r}")
+
+
 def _parse(entry: Any, where: str) -> Any:
     if not isinstance(entry, dict) or "type" not in entry:
         raise FaultSpecError(
             f"{where} needs a 'type' (image-pull, api-error, readiness, crash-loop, proxy-reject)"
         )
     kind = entry["type"]
+    if kind in FAULT_KEYS:
+        _check_keys(entry, kind, where)
     if kind == "image-pull":
         if bool(entry.get("image")) == bool(entry.get("registry")):
             raise FaultSpecError(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextvars
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +35,6 @@ Listener = Callable[[dict[str, Any]], None]
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "rehearsal_retry_deadline", default=None
 )
-_interrupted = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -63,11 +61,6 @@ def deadline(seconds: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
-def interrupt() -> None:
-    """Stop waiting between retries at once (a second Ctrl-C)."""
-    _interrupted.set()
-
-
 def _retry_after(headers: Any) -> float | None:
     value = headers.get("Retry-After") if headers is not None else None
     if value is None:
@@ -79,8 +72,8 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _wait(seconds: float) -> None:
-    if _interrupted.wait(seconds):
-        raise KeyboardInterrupt("interrupted while waiting to retry")
+    # The backoff between two attempts; Ctrl-C during it raises KeyboardInterrupt (rehearsal.interrupts).
+    time.sleep(seconds)
 
 
 class _RetryingRequest:

@@ -19,7 +19,7 @@ progress line) hear about every wait as it goes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,50 +325,66 @@ def _stamp(value: Any) -> str | None:
 def rollout(kube: Kube, kind: str, name: str, namespace: str, timeout: float) -> Obj:
     """Wait until a Deployment, DaemonSet or StatefulSet is rolled out, or fail as soon as the cluster says it
     cannot be; the failure (:class:`WaitFailed`) names object, reason and message and carries the evidence."""
-    what = f"{kind.lower()} {namespace}/{name} to roll out"
-    resource = kube.resource("apps/v1", kind)
+    return rollouts(kube, [(kind, name)], namespace, timeout)[0]
+
+
+def rollouts(kube: Kube, workloads: Sequence[tuple[str, str]], namespace: str, timeout: float) -> list[Obj]:
+    """:func:`rollout` for several (kind, name) of one namespace at once, under one deadline: the first that
+    cannot succeed ends the wait, however long the others still take (a control plane whose istiod cannot pull
+    its image fails while its gateway is still rolling out)."""
+    names = ", ".join(f"{kind.lower()} {name}" for kind, name in workloads)
+    what = f"{names} in {namespace} to roll out"
+    resources = {kind: kube.resource("apps/v1", kind) for kind, _ in workloads}
     started = time.monotonic()
     deadline = started + timeout
     last_event_check = 0.0
     interval = 0.05
+    done: dict[tuple[str, str], Obj] = {}
     while True:
-        workload = resource.get(name=name, namespace=namespace).to_dict()
-        workload.setdefault("kind", kind)
-        if rollout_complete(workload):
-            _tell(WaitStatus(what, time.monotonic() - started, timeout, done=True))
-            return workload
         now = time.monotonic()
-        pods = _pods_of(kube, workload)
         # FailedCreate events need a list of events; look every few seconds, not on every poll.
         check_events = now - last_event_check > 2.0
         if check_events:
             last_event_check = now
-        cause = _verdict_of(kube, workload, pods, check_events)
-        if cause is None and now >= deadline:
-            cause = {
-                "object": f"{kind.lower()} {namespace}/{name}",
-                "reason": "DeadlineExceeded",
-                "message": f"did not finish rolling out within {timeout:.0f}s (the deadline): "
-                f"{rollout_message(workload)}",
-            }
-        if cause is not None:
-            _tell(WaitStatus(what, now - started, timeout, done=True))
-            clock = cluster_time(kube, namespace)
-            evidence = gather(kube, workload, pods)
-            evidence["cause"] = cause
-            evidence["declared_at"] = clock
-            evidence["waited_seconds"] = round(now - started, 3)
-            evidence["deadline_seconds"] = timeout
-            raise WaitFailed(describe(cause, evidence), cause, evidence)
+        troubled = False
+        for kind, name in workloads:
+            if (kind, name) in done:
+                continue
+            workload = resources[kind].get(name=name, namespace=namespace).to_dict()
+            workload.setdefault("kind", kind)
+            if rollout_complete(workload):
+                done[(kind, name)] = workload
+                continue
+            pods = _pods_of(kube, workload)
+            cause = _verdict_of(kube, workload, pods, check_events)
+            if cause is None and now >= deadline:
+                cause = {
+                    "object": f"{kind.lower()} {namespace}/{name}",
+                    "reason": "DeadlineExceeded",
+                    "message": f"did not finish rolling out within {timeout:.0f}s (the deadline): "
+                    f"{rollout_message(workload)}",
+                }
+            if cause is not None:
+                _tell(WaitStatus(what, now - started, timeout, done=True))
+                clock = cluster_time(kube, namespace)
+                evidence = gather(kube, workload, pods)
+                evidence["cause"] = cause
+                evidence["declared_at"] = clock
+                evidence["waited_seconds"] = round(now - started, 3)
+                evidence["deadline_seconds"] = timeout
+                raise WaitFailed(describe(cause, evidence), cause, evidence)
+            # Close polling while a container is in trouble, so the moment it turns final is seen at once.
+            troubled = troubled or any(
+                _waiting(state).get("reason") in (*IMAGE_PULL, "CrashLoopBackOff")
+                for pod in pods
+                for _, state in _container_states(pod)
+            )
+        if len(done) == len(workloads):
+            _tell(WaitStatus(what, time.monotonic() - started, timeout, done=True))
+            return [done[w] for w in workloads]
         _tell(WaitStatus(what, now - started, timeout))
         time.sleep(interval)
-        # Fast at first (a failure is seen within moments), then gentle on a real API server; but close again
-        # while a container is in trouble, so the moment it turns final is seen at once.
-        troubled = any(
-            _waiting(state).get("reason") in (*IMAGE_PULL, "CrashLoopBackOff")
-            for pod in pods
-            for _, state in _container_states(pod)
-        )
+        # Fast at first (a failure is seen within moments), then gentle on a real API server.
         interval = 0.05 if troubled else min(1.0, interval * 1.25)
 
 

@@ -80,10 +80,8 @@ def scenario(name: str) -> Rehearsed:
         faults = work / "faults.yaml"
         image = f"{catalog.default_hub(target)}/pilot:{target}"
         faults.write_text(f"faults:\n  - type: image-pull\n    image: {image}\n")
-        # Harness settings at their defaults. At time scale 0 the simulator jumps its clock from timer to
-        # timer whenever the harness is busy elsewhere (an istioctl subprocess), so simulated seconds would
-        # say nothing about how fast the harness reacts; a tenth of real time keeps them meaningful.
-        return rehearse(work, "--sim-faults", str(faults), "--sim-time-scale", "0.1")
+        # Every setting at its default, the simulator's time scale (0) included.
+        return rehearse(work, "--sim-faults", str(faults))
     if name == "precheck-failed":
         source, target = two_minors_apart()
         return rehearse(work, "--istio-from", source, "--istio-to", target)

@@ -15,6 +15,7 @@ import kubesim.istio
 from istiofacts import catalog
 from istiofacts.catalog import default_hub, minor_of
 from kubesim import SimCluster
+from rehearsal import waits
 from rehearsal.istio.istioctl import IstioctlFailed
 from rehearsal.kube import Kube, load_manifests
 
@@ -280,7 +281,14 @@ def test_in_place_upgrade_by_hand_shows_skew_until_workloads_restart(make_istioc
     kube.apply([d for d in docs if d["kind"] != "CustomResourceDefinition"])
     kube.wait_rollout("Deployment", "istiod", "istio-system", 60)
     kube.wait_rollout("Deployment", "istio-ingressgateway", "istio-system", 60)
-    skewed = target.version_info()
+
+    # The proxies reconnect to the new istiod over the following moments, as on a real cluster.
+    def three_sidecars_seen() -> dict | None:
+        info = target.version_info()
+        seen = [p for p in info.get("dataPlaneVersion", []) if p["Type"] == "sidecar"]
+        return info if len(seen) == 3 else None
+
+    skewed = waits.poll(three_sidecars_seen, 60, "the three sidecars to reconnect to the new istiod")
     assert {m["Info"]["version"] for m in skewed["meshVersion"]} == {V128}
     sidecars = {p["ID"]: p["IstioVersion"] for p in skewed["dataPlaneVersion"] if p["Type"] == "sidecar"}
     assert set(sidecars.values()) == {V127} and len(sidecars) == 3
@@ -304,8 +312,12 @@ def test_in_place_upgrade_by_hand_shows_skew_until_workloads_restart(make_istioc
         stop.set()
         sender.join()
     assert codes and set(codes) == {200}
-    healed = target.version_info()
-    assert {p["IstioVersion"] for p in healed["dataPlaneVersion"]} == {V128}
+    # The old pods' proxies leave istiod's view as they finish terminating.
+    waits.poll(
+        lambda: {p["IstioVersion"] for p in target.version_info().get("dataPlaneVersion", [])} == {V128},
+        60,
+        f"only {V128} proxies in istioctl's view",
+    )
     assert not any(m.code == "IST0158" for m in target.analyze())
     assert (
         proxy_tag_of(sim_cluster, "rehearsal-apps", answering_pod(requests.get(f"{url}/echo/after"))) == V128

@@ -144,6 +144,10 @@ faults:
         ("faults: [{type: readiness, delay: soon}]", "'soon' is not a duration"),
         ("faults: {a: 1}", "must hold a list"),
         ("faults: [", "is not valid YAML"),
+        ("faults: [{type: image-pull, imgae: x}]", "unknown key 'imgae' .*did you mean 'image'"),
+        ("faults: [{type: api-error, resource: pods, times: twice}]", "'times' must be an integer"),
+        ("faults: [{type: readiness, never: 1}]", "'never' must be true or false"),
+        ("faults: []\nfault: [{type: melt}]", "unknown top-level key.s. fault"),
     ):
         with pytest.raises(FaultSpecError, match=message):
             Faults.from_yaml(text)

@@ -3,8 +3,9 @@
 One thread, like a single-process kube-controller-manager: store events become work items (a controller
 name and an object key, de-duplicated while queued), and controllers schedule timers in *simulated* time
 (an image pull that takes 2 s, a back-off of 10 s). With a time scale of 0 the loop jumps the clock to the
-next timer as soon as no work is queued, so nothing waits for nothing; with a manual clock, timers fire
-only when a test calls ``clock.advance()``. Because everything runs on this one thread, controllers never
+next timer that makes progress as soon as no work is queued, so nothing waits for nothing, and lets idle
+time (back-offs, probe periods) pass at ``IDLE_PACE``; with a manual clock, timers fire only when a test
+calls ``clock.advance()``. Because everything runs on this one thread, controllers never
 race each other; they still re-read the store before every write, as real controllers must.
 """
 
@@ -24,6 +25,9 @@ from kubesim.store import Store, WatchEvent
 
 Key = tuple[str, str]  # namespace, name
 ALL = ("*", "*")  # in ``Controller.watches``: every group/resource
+#: At time scale 0, how many simulated seconds pass per wall second while only periodic timers are pending.
+IDLE_PACE = 10.0
+IDLE_WAIT_MAX = 2.0
 
 
 class Controller:
@@ -171,10 +175,19 @@ class ControllerManager:
         if self.clock.time_scale > 0:
             self._cond.wait(min(0.5, max(0.0, delta * self.clock.time_scale)))
             return
-        # Time scale 0 with only periodic timers left: let them come round at a gentle wall pace.
-        self._cond.wait(min(0.5, max(0.005, delta * 0.01)))
-        if self._periodic and not self._queue and not self._timers:
-            self.clock.advance_to(self._periodic[0][0])
+        # Time scale 0 with only periodic timers left (back-offs, probe periods): the cluster is idle, and
+        # idle simulated time passes IDLE_PACE times faster than wall time, never faster. A client that reacts
+        # within a wall second then reacts within IDLE_PACE simulated seconds, so how soon the harness
+        # notices a failure still means something in simulated seconds.
+        # Long waits (a crash loop's later back-offs, up to 300 s) pass faster still, in at most
+        # IDLE_WAIT_MAX wall seconds each.
+        pace = max(IDLE_PACE, delta / IDLE_WAIT_MAX)
+        idle_from = time.monotonic()
+        self._cond.wait(min(0.5, max(0.0, delta / pace)))
+        if self._periodic and not self._timers:
+            # Credited even when new work woke the loop early: a steady trickle of events must not stop
+            # idle time from passing.
+            self.clock.advance(min(delta, (time.monotonic() - idle_from) * pace))
 
     def settle(self, timeout: float = 30.0) -> None:
         """Block until the queue is empty and no timer is due (for tests and benchmarks)."""

@@ -194,10 +194,25 @@ class Emulator:
                 raise CommandError(f"failed to create API client: {exc}") from None
         return self._client
 
-    def core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self.client())
+    def rest(
+        self, method: str, path: str, query: list[tuple[str, str]] | None = None, body: Any = None
+    ) -> Any:
+        """One API request, its JSON answer parsed. Raw REST rather than the typed APIs: importing those
+        builds hundreds of model classes, which would cost every emulated command most of a second."""
+        api = self.client()
+        request = api.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(*request, _request_timeout=30)
+        response.read()
+        if not 200 <= response.status <= 299:
+            api.response_deserialize(response, {})  # raises the client's ApiException with status and body
+        return json.loads(response.data)
 
     def dynamic(self) -> Any:
         from kubernetes import dynamic
@@ -210,20 +225,13 @@ class Emulator:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            response = self.core().connect_get_namespaced_pod_proxy_with_path(
-                f"{pod['metadata']['name']}:15014",
-                NS,
-                path.lstrip("/"),
-                _preload_content=False,
-                _request_timeout=30,
-            )
+            name = pod["metadata"]["name"]
+            return self.rest("GET", f"/api/v1/namespaces/{NS}/pods/{name}:15014/proxy/{path.lstrip('/')}")
         except ApiException as exc:
             raise CommandError(f"failed to reach istiod: {exc.status} {str(exc.body)[:200]}") from None
-        return json.loads(response.data)
 
     def ready_istiods(self, revision: str | None = None) -> list[Obj]:
-        pods = self.core().list_namespaced_pod(NS, label_selector="app=istiod", _preload_content=False)
-        items = json.loads(pods.data)["items"]
+        items = self.rest("GET", f"/api/v1/namespaces/{NS}/pods", [("labelSelector", "app=istiod")])["items"]
         ready = [
             p
             for p in items
@@ -386,9 +394,7 @@ class Emulator:
         return EXIT_USAGE
 
     def server_version(self) -> str:
-        from kubernetes import client
-
-        return str(client.VersionApi(self.client()).get_code().git_version).lstrip("v")
+        return str(self.rest("GET", "/version")["gitVersion"]).lstrip("v")
 
     def cmd_precheck(self) -> int:
         """``x precheck`` as istioctl/pkg/precheck/precheck.go: the Kubernetes version (IST0142), create
@@ -446,10 +452,8 @@ class Emulator:
         return 0
 
     def _precheck_cluster(self) -> list[tuple[str, str, str, str]]:
-        from kubernetes import client
-
         messages: list[tuple[str, str, str, str]] = []
-        git_version = str(client.VersionApi(self.client()).get_code().git_version)
+        git_version = str(self.rest("GET", "/version")["gitVersion"])
         k8s = git_version.lstrip("v")
         minimum = self.minor.precheck_min_k8s
         if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(int(x) for x in minimum.split(".")):
@@ -461,30 +465,29 @@ class Emulator:
                     f'The Kubernetes Version "{git_version}" is lower than the minimum version: {minimum}',
                 )
             )
-        auth = client.AuthorizationV1Api(self.client())
         namespace = self.args.get("--istioNamespace", "-i", default=NS) or NS
         for group, resource, namespaced in catalog.PRECHECK_PERMISSIONS:
-            attributes = client.V1ResourceAttributes(
-                verb="create",
-                group=group,
-                version="v1",
-                resource=resource,
-                namespace=namespace if namespaced else None,
+            attributes = {"verb": "create", "group": group, "version": "v1", "resource": resource}
+            if namespaced:
+                attributes["namespace"] = namespace
+            review = self.rest(
+                "POST",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                body={
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": {"resourceAttributes": attributes},
+                },
             )
-            review = auth.create_self_subject_access_review(
-                client.V1SelfSubjectAccessReview(
-                    spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
-                )
-            )
-            status = review.status
-            if not (status and status.allowed):
+            status = review.get("status") or {}
+            if not status.get("allowed"):
                 messages.append(
                     (
                         "Error",
                         "IST0141",
                         "Cluster",
                         f"Missing required permission to create resource {resource} "
-                        f"({(status and status.reason) or 'permission denied'})",
+                        f"({status.get('reason') or 'permission denied'})",
                     )
                 )
         for crd in self.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
@@ -896,11 +899,18 @@ COMPONENT_LINES = [
 
 def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings, timeout: float) -> None:
     client = ctl.dynamic()
-    core = ctl.core()
     try:
-        core.read_namespace(NS)
+        ctl.rest("GET", f"/api/v1/namespaces/{NS}")
     except Exception:
-        core.create_namespace({"metadata": {"name": NS, "labels": {"topology.istio.io/network": ""}}})
+        ctl.rest(
+            "POST",
+            "/api/v1/namespaces",
+            body={
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": NS, "labels": {"topology.istio.io/network": ""}},
+            },
+        )
     crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
     for obj in crds:

@@ -231,15 +231,13 @@ def deploy_apps(ctx: Rehearsal) -> None:
         ]
         ctx.kube.invalidate_discovery()
         ctx.kube.apply(docs)
-        for doc in docs:
-            if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
-                waits.rollout(
-                    ctx.kube,
-                    "Deployment",
-                    doc["metadata"]["name"],
-                    doc["metadata"].get("namespace") or "default",
-                    ctx.settings.timeout,
-                )
+        workloads = [
+            (d.get("metadata", {}).get("namespace") or "default", d["kind"], d["metadata"]["name"])
+            for d in docs
+            if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+        ]
+        for ns in dict.fromkeys(ns for ns, _, _ in workloads):
+            waits.rollouts(ctx.kube, [(k, n) for w, k, n in workloads if w == ns], ns, ctx.settings.timeout)
         step.add_data("created", {"objects": ctx.state["created"]})
         step.note(
             f"{len(docs)} objects from {ctx.settings.apps or 'sample_apps/'} applied and rolled out"

@@ -407,8 +407,8 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
         if not reasons:
             step.not_needed("no control plane image, config or CNI change")
             return
-        for kind, name in [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]:
-            waits.rollout(ctx.kube, kind, name, ISTIO_NS, s.timeout)
+        workloads = [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]
+        waits.rollouts(ctx.kube, workloads, ISTIO_NS, s.timeout)
         step.note("; ".join(reasons))
 
 
@@ -572,8 +572,9 @@ def restart_workloads(
         if not restarted:
             step.not_needed("every sidecar already runs the injector's proxy image")
             return []
-        for kind, ns, name, _ in restarted:
-            waits.rollout(ctx.kube, kind, name, ns, ctx.settings.timeout)
+        for ns in dict.fromkeys(ns for _, ns, _, _ in restarted):
+            mine = [(kind, name) for kind, n, name, _ in restarted if n == ns]
+            waits.rollouts(ctx.kube, mine, ns, ctx.settings.timeout)
         described = [f"{kind.lower()}/{ns}/{name} ({why})" for kind, ns, name, why in restarted]
         step.note("restarted " + ", ".join(described))
         return described
