@@ -1,17 +1,18 @@
-"""Rehearsal runs shared by the report tests (one run per scenario per test session, as a user runs it).
+"""Rehearsal runs shared by the tests (one run per scenario per test session, as a user runs it).
 
 Each scenario runs the suites once in a subprocess on the simulated cluster, at default settings except what
-the scenario is about; tests read the run folder it leaves (record, report, JUnit, artifacts).
+the scenario is about; tests read the run folder it leaves (record, report, JUnit, artifacts). With
+pytest-xdist the workers share the runs: the first worker to need a scenario runs it under a file lock in the
+session's base temporary directory (which pytest removes in time), the others read what it left.
 """
 
 from __future__ import annotations
 
-import atexit
+import fcntl
 import json
-import shutil
+import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,8 +20,13 @@ from pathlib import Path
 from istiofacts import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-_WORK = Path(tempfile.mkdtemp(prefix="rehearsal-runs-"))
-atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
+_shared: list[Path] = []
+
+
+def share_runs_in(base_temp: Path) -> None:
+    """Called once per test process (tests/conftest.py) with pytest's base temporary directory."""
+    # Under xdist each worker's base temp is <session base>/popen-gwN; the session base is common to all.
+    _shared[:] = [base_temp.parent if os.environ.get("PYTEST_XDIST_WORKER") else base_temp]
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,31 @@ def two_minors_apart() -> tuple[str, str]:
 
 @cache
 def scenario(name: str) -> Rehearsed:
-    work = _WORK / name
+    if not _shared:
+        raise RuntimeError("tests/conftest.py did not call share_runs_in (run the tests with pytest tests)")
+    work = _shared[0] / "rehearsal-runs" / name
     work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be running this scenario now
+        done = work / "result.json"
+        if done.exists():
+            kept = json.loads(done.read_text())
+            return Rehearsed(kept["returncode"], kept["stdout"], kept["stderr"], Path(kept["run_dir"]), work)
+        result = _run_scenario(name, work)
+        done.write_text(
+            json.dumps(
+                {
+                    "returncode": result.returncode,
+                    "stdout": result.stdout,
+                    "stderr": result.stderr,
+                    "run_dir": str(result.run_dir),
+                }
+            )
+        )
+        return result
+
+
+def _run_scenario(name: str, work: Path) -> Rehearsed:
     if name == "upgraded":
         return rehearse(work)
     if name == "rolled-back":

@@ -17,6 +17,7 @@ from istiofacts import catalog
 from kubesim import SimCluster
 from rehearsal import retry
 from rehearsal.cluster.base import Cluster
+from tests.runs import scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,20 +170,20 @@ def _rehearse(tmp_path: Path, *args: str) -> dict[str, Any]:
     return json.loads((reports / "latest" / "rehearsal.json").read_text())
 
 
-def test_a_rehearsal_with_one_request_in_five_failing_ends_as_without_faults(tmp_path):
+def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_path):
     source, target = catalog.default_pair()
     faults = tmp_path / "faults.yaml"
-    # 429, 500, 503 and 504 each answer one request in twenty of the harness's own (one in five in all,
+    # 429, 500, 503 and 504 each answer one request in forty of the harness's own (one in ten in all,
     # watches included), from the moment the baseline is taken to the end.
     faults.write_text(
         "faults:\n"
         + "".join(
-            f"  - type: api-error\n    verb: '*'\n    resource: '*'\n    code: {code}\n    every: 20\n"
+            f"  - type: api-error\n    verb: '*'\n    resource: '*'\n    code: {code}\n    every: 40\n"
             f"    skip: {offset}\n    times: -1\n    retryAfter: 0\n    userAgent: istio-upgrade-rehearsal\n"
             for offset, code in enumerate((429, 500, 503, 504))
         )
     )
-    plain = _rehearse(tmp_path / "plain", "--istio-from", source, "--istio-to", target)
+    plain = scenario("upgraded").record  # the same pair, at default settings, without faults
     faulty = _rehearse(
         tmp_path / "faulty", "--istio-from", source, "--istio-to", target, "--sim-faults", str(faults)
     )
