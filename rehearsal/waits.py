@@ -221,8 +221,6 @@ def _verdict_of(kube: Kube, workload: Obj, pods: list[Obj], check_events: bool) 
 
 def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
     """What the cluster shows about ``workload`` now: conditions, container states, warnings, last logs."""
-    from kubernetes import client
-
     meta = workload["metadata"]
     namespace = meta["namespace"]
     _learn_secrets(kube, namespace)
@@ -251,7 +249,6 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
     events.sort(key=lambda e: str(e["last"] or ""))
     containers = []
     logs: dict[str, str] = {}
-    core = client.CoreV1Api(kube.api_client)
     for pod in pods:
         for name, state in _container_states(pod):
             entry = {
@@ -272,12 +269,13 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
             )
             if failing and len(logs) < 4:
                 try:
-                    text = core.read_namespaced_pod_log(
-                        pod["metadata"]["name"],
-                        namespace,
-                        container=name,
-                        tail_lines=LOG_LINES,
-                        previous=bool(entry["restarts"]),
+                    text = kube.get_text(
+                        f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/log",
+                        [
+                            ("container", name),
+                            ("tailLines", str(LOG_LINES)),
+                            ("previous", "true" if entry["restarts"] else "false"),
+                        ],
                     )
                     logs[f"{pod['metadata']['name']}/{name}"] = redact(str(text))
                 except Exception:

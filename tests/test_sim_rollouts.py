@@ -306,3 +306,22 @@ def test_daemonset_statefulset_and_job(sim_cluster):
     assert [p["status"]["phase"] for p in job_pods] == ["Succeeded", "Succeeded"]
     key = ("default", job_pods[0]["metadata"]["name"], "main")
     assert sim_cluster.kubelet.logs.read(key) == ["done\n"]
+
+
+def test_a_missing_service_account_keeps_pods_from_being_created_until_it_exists():
+    with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
+        body = deployment("needs-sa", replicas=1)
+        body["spec"]["template"]["spec"]["serviceAccountName"] = "app-sa"
+        _create(cluster, body)
+        _advance(cluster, 2)
+        assert _pods(cluster, "needs-sa") == []
+        events = [
+            e for e in cluster.store.items(("", "events"), "default") if e.get("reason") == "FailedCreate"
+        ]
+        assert events and (
+            'is forbidden: error looking up service account default/app-sa: serviceaccount "app-sa" not found'
+            in events[0]["message"]
+        )
+        _create(cluster, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app-sa"}})
+        _advance(cluster, 10)  # the ReplicaSet controller tries again
+        assert len(_pods(cluster, "needs-sa")) == 1

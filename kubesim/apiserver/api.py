@@ -290,6 +290,25 @@ class Api:
                 },
             )
 
+    def _check_service_account(self, pod: Obj, namespace: str, admitted_as: str) -> None:
+        """The ServiceAccount admission plugin: a pod may only name a ServiceAccount that exists
+        (kubernetes plugin/pkg/admission/serviceaccount/admission.go, v1.36: "error looking up service
+        account"; the ReplicaSet controller then reports it as a FailedCreate event and tries again)."""
+        spec = pod.get("spec") or {}
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        annotations = pod["metadata"].get("annotations") or {}
+        if "kubernetes.io/config.mirror" in annotations:
+            return  # mirror pods of static pods are exempt
+        if self.store.get(("", "serviceaccounts"), namespace, account) is not None:
+            return
+        raise ApiError(
+            403,
+            "Forbidden",
+            f'pods "{admitted_as}" is forbidden: error looking up service account {namespace}/{account}: '
+            f'serviceaccount "{account}" not found',
+            {"name": admitted_as, "kind": "pods"},
+        )
+
     def _admit(
         self, operation: str, rt: ResourceType, obj: Obj, old: Obj | None, opts: RequestOptions
     ) -> Obj:
@@ -396,6 +415,8 @@ class Api:
             meta.pop("namespace", None)
         obj["apiVersion"] = obj.get("apiVersion") or rt.api_version()
         obj["kind"] = obj.get("kind") or rt.kind
+        # Admission sees the object before its name is generated, so its errors quote the generateName.
+        admitted_as = meta.get("name") or meta.get("generateName") or ""
         if not meta.get("name"):
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + _random_suffix()
@@ -414,6 +435,8 @@ class Api:
                 )
         with self._lock:
             self._check_namespace(rt, namespace, creating=True)
+            if rt.gr == ("", "pods") and not opts.internal:
+                self._check_service_account(obj, namespace, admitted_as)
             if self.store.get(rt.gr, meta.get("namespace", ""), meta["name"]) is not None:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
             for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):

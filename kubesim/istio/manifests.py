@@ -1005,7 +1005,9 @@ def render(version: str, spec: Obj) -> list[Obj]:
 def to_yaml(objs: list[Obj]) -> str:
     import yaml
 
-    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objs)
+    # libyaml's emitter when PyYAML has it: a whole installation is rendered on every manifest generate.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return "---\n".join(yaml.dump(o, Dumper=dumper, sort_keys=False) for o in objs)
 
 
 def with_owner_labels(objs: list[Obj], version: str, spec: Obj) -> list[Obj]:

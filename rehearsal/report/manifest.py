@@ -15,12 +15,18 @@ from typing import Any
 
 import yaml
 
+from ..kube import FAST_LOADER
+
 Obj = dict[str, Any]
 
 
 def _load(path: Path) -> list[Obj]:
     try:
-        return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind")]
+        return [
+            d
+            for d in yaml.load_all(path.read_text(), Loader=FAST_LOADER)
+            if isinstance(d, dict) and d.get("kind")
+        ]
     except (OSError, yaml.YAMLError):
         return []
 

@@ -43,11 +43,6 @@ class Rehearsal:
     istioctl_to: Istioctl
     state: dict[str, Any] = field(default_factory=dict)
 
-    def core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self.kube.api_client)
-
     def objects(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:

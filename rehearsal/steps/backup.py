@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..kube import FAST_DUMPER, FAST_LOADER
 from . import ISTIO_NS, Rehearsal
 
 Obj = dict[str, Any]
@@ -115,7 +116,7 @@ def backup(ctx: Rehearsal) -> Path:
         data = snapshot(ctx)
         folder = ctx.run.artifacts / "backup"
         for part, objs in data.items():
-            text = yaml.safe_dump_all(objs, sort_keys=False)
+            text = yaml.dump_all(objs, Dumper=FAST_DUMPER, sort_keys=False)
             mode = 0o600 if part == "secrets" else 0o644
             path = ctx.run.write_artifact(f"backup/{part}.yaml", text, mode)
             if part != "secrets":
@@ -141,7 +142,7 @@ def backup(ctx: Rehearsal) -> Path:
 
 def load_backup(folder: Path) -> dict[str, list[Obj]]:
     return {
-        part: [o for o in yaml.safe_load_all((folder / f"{part}.yaml").read_text()) if o]
+        part: [o for o in yaml.load_all((folder / f"{part}.yaml").read_text(), Loader=FAST_LOADER) if o]
         for part in ("istio-system", "secrets", "cluster", "custom-resources")
         if (folder / f"{part}.yaml").exists()
     }

@@ -346,18 +346,13 @@ def answering_proxies(ctx: Rehearsal, istioctl: Istioctl, answered_by: dict[str,
 
 def echo_request_count(ctx: Rehearsal) -> int:
     """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(ctx.kube.api_client)
     total = 0
-    for pod in core.list_namespaced_pod(APPS_NS, label_selector="app=echo").items:
-        if pod.metadata is None or pod.status is None:
-            continue
-        if pod.metadata.deletion_timestamp or pod.status.phase != "Running":
+    for pod in ctx.objects("v1", "Pod", APPS_NS, label_selector="app=echo"):
+        if pod["metadata"].get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
             continue
         try:
-            text = core.connect_get_namespaced_pod_proxy_with_path(
-                f"{pod.metadata.name}:15020", APPS_NS, "stats/prometheus"
+            text = ctx.kube.get_text(
+                f"/api/v1/namespaces/{APPS_NS}/pods/{pod['metadata']['name']}:15020/proxy/stats/prometheus"
             )
         except Exception:
             continue

@@ -163,10 +163,10 @@ def delete_objects(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         except Exception as exc:
             if not already_done(exc, "delete"):
                 raise
-    core = ctx.core()
+    namespaces = ctx.kube.resource("v1", "Namespace")
     for namespace in entry.args.get("namespaces") or []:
         try:
-            core.delete_namespace(namespace)
+            namespaces.delete(name=namespace)
         except Exception as exc:
             if not already_done(exc, "delete"):
                 raise

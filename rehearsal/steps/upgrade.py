@@ -17,7 +17,7 @@ from istiofacts import catalog, operator
 
 from .. import waits
 from ..istio.istioctl import IstioctlFailed
-from ..kube import FIELD_MANAGER
+from ..kube import FAST_LOADER, FIELD_MANAGER
 from ..run import StepFailed
 from . import ISTIO_NS, Rehearsal, wait_for
 from .mesh import plan_files
@@ -117,7 +117,7 @@ def generate(ctx: Rehearsal) -> list[Obj]:
             raise StepFailed(f"istioctl {s.istio_to} manifest generate: {exc}") from None
         path = ctx.run.write_artifact(f"manifests/istio-{s.istio_to}.yaml", text)
         step.add_artifact(path, "the generated target manifest", ctx.run.dir)
-        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs = [d for d in yaml.load_all(text, Loader=FAST_LOADER) if d]
         step.note(f"{len(docs)} objects")
         return docs
 
@@ -289,10 +289,11 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
         labelled = with_operator_labels(docs, s.istio_to, _revision(ctx))
         crds = [d for d in labelled if d["kind"] == "CustomResourceDefinition"]
         rest = [d for d in labelled if d["kind"] != "CustomResourceDefinition"]
+        namespaces = ctx.kube.resource("v1", "Namespace")
         try:
-            ctx.core().read_namespace(ISTIO_NS)
+            namespaces.get(name=ISTIO_NS)
         except Exception:
-            ctx.core().create_namespace({"metadata": {"name": ISTIO_NS}})
+            namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NS}})
         try:
             ctx.kube.apply(crds)
             wait_for(

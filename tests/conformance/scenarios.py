@@ -359,6 +359,19 @@ def _rest() -> list[Scenario]:
             setup=[made],
         ),
         Scenario("get-configmap", Request("GET", f"{NS}/configmaps/exists"), setup=[made]),
+        # The ServiceAccount admission plugin: a pod may only name a ServiceAccount that exists; a name not
+        # generated yet is quoted as its generateName.
+        Scenario(
+            "pod-missing-service-account", Request("POST", f"{NS}/pods", pod(serviceAccountName="nobody"))
+        ),
+        Scenario(
+            "pod-missing-service-account-generate-name",
+            Request(
+                "POST",
+                f"{NS}/pods",
+                {**pod(serviceAccountName="nobody"), "metadata": {"generateName": "web-7d4b9c-"}},
+            ),
+        ),
         Scenario(
             "apply-without-field-manager",
             Request("PATCH", f"{NS}/configmaps/ssa", configmap("ssa"), "application/apply-patch+yaml"),
