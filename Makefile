@@ -15,10 +15,10 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m rehearsal demo
 
 # Three workers: the end-to-end rehearsals wait on subprocesses and on the simulated cluster's idle time
-# part of the time, so three keep two cores busy. Tests sharing a rehearsal run share it across workers
-# (tests/runs.py).
+# part of the time, so three keep two cores busy; work stealing evens out the long rehearsals at the end.
+# Tests sharing a rehearsal run share it across workers (tests/runs.py).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest tests -n 3
+	$(VENV)/bin/python -m pytest tests -n 3 --dist worksteal
 
 # Style, types and the import contracts between rehearsal/, kubesim/ and istiofacts/ (pyproject.toml).
 lint: $(STAMP)

@@ -41,9 +41,9 @@ def plant(cluster: SimCluster, source: str) -> None:
                 "data": {"password": base64.b64encode(SECRET.encode()).decode()},
             },
             {
-                # An app that logs markup and its own password, then fails. It carries a sidecar of the source
-                # version, so after the upgrade the harness restarts it, sees it crash-loop, and gathers its
-                # last log lines.
+                # An app that logs markup and its own password, then fails at once (never ready, so no wait
+                # can see it rolled out). It carries a sidecar of the source version, so after the upgrade the
+                # harness restarts it, sees it crash-loop, and gathers its last log lines.
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {"name": "leaky", "namespace": APPS, "annotations": {"note": MARKUP}},
@@ -60,7 +60,7 @@ def plant(cluster: SimCluster, source: str) -> None:
                                     "command": [
                                         "sh",
                                         "-c",
-                                        f'echo "{MARKUP} password={SECRET}"; sleep 2; exit 1',
+                                        f'echo "{MARKUP} password={SECRET}"; exit 1',
                                     ],
                                 },
                                 {
