@@ -12,9 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instant(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def main() -> int:
@@ -48,7 +53,8 @@ def main() -> int:
     )
     total = 0.0
     for step in record["steps"]:
-        seconds = step["ended"] - step["started"]
+        # The record's times are ISO 8601 (rehearsal/record/schema.json).
+        seconds = (_instant(step["ended"]) - _instant(step["started"])).total_seconds()
         total += seconds
         print(f"  {step['name']:28s} {seconds:6.2f} s  {step['outcome']}")
     print(f"steps: {total:.2f} s; validations, reports and pytest: {wall - total:.2f} s")
