@@ -15,6 +15,7 @@ from pathlib import Path
 
 from istiofacts import catalog
 from kubesim import SimCluster
+from kubesim.faults import PodMatch, ReadinessFault
 from kubesim.istio import addon
 from kubesim.istio.istioctl import write_executable
 from rehearsal.kube import Kube
@@ -105,6 +106,8 @@ def test_no_secret_leaks_and_no_markup_reaches_the_report_unescaped(tmp_path):
     source, target = catalog.default_pair()
     with SimCluster(time_scale=0, kubeconfig=tmp_path / "kubeconfig", addons=[addon]) as cluster:
         plant(cluster, source)
+        # Never ready, whatever the moment a wait looks: the failure is the crash loop and its log lines.
+        cluster.faults.add(ReadinessFault(PodMatch(namespace=APPS, label_selector="app=leaky"), never=True))
         run = rehearse(
             tmp_path,
             "--cluster",

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -293,14 +294,22 @@ class Api:
     def _check_service_account(self, pod: Obj, namespace: str, admitted_as: str) -> None:
         """The ServiceAccount admission plugin: a pod may only name a ServiceAccount that exists
         (kubernetes plugin/pkg/admission/serviceaccount/admission.go, v1.36: "error looking up service
-        account"; the ReplicaSet controller then reports it as a FailedCreate event and tries again)."""
+        account"; the ReplicaSet controller then reports it as a FailedCreate event and tries again).
+
+        The ``default`` account of a namespace just created may not exist yet (a controller makes it): the
+        real plugin looks it up ten times, 100-200 ms apart, before refusing; so does this one, outside the
+        server's lock so that the controller can create it meanwhile."""
         spec = pod.get("spec") or {}
         account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         annotations = pod["metadata"].get("annotations") or {}
         if "kubernetes.io/config.mirror" in annotations:
             return  # mirror pods of static pods are exempt
-        if self.store.get(("", "serviceaccounts"), namespace, account) is not None:
-            return
+        attempts = 10 if account == "default" else 1
+        for attempt in range(attempts):
+            if self.store.get(("", "serviceaccounts"), namespace, account) is not None:
+                return
+            if attempt + 1 < attempts:
+                time.sleep(0.1 + random.random() * 0.1)
         raise ApiError(
             403,
             "Forbidden",
@@ -433,10 +442,12 @@ class Api:
                         )
                     ],
                 )
+        if rt.gr == ("", "pods") and not opts.internal:
+            # Admission in the real order: the namespace's lifecycle first, then the ServiceAccount.
+            self._check_namespace(rt, namespace, creating=True)
+            self._check_service_account(obj, namespace, admitted_as)
         with self._lock:
             self._check_namespace(rt, namespace, creating=True)
-            if rt.gr == ("", "pods") and not opts.internal:
-                self._check_service_account(obj, namespace, admitted_as)
             if self.store.get(rt.gr, meta.get("namespace", ""), meta["name"]) is not None:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
             for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
