@@ -65,6 +65,21 @@ def test_an_image_that_cannot_be_pulled_fails_after_one_back_off_in_the_clusters
     assert evidence["deadline_seconds"] == 300
 
 
+def test_several_workloads_fail_on_the_first_that_cannot_succeed_while_others_still_roll_out(sim_cluster):
+    from kubesim.faults import ReadinessFault
+
+    sim_cluster.faults.add(ReadinessFault(PodMatch(label_selector="app=slow-gateway"), never=True))
+    kube = Kube(sim_cluster.api_client())
+    image = "registry.invalid/example/pilot:1.0"
+    kube.apply([_deployment("slow-gateway", GOOD_IMAGE), _deployment("broken-istiod", image)])
+    with pytest.raises(waits.WaitFailed) as failed:
+        waits.rollouts(
+            kube, [("Deployment", "slow-gateway"), ("Deployment", "broken-istiod")], "default", 300
+        )
+    assert failed.value.cause["reason"] == "ImagePullBackOff"
+    assert failed.value.cause["object"].startswith("pod default/broken-istiod-")
+
+
 def test_a_crash_loop_fails_with_the_last_log_lines(sim_cluster):
     sim_cluster.faults.add(
         CrashLoopFault(PodMatch(namespace="default", label_selector="app=crashing"), after=0)
