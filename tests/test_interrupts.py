@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests import holds
 
 
@@ -89,3 +91,45 @@ def test_a_second_interrupt_stops_at_once_and_prints_the_rollback_command(tmp_pa
         )
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert "rehearsal-apps" not in {n.metadata.name for n in _core(sim).list_namespace().items}
+
+
+RELAY_PROBE = """
+import os, pathlib, signal, sys, types
+from rehearsal.interrupts import Interrupts
+
+run = types.SimpleNamespace(
+    dir=pathlib.Path(sys.argv[1]), failure=None, settings=types.SimpleNamespace(rollback="on-failure")
+)
+Interrupts(run).install()  # type: ignore[arg-type]
+# From now on only other threads (the relay) can take the signals, as when the kernel picks one of them.
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGTERM])
+read_end, _ = os.pipe()
+print("blocked", flush=True)
+try:
+    os.read(read_end, 1)  # nothing ever comes: only an interrupted system call ends this
+except KeyboardInterrupt as exc:
+    print(f"first: {exc} ({run.failure})", flush=True)
+    os.read(read_end, 1)
+"""
+
+
+@pytest.mark.timeout(60)  # without the relay the probe never answers
+def test_a_signal_taken_by_another_thread_still_interrupts_a_blocked_main_thread(tmp_path):
+    probe = subprocess.Popen(
+        [sys.executable, "-c", RELAY_PROBE, str(tmp_path)],
+        cwd=holds.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert probe.stdout is not None
+        assert probe.stdout.readline().strip() == "blocked"
+        probe.send_signal(signal.SIGINT)
+        assert probe.stdout.readline().strip() == "first: interrupted by SIGINT (interrupted by SIGINT)"
+        probe.send_signal(signal.SIGTERM)
+        _, err = probe.communicate(timeout=60)
+    finally:
+        probe.kill()
+    assert probe.returncode == 130, err
+    assert f"python -m rehearsal rollback {tmp_path}" in err
