@@ -184,3 +184,35 @@ def test_client_side_then_server_side_apply_migrates_the_field_owner(kubectl, tm
         '{"apiVersion":"v1","data":{"a":"9","b":"2"},"kind":"ConfigMap",'
         '"metadata":{"name":"migrated","namespace":"default"}}\n'
     )
+
+
+def test_a_node_port_the_host_already_uses_is_never_allocated(monkeypatch):
+    import random
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        original = random.randrange
+        offered: list[int] = []
+
+        def offer(start: int, stop: int) -> int:  # the host's busy port first, then random ones
+            offered.append(busy if not offered else original(start, stop))
+            return offered[-1]
+
+        monkeypatch.setattr(random, "randrange", offer)
+        with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
+            rt = cluster.api.type_of("", "services")
+            svc = cluster.api.create(
+                rt,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "web"},
+                    "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+                },
+                "default",
+            )
+    assert offered[0] == busy and len(offered) >= 2
+    assert svc["spec"]["ports"][0]["nodePort"] == offered[-1] != busy

@@ -16,6 +16,7 @@ import builtins
 import ipaddress
 import json
 import random
+import socket
 import threading
 import time
 import uuid
@@ -510,11 +511,13 @@ class Api:
                         self._node_ports_used.discard(port["nodePort"])
 
     def _allocate_node_port(self) -> int:
-        """A free port of 30000-32767 picked at random, as kube-apiserver's allocator does (so two clusters on
-        one host rarely want the same one)."""
+        """A free port of 30000-32767 picked at random, as kube-apiserver's allocator does. Every node port of
+        this cluster is also a listener on the host's loopback (``NodePortController``), and other clusters
+        (other test workers, a demo) may run on the same host: a port the host already has in use is skipped,
+        or the Service would be unreachable, which no single real cluster does to its own node ports."""
         while True:
             candidate = random.randrange(30000, 32768)
-            if candidate not in self._node_ports_used:
+            if candidate not in self._node_ports_used and _loopback_port_free(candidate):
                 self._node_ports_used.add(candidate)
                 return candidate
 
@@ -1028,3 +1031,14 @@ def controller_of(obj: Obj) -> Obj | None:
         if ref.get("controller"):
             return ref
     return None
+
+
+def _loopback_port_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be listened on now (with SO_REUSEADDR, as the node-port listener)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
