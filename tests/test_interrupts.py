@@ -104,8 +104,8 @@ Interrupts(run).install()  # type: ignore[arg-type]
 # From now on only other threads (the relay) can take the signals, as when the kernel picks one of them.
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGTERM])
 read_end, _ = os.pipe()
-print("blocked", flush=True)
 try:
+    print("blocked", flush=True)  # the signal may come as soon as this is out, even before the read
     os.read(read_end, 1)  # nothing ever comes: only an interrupted system call ends this
 except KeyboardInterrupt as exc:
     print(f"first: {exc} ({run.failure})", flush=True)
