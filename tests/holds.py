@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,8 @@ from typing import Any
 import kubesim.istio
 from istiofacts import catalog
 from kubesim import SimCluster
-from kubesim.istio.istioctl import write_executable
 from kubesim.machinery import errors
+from tests import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE, TARGET = catalog.default_pair()
@@ -72,34 +71,20 @@ def cluster(tmp_path: Path) -> Iterator[SimCluster]:
 
 def start_rehearsal(tmp_path: Path, sim: SimCluster, *args: str) -> subprocess.Popen[str]:
     """The suites against ``sim`` by kubeconfig (as a user reaches a cluster), the emulator as istioctl."""
-    ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in (SOURCE, TARGET))
+    assert sim.kubeconfig_path is not None  # cluster() writes one
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(ROOT / "suites"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--cluster",
-            "kubeconfig",
-            "--rehearsal-kubeconfig",
-            str(sim.kubeconfig_path),
+        runs.suites_argv(
+            *runs.existing_cluster_args(tmp_path, sim.kubeconfig_path),
             "--istio-from",
             SOURCE,
             "--istio-to",
             TARGET,
             "--report-dir",
             str(tmp_path / "reports"),
-            "--istioctl-from",
-            str(ctl_from),
-            "--istioctl-to",
-            str(ctl_to),
             "--traffic-requests",
             "5",
             *args,
-        ],
+        ),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

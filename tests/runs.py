@@ -42,23 +42,34 @@ class Rehearsed:
         return json.loads((self.run_dir / "rehearsal.json").read_text())
 
 
-def rehearse(work: Path, *args: str, timeout: float = 600) -> Rehearsed:
+def suites_argv(*args: str) -> list[str]:
+    """The command line a user runs: the rehearsal suites under pytest, with ``args``."""
+    return [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider", *args]
+
+
+def existing_cluster_args(work: Path, kubeconfig: Path) -> list[str]:
+    """Options that reach a cluster by its kubeconfig, as any existing cluster is reached, with the istioctl
+    emulator of each default version given by path."""
+    from kubesim.istio.istioctl import write_executable
+
+    source, target = catalog.default_pair()
+    ctl_from, ctl_to = (write_executable(v, work / "bin") for v in (source, target))
+    return [
+        "--cluster",
+        "kubeconfig",
+        "--rehearsal-kubeconfig",
+        str(kubeconfig),
+        "--istioctl-from",
+        str(ctl_from),
+        "--istioctl-to",
+        str(ctl_to),
+    ]
+
+
+def rehearse(work: Path, *args: str, timeout: float = 600, traffic_requests: int = 10) -> Rehearsed:
     reports = work / "reports"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(ROOT / "suites"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--report-dir",
-            str(reports),
-            "--traffic-requests",
-            "10",
-            *args,
-        ],
+        suites_argv("--report-dir", str(reports), "--traffic-requests", str(traffic_requests), *args),
         cwd=ROOT,
         capture_output=True,
         text=True,

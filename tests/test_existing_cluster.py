@@ -19,6 +19,7 @@ import kubesim.istio
 from istiofacts import catalog
 from kubesim import SimCluster
 from kubesim.istio.istioctl import write_executable
+from tests import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE, TARGET = catalog.default_pair()
@@ -157,32 +158,17 @@ def staging(tmp_path: Path) -> Iterator[SimCluster]:
 
 def rehearse(tmp_path: Path, kubeconfig: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     reports = tmp_path / "reports"
-    ctl_from, ctl_to = (write_executable(v, tmp_path / "bin") for v in (SOURCE, TARGET))
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(ROOT / "suites"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--cluster",
-            "kubeconfig",
-            "--rehearsal-kubeconfig",
-            str(kubeconfig),
+        runs.suites_argv(
+            *runs.existing_cluster_args(tmp_path, kubeconfig),
             "--istio-to",
             TARGET,
-            "--istioctl-from",
-            str(ctl_from),
-            "--istioctl-to",
-            str(ctl_to),
             "--report-dir",
             str(reports),
             "--traffic-requests",
             "5",
             *args,
-        ],
+        ),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -17,9 +17,8 @@ from istiofacts import catalog
 from kubesim import SimCluster
 from kubesim.faults import PodMatch, ReadinessFault
 from kubesim.istio import addon
-from kubesim.istio.istioctl import write_executable
 from rehearsal.kube import Kube
-from tests.runs import rehearse
+from tests.runs import existing_cluster_args, rehearse
 
 SECRET = "PLANTED-s3cret-Value-7f3a9c"
 MARKUP = "<script>alert('x')</script><img src=x onerror=alert(1)>"
@@ -108,17 +107,7 @@ def test_no_secret_leaks_and_no_markup_reaches_the_report_unescaped(tmp_path):
         plant(cluster, source)
         # Never ready, whatever the moment a wait looks: the failure is the crash loop and its log lines.
         cluster.faults.add(ReadinessFault(PodMatch(namespace=APPS, label_selector="app=leaky"), never=True))
-        run = rehearse(
-            tmp_path,
-            "--cluster",
-            "kubeconfig",
-            "--rehearsal-kubeconfig",
-            str(cluster.kubeconfig_path),
-            "--istioctl-from",
-            str(write_executable(source, tmp_path / "bin")),
-            "--istioctl-to",
-            str(write_executable(target, tmp_path / "bin")),
-        )
+        run = rehearse(tmp_path, *existing_cluster_args(tmp_path, cluster.kubeconfig_path))
     record = run.record
     assert record["verdict"] is not None, run.stdout[-3000:]
     # The planted app failed the upgrade in its own words, so its log and event were gathered.

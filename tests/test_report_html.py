@@ -15,7 +15,7 @@ import pytest
 
 from istiofacts import catalog
 from rehearsal.report import html as report_html
-from tests.runs import ROOT, rehearse, scenario
+from tests.runs import ROOT, rehearse, scenario, suites_argv
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -172,17 +172,7 @@ def test_a_report_folder_that_cannot_be_written_is_one_line(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(ROOT / "suites"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--report-dir",
-            str(blocked / "reports"),
-        ],
+        suites_argv("--report-dir", str(blocked / "reports")),
         cwd=ROOT,
         capture_output=True,
         text=True,

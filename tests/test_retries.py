@@ -4,9 +4,7 @@ that failed on such an answer are run again, and a whole rehearsal ends as it do
 
 from __future__ import annotations
 
-import json
 import stat
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from istiofacts import catalog
 from kubesim import SimCluster
 from rehearsal import retry
 from rehearsal.cluster.base import Cluster
-from tests.runs import scenario
+from tests.runs import rehearse, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,31 +143,6 @@ def test_istioctl_is_not_run_again_after_a_real_error(tmp_path):
     assert not events
 
 
-def _rehearse(tmp_path: Path, *args: str) -> dict[str, Any]:
-    reports = tmp_path / "reports"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(ROOT / "suites"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--report-dir",
-            str(reports),
-            "--traffic-requests",
-            "5",
-            *args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return json.loads((reports / "latest" / "rehearsal.json").read_text())
-
-
 def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_path):
     source, target = catalog.default_pair()
     faults = tmp_path / "faults.yaml"
@@ -184,9 +157,17 @@ def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_
         )
     )
     plain = scenario("upgraded").record  # the same pair, at default settings, without faults
-    faulty = _rehearse(
-        tmp_path / "faulty", "--istio-from", source, "--istio-to", target, "--sim-faults", str(faults)
-    )
+    faulty = rehearse(
+        tmp_path / "faulty",
+        "--istio-from",
+        source,
+        "--istio-to",
+        target,
+        "--sim-faults",
+        str(faults),
+        timeout=900,
+        traffic_requests=5,
+    ).record
 
     def outline(data: dict[str, Any]) -> list[tuple[str, str]]:
         return [(s["name"], s["outcome"]) for s in data["steps"]]
