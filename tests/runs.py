@@ -1,9 +1,14 @@
-"""Rehearsal runs shared by the tests (one run per scenario per test session, as a user runs it).
+"""Rehearsal runs for the tests: the suites as a user runs them, in two tiers.
 
-Each scenario runs the suites once in a subprocess on the simulated cluster, at default settings except what
-the scenario is about; tests read the run folder it leaves (record, report, JUnit, artifacts). With
-pytest-xdist the workers share the runs: the first worker to need a scenario runs it under a file lock in the
-session's base temporary directory (which pytest removes in time), the others read what it left.
+- End to end (:func:`rehearse`, :func:`scenario`): ``python -m pytest suites`` in a subprocess on the
+  simulated cluster. Three scenarios (upgraded, rolled back, stopped at the precheck) run once per test
+  session at default settings except what the scenario is about; tests read the run folder each leaves
+  (record, report, JUnit, artifacts). With pytest-xdist the workers share them: the first worker to need a
+  scenario runs it under a file lock in the session's base temporary directory (which pytest removes in
+  time), the others read what it left. Tests that signal or kill a run start their own (tests/holds.py).
+- In process (:func:`in_process`, the ``suites_run`` fixture): the same command line run by pytester inside
+  the test's process, for the many variations (faults, options, existing clusters) that need a run of their
+  own but not a process of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from istiofacts import catalog
 
@@ -41,10 +48,38 @@ class Rehearsed:
     def record(self) -> dict:
         return json.loads((self.run_dir / "rehearsal.json").read_text())
 
+    @property
+    def data(self) -> dict:
+        """The record, or {} when the run wrote none (a usage error)."""
+        path = self.run_dir / "rehearsal.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+SUITES_ARGS = (str(ROOT / "suites"), "-q", "-p", "no:cacheprovider")
+
 
 def suites_argv(*args: str) -> list[str]:
     """The command line a user runs: the rehearsal suites under pytest, with ``args``."""
-    return [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider", *args]
+    return [sys.executable, "-m", "pytest", *SUITES_ARGS, *args]
+
+
+def in_process(pytester: pytest.Pytester, work: Path, *args: str, traffic_requests: int = 10) -> Rehearsed:
+    """The suites with ``args``, run by pytester in this process, reports under ``work``."""
+    reports = work / "reports"
+    result = pytester.runpytest_inprocess(
+        *SUITES_ARGS,
+        "--report-dir",
+        str(reports),
+        "--traffic-requests",
+        str(traffic_requests),
+        # The test's own timeout (pytest-timeout's alarm) covers the whole run; the run's must not reset it.
+        "-o",
+        "timeout=0",
+        *args,
+    )
+    return Rehearsed(
+        int(result.ret), result.stdout.str(), result.stderr.str(), (reports / "latest").resolve(), work
+    )
 
 
 def existing_cluster_args(work: Path, kubeconfig: Path) -> list[str]:

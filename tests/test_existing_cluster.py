@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,26 +156,19 @@ def staging(tmp_path: Path) -> Iterator[SimCluster]:
         yield cluster
 
 
-def rehearse(tmp_path: Path, kubeconfig: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    reports = tmp_path / "reports"
-    result = subprocess.run(
-        runs.suites_argv(
-            *runs.existing_cluster_args(tmp_path, kubeconfig),
-            "--istio-to",
-            TARGET,
-            "--report-dir",
-            str(reports),
-            "--traffic-requests",
-            "5",
-            *args,
-        ),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
+def rehearse(
+    suites_run: Callable[..., runs.Rehearsed], work: Path, kubeconfig: Path, *args: str
+) -> tuple[runs.Rehearsed, dict]:
+    """The suites against the cluster of ``kubeconfig`` (in process), with the run's record ({} if none)."""
+    result = suites_run(
+        work,
+        *runs.existing_cluster_args(work, kubeconfig),
+        "--istio-to",
+        TARGET,
+        *args,
+        traffic_requests=5,
     )
-    record = reports / "latest" / "rehearsal.json"
-    return result, json.loads(record.read_text()) if record.exists() else {}
+    return result, result.data
 
 
 def snapshot(cluster: SimCluster) -> dict[str, Any]:
@@ -253,9 +246,9 @@ def step(data: dict, name: str) -> dict:
 
 
 def test_an_upgrade_keeps_the_installed_settings_leaves_no_trace_and_rolls_back_only_as_a_downgrade(
-    tmp_path, staging
+    tmp_path, staging, suites_run
 ):
-    result, data = rehearse(tmp_path, staging.kubeconfig_path)
+    result, data = rehearse(suites_run, tmp_path, staging.kubeconfig_path)
     assert result.returncode == 0, result.stdout[-4000:]
     assert data["verdict"] == "upgraded" and data["from"] == SOURCE  # taken from the cluster, not a default
     detect = step(data, "detect installed mesh")
@@ -275,12 +268,12 @@ def test_an_upgrade_keeps_the_installed_settings_leaves_no_trace_and_rolls_back_
     _roll_back_as_a_downgrade(tmp_path, data)
 
 
-def test_a_failed_upgrade_rolls_back_to_exactly_what_was_there(tmp_path, staging):
+def test_a_failed_upgrade_rolls_back_to_exactly_what_was_there(tmp_path, staging, suites_run):
     before = snapshot(staging)
     faults = tmp_path / "faults.yaml"
     faults.write_text(f"faults:\n  - type: proxy-reject\n    image: docker.io/istio/proxyv2:{TARGET}\n")
     staging.faults.extend(__import__("kubesim").Faults.from_file(faults))
-    result, data = rehearse(tmp_path, staging.kubeconfig_path)
+    result, data = rehearse(suites_run, tmp_path, staging.kubeconfig_path)
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
     after = snapshot(staging)
@@ -296,16 +289,16 @@ def _context_renamed(kubeconfig: Path, name: str, target: Path) -> Path:
     return target
 
 
-def test_refusals_stop_before_any_change(tmp_path, staging):
+def test_refusals_stop_before_any_change(tmp_path, staging, suites_run):
     before = snapshot(staging)
     wrong = SOURCE if False else next(v for v in catalog.known_versions() if v != SOURCE)
-    result, data = rehearse(tmp_path / "a", staging.kubeconfig_path, "--istio-from", wrong)
+    result, data = rehearse(suites_run, tmp_path / "a", staging.kubeconfig_path, "--istio-from", wrong)
     assert result.returncode != 0
     assert f"--istio-from {wrong} does not match the cluster, which runs Istio {SOURCE}" in result.stdout
     assert data["verdict"] == "failed"
 
     production = _context_renamed(staging.kubeconfig_path, "production-eu", tmp_path / "prod.kubeconfig")
-    result, data = rehearse(tmp_path / "b", production)
+    result, data = rehearse(suites_run, tmp_path / "b", production)
     assert result.returncode == 4 and not data
     assert "context 'production-eu' does not look like a cluster meant for rehearsals" in result.stderr
     assert "--allow-context" in result.stderr
@@ -322,7 +315,7 @@ def test_refusals_stop_before_any_change(tmp_path, staging):
     other.acquire()
     try:
         held_before = snapshot(staging)
-        result, data = rehearse(tmp_path / "c", staging.kubeconfig_path)
+        result, data = rehearse(suites_run, tmp_path / "c", staging.kubeconfig_path)
         assert result.returncode != 0
         assert (
             "another rehearsal is running on this cluster" in result.stdout
@@ -371,7 +364,7 @@ def _roll_back_as_a_downgrade(tmp_path: Path, data: dict[str, Any]) -> None:
     assert record["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 
-def test_the_users_own_apps_and_probe_replace_the_sample_apps(tmp_path, staging):
+def test_the_users_own_apps_and_probe_replace_the_sample_apps(tmp_path, staging, suites_run):
     apps = tmp_path / "apps"
     apps.mkdir()
     labels = {"app": "web"}
@@ -438,6 +431,7 @@ def test_the_users_own_apps_and_probe_replace_the_sample_apps(tmp_path, staging)
     ]
     (apps / "storefront.yaml").write_text(yaml.safe_dump_all(docs))
     result, data = rehearse(
+        suites_run,
         tmp_path,
         staging.kubeconfig_path,
         "--apps",

@@ -327,6 +327,35 @@ def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
     }
 
 
+def test_a_proxy_whose_pod_is_gone_is_leaving_not_skew_and_not_part_of_the_mesh_after(tmp_path):
+    # istiod lists a proxy until it sees the connection close, which may come after the pod is gone.
+    version_json = {
+        "meshVersion": [{"Component": "pilot", "Revision": "default", "Info": {"version": TARGET}}],
+        "dataPlaneVersion": [
+            {"ID": "echo-7d4f8c9b6-new12.rehearsal-apps", "IstioVersion": TARGET, "Type": "sidecar"},
+            {"ID": "echo-5c6b7a8d9-old34.rehearsal-apps", "IstioVersion": SOURCE, "Type": "sidecar"},
+        ],
+    }
+    target = fake_istioctl(
+        tmp_path, TARGET, [{"when": ["version", "-o", "json"], "stdout": json.dumps(version_json)}]
+    )
+    proxy = {"name": "istio-proxy", "image": f"{default_hub(TARGET)}/proxyv2:{TARGET}"}
+    running = {
+        "metadata": {"name": "echo-7d4f8c9b6-new12", "namespace": "rehearsal-apps"},
+        "spec": {"containers": [proxy]},
+    }
+    ctx = context(tmp_path, [], target=target, objects={"Pod": [running]})
+    observed, findings = validate.version_findings(ctx, target, TARGET)
+    assert findings == []
+    assert observed["leaving"] == {"echo-5c6b7a8d9-old34.rehearsal-apps": SOURCE}
+    after = validate.versions_after(ctx, target)
+    assert after == {
+        "control_plane": [TARGET],
+        "data_plane": {"echo-7d4f8c9b6-new12.rehearsal-apps": TARGET},
+        "pod_specs": {"echo-7d4f8c9b6-new12.rehearsal-apps": TARGET},
+    }
+
+
 def test_a_patch_newer_than_the_catalog_is_a_warning_on_real_clusters_and_refused_on_the_simulator(tmp_path):
     from rehearsal.settings import SettingsError
 

@@ -18,7 +18,7 @@ from kubesim import SimCluster
 from kubesim.faults import PodMatch, ReadinessFault
 from kubesim.istio import addon
 from rehearsal.kube import Kube
-from tests.runs import existing_cluster_args, rehearse
+from tests.runs import existing_cluster_args
 
 SECRET = "PLANTED-s3cret-Value-7f3a9c"
 MARKUP = "<script>alert('x')</script><img src=x onerror=alert(1)>"
@@ -101,13 +101,13 @@ def elements(document: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
     return found
 
 
-def test_no_secret_leaks_and_no_markup_reaches_the_report_unescaped(tmp_path):
+def test_no_secret_leaks_and_no_markup_reaches_the_report_unescaped(tmp_path, suites_run):
     source, target = catalog.default_pair()
     with SimCluster(time_scale=0, kubeconfig=tmp_path / "kubeconfig", addons=[addon]) as cluster:
         plant(cluster, source)
         # Never ready, whatever the moment a wait looks: the failure is the crash loop and its log lines.
         cluster.faults.add(ReadinessFault(PodMatch(namespace=APPS, label_selector="app=leaky"), never=True))
-        run = rehearse(tmp_path, *existing_cluster_args(tmp_path, cluster.kubeconfig_path))
+        run = suites_run(tmp_path, *existing_cluster_args(tmp_path, cluster.kubeconfig_path))
     record = run.record
     assert record["verdict"] is not None, run.stdout[-3000:]
     # The planted app failed the upgrade in its own words, so its log and event were gathered.

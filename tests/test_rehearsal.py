@@ -1,4 +1,5 @@
-"""The rehearsal end to end: the suites run as a user runs them (pytest in a subprocess) on the simulator."""
+"""The rehearsal as a user runs it: the suites on the simulator, at default settings (the shared end-to-end
+scenarios of tests/runs.py) and with each variation a user may bring (run in process, ``suites_run``)."""
 
 from __future__ import annotations
 
@@ -48,13 +49,6 @@ PRODUCTION_WORLD = [
 ]
 
 
-def rehearse(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[runs.Rehearsed, dict]:
-    """One rehearsal as a user runs it (tests/runs.py), with its record ({} when none was written)."""
-    result = runs.rehearse(tmp_path, *args, timeout=timeout)
-    record = result.run_dir / "rehearsal.json"
-    return result, json.loads(record.read_text()) if record.exists() else {}
-
-
 def sets(values: list[str]) -> list[str]:
     return [arg for v in values for arg in ("--set", v)]
 
@@ -70,8 +64,8 @@ def step(data: dict, name: str) -> dict:
         (NEWEST[1], NEWEST[2], "istioctl"),
     ],
 )
-def test_happy_path_with_production_settings(tmp_path, source, target, strategy):
-    result, data = rehearse(
+def test_happy_path_with_production_settings(tmp_path, source, target, strategy, suites_run):
+    result = suites_run(
         tmp_path,
         "--istio-from",
         source,
@@ -82,6 +76,7 @@ def test_happy_path_with_production_settings(tmp_path, source, target, strategy)
         *sets(PRODUCTION),
         *PRODUCTION_WORLD,
     )
+    data = result.data
     assert result.returncode == 0, result.stdout[-3000:]
     assert data["verdict"] == "upgraded" and (data["from"], data["to"], data["strategy"]) == (
         source,
@@ -146,9 +141,9 @@ def test_unpullable_target_image_rolls_back():
     assert step(data, "rollback: verify")["outcome"] == "passed"
 
 
-def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_path):
+def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_path, suites_run):
     # Removed in 1.24: the source (1.23) accepts it, the target rejects it.
-    result, data = rehearse(
+    result = suites_run(
         tmp_path,
         "--istio-from",
         newest("1.23"),
@@ -159,6 +154,7 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
         "--set",
         "values.global.autoscalingv2API=true",
     )
+    data = result.data
     assert result.returncode != 0 and data["verdict"] == "failed"
     precheck = step(data, "precheck")
     assert precheck["outcome"] == "failed"
@@ -168,7 +164,7 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
     assert data["rollback"]["ran"] is False and data["rollback"]["verified"]
 
 
-def test_api_failing_during_apply_rolls_back(tmp_path):
+def test_api_failing_during_apply_rolls_back(tmp_path, suites_run):
     faults = tmp_path / "faults.yaml"
     # The dry run patches istiod's Deployment first (let through), then the apply: that one keeps failing for
     # longer than its retries may take (5 s of capped backoff from 0.2 s allow at most 5 attempts).
@@ -176,7 +172,8 @@ def test_api_failing_during_apply_rolls_back(tmp_path):
         "faults:\n  - type: api-error\n    verb: patch\n    resource: deployments\n"
         "    namespace: istio-system\n    name: istiod\n    code: 500\n    skip: 1\n    times: 10\n"
     )
-    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    result = suites_run(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    data = result.data
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "Internal error occurred: rehearsal-sim: injected fault" in step(data, "apply")["reason"]
     retries = [e for e in step(data, "apply")["evidence"] if e.get("title") == "retry"]
@@ -184,22 +181,24 @@ def test_api_failing_during_apply_rolls_back(tmp_path):
     assert data["rollback"]["verified"]
 
 
-def test_istiod_never_ready_rolls_back(tmp_path):
+def test_istiod_never_ready_rolls_back(tmp_path, suites_run):
     faults = tmp_path / "faults.yaml"
     faults.write_text(
         f"faults:\n  - type: readiness\n    image: {default_hub(TARGET)}/pilot:{TARGET}\n    never: true\n"
     )
-    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    result = suites_run(tmp_path, "--sim-faults", str(faults), "--step-timeout", "5")
+    data = result.data
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert step(data, "restart control plane")["outcome"] == "failed"
     assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 
-def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path):
+def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path, suites_run):
     # Every step succeeds, but the upgraded sidecars reset inbound requests: only the traffic check sees it.
     faults = tmp_path / "faults.yaml"
     faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {default_hub(TARGET)}/proxyv2:{TARGET}\n")
-    result, data = rehearse(tmp_path, "--sim-faults", str(faults))
+    result = suites_run(tmp_path, "--sim-faults", str(faults))
+    data = result.data
     assert result.returncode != 0
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert "test_traffic_flows_through_the_ingress_from_upgraded_proxies" in data["failure"]
@@ -220,16 +219,17 @@ def test_traffic_failing_after_the_upgrade_rolls_back(tmp_path):
         (["--set", "novalue"], "--set novalue: expected KEY=VALUE"),
     ],
 )
-def test_bad_options_are_usage_errors_and_touch_nothing(tmp_path, args, message):
-    result, data = rehearse(tmp_path, *args, timeout=60)
+def test_bad_options_are_usage_errors_and_touch_nothing(tmp_path, args, message, suites_run):
+    result = suites_run(tmp_path, *args)
+    data = result.data
     assert result.returncode == 4
     assert message in result.stderr
     assert not data
 
 
-def test_a_mistyped_registry_fails_the_rehearsal_with_err_image_pull(tmp_path):
+def test_a_mistyped_registry_fails_the_rehearsal_with_err_image_pull(tmp_path, suites_run):
     # The user's registry exists, but the plan names a host that does not: pulls fail as on any node.
-    result, data = rehearse(
+    result = suites_run(
         tmp_path,
         "--apps-registry",
         "registry.exmaple.com/mirror",
@@ -238,6 +238,7 @@ def test_a_mistyped_registry_fails_the_rehearsal_with_err_image_pull(tmp_path):
         "--step-timeout",
         "5",
     )
+    data = result.data
     assert result.returncode != 0 and data["verdict"] == "failed"
     reason = step(data, "deploy sample apps")["reason"]
     assert "ErrImagePull" in reason or "ImagePullBackOff" in reason, reason
@@ -314,8 +315,9 @@ def sim_core(sim):
     return client.CoreV1Api(config.new_client_from_config(config_file=str(sim.kubeconfig_path)))
 
 
-def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path):
-    result, data = rehearse(tmp_path, "--rollback", "always")
+def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path, suites_run):
+    result = suites_run(tmp_path, "--rollback", "always")
+    data = result.data
     assert result.returncode == 0, result.stdout[-2000:]
     assert data["verdict"] == "upgraded"
     assert data["rollback"]["ran"] and data["rollback"]["verified"]
@@ -323,10 +325,11 @@ def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path):
     assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 
-def test_rollback_never_leaves_a_failed_upgrade_in_place(tmp_path):
+def test_rollback_never_leaves_a_failed_upgrade_in_place(tmp_path, suites_run):
     faults = tmp_path / "faults.yaml"
     faults.write_text(f"faults:\n  - type: proxy-reject\n    image: {default_hub(TARGET)}/proxyv2:{TARGET}\n")
-    result, data = rehearse(tmp_path, "--sim-faults", str(faults), "--rollback", "never")
+    result = suites_run(tmp_path, "--sim-faults", str(faults), "--rollback", "never")
+    data = result.data
     assert result.returncode != 0
     assert data["verdict"] == "failed" and data["rollback"]["ran"] is False
     assert "--rollback never" in data["rollback"]["reason"]

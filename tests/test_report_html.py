@@ -15,7 +15,7 @@ import pytest
 
 from istiofacts import catalog
 from rehearsal.report import html as report_html
-from tests.runs import ROOT, rehearse, scenario, suites_argv
+from tests.runs import ROOT, scenario, suites_argv
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -141,28 +141,28 @@ def test_terminal_shows_a_line_per_step_then_verdict_cause_and_report_once():
         ("set: profile=default\n", "set must be a list of KEY=VALUE strings"),
     ],
 )
-def test_a_bad_config_file_is_one_line_naming_the_key(tmp_path, content, message):
+def test_a_bad_config_file_is_one_line_naming_the_key(tmp_path, content, message, suites_run):
     config = tmp_path / "config.yaml"
     config.write_text(content)
-    result = rehearse(tmp_path, "--rehearsal-config", str(config), timeout=120)
+    result = suites_run(tmp_path, "--rehearsal-config", str(config))
     assert result.returncode == 4 and message in result.stderr
     assert "INTERNALERROR" not in result.stderr + result.stdout
     assert not (tmp_path / "reports").exists()
 
 
-def test_a_faults_file_with_a_wrong_type_is_one_line(tmp_path):
+def test_a_faults_file_with_a_wrong_type_is_one_line(tmp_path, suites_run):
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n  - type: api-error\n    verb: get\n    resource: pods\n    times: many\n")
-    result = rehearse(tmp_path, "--sim-faults", str(faults), timeout=120)
+    result = suites_run(tmp_path, "--sim-faults", str(faults))
     assert result.returncode == 4 and "--sim-faults" in result.stderr and "many" in result.stderr
     assert "INTERNALERROR" not in result.stderr + result.stdout
 
 
-def test_a_downgrade_is_named_as_one_with_the_catalogs_policy(tmp_path):
+def test_a_downgrade_is_named_as_one_with_the_catalogs_policy(tmp_path, suites_run):
     from istiofacts import catalog
 
     source, target = catalog.default_pair()
-    result = rehearse(tmp_path, "--istio-from", target, "--istio-to", source, timeout=120)
+    result = suites_run(tmp_path, "--istio-from", target, "--istio-to", source)
     assert result.returncode == 4
     assert f"--istio-to {source} is older than --istio-from {target}: that is a downgrade" in result.stderr
     assert "a downgrade may go back at most one minor" in result.stderr

@@ -15,7 +15,7 @@ from istiofacts import catalog
 from kubesim import SimCluster
 from rehearsal import retry
 from rehearsal.cluster.base import Cluster
-from tests.runs import rehearse, scenario
+from tests.runs import scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +143,7 @@ def test_istioctl_is_not_run_again_after_a_real_error(tmp_path):
     assert not events
 
 
-def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_path):
+def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_path, suites_run):
     source, target = catalog.default_pair()
     faults = tmp_path / "faults.yaml"
     # 429, 500, 503 and 504 each answer one request in forty of the harness's own (one in ten in all,
@@ -157,7 +157,7 @@ def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_
         )
     )
     plain = scenario("upgraded").record  # the same pair, at default settings, without faults
-    faulty = rehearse(
+    faulty = suites_run(
         tmp_path / "faulty",
         "--istio-from",
         source,
@@ -165,7 +165,6 @@ def test_a_rehearsal_with_one_request_in_ten_failing_ends_as_without_faults(tmp_
         target,
         "--sim-faults",
         str(faults),
-        timeout=900,
         traffic_requests=5,
     ).record
 

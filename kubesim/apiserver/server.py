@@ -43,6 +43,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         self.requests_served = 0
         self.request_counts: dict[tuple[str, str, int], int] = {}
         self._count_lock = threading.Lock()
+        self._connections: set[ssl.SSLSocket] = set()
         super().__init__(("127.0.0.1", 0), Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -56,11 +57,28 @@ class ApiHTTPServer(ThreadingHTTPServer):
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
+        with self._count_lock:
+            self._connections.add(tls)
         try:
             self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]  # typeshed wants Self
         finally:
+            with self._count_lock:
+                self._connections.discard(tls)
             try:
                 tls.close()
+            except OSError:
+                pass
+
+    def server_close(self) -> None:
+        """Stop listening and end every open connection, as a stopping kube-apiserver does: a client's idle
+        keep-alive connection must not keep a handler thread waiting in a process that goes on running (the
+        harness, a test session)."""
+        super().server_close()
+        with self._count_lock:
+            open_now = list(self._connections)
+        for tls in open_now:
+            try:
+                tls.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 

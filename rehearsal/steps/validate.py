@@ -54,6 +54,22 @@ def version_findings(ctx: Rehearsal, istioctl: Istioctl, version: str) -> tuple[
     """Control plane and every proxy that will remain (istioctl's view and the pod specs, containers and
     initContainers alike) at ``version``. Pods still shutting down are waited for first (bounded), and a
     proxy whose pod is still terminating at the end of that wait is reported apart, not as skew."""
+    observed = settled_versions(ctx, istioctl)
+    findings = []
+    if observed["control_plane"] != [version]:
+        findings.append(f"control plane runs {observed['control_plane'] or 'nothing ready'}, not {version}")
+    for proxy, v in sorted(observed["data_plane"].items()):
+        if v != version and proxy not in observed["leaving"]:
+            findings.append(f"proxy {proxy} reports {v}")
+    for pod, v in sorted(observed["pod_specs"].items()):
+        if v != version:
+            findings.append(f"pod {pod} has istio-proxy image tag {v}")
+    return observed, findings
+
+
+def settled_versions(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
+    """:func:`~rehearsal.steps.mesh.observe_versions` once pods shutting down are gone (bounded), with the
+    proxies that are leaving under ``leaving`` (see :func:`settle_terminating_pods`)."""
     settled = settle_terminating_pods(ctx, ctx.settings.timeout)
     observed = observe_versions(ctx, istioctl)
     observed["settled"] = settled
@@ -64,18 +80,20 @@ def version_findings(ctx: Rehearsal, istioctl: Istioctl, version: str) -> tuple[
         for p in ctx.objects("v1", "Pod")
         if not p["metadata"].get("deletionTimestamp")
     }
-    leaving = {p for p in observed["data_plane"] if p not in remaining}
-    observed["leaving"] = {p: v for p, v in observed["data_plane"].items() if p in leaving}
-    findings = []
-    if observed["control_plane"] != [version]:
-        findings.append(f"control plane runs {observed['control_plane'] or 'nothing ready'}, not {version}")
-    for proxy, v in sorted(observed["data_plane"].items()):
-        if v != version and proxy not in leaving:
-            findings.append(f"proxy {proxy} reports {v}")
-    for pod, v in sorted(observed["pod_specs"].items()):
-        if v != version:
-            findings.append(f"pod {pod} has istio-proxy image tag {v}")
-    return observed, findings
+    observed["leaving"] = {p: v for p, v in observed["data_plane"].items() if p not in remaining}
+    return observed
+
+
+def versions_after(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
+    """The versions a run's record keeps as the mesh after a change: those of :func:`settled_versions`,
+    without the proxies that are leaving (an old pod's proxy still connected to istiod while its pod shuts
+    down is not part of the upgraded mesh, and an auditor would read it as skew)."""
+    observed = settled_versions(ctx, istioctl)
+    return {
+        "control_plane": observed["control_plane"],
+        "data_plane": {p: v for p, v in observed["data_plane"].items() if p not in observed["leaving"]},
+        "pod_specs": observed["pod_specs"],
+    }
 
 
 def pod_health_findings(ctx: Rehearsal, restarts_before: dict[str, int]) -> list[str]:
