@@ -275,7 +275,9 @@ def test_verify_install_gets_the_plan_as_a_file_never_set(tmp_path):
 
 
 # -- which proxy answered: the echo app's hostname joined with the pod spec and istioctl's view --------------
-def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
+def version_istioctl(tmp_path: Path, proxies: dict[str, str]) -> Istioctl:
+    """A target istioctl whose ``version -o json`` (shaped as pkg/version prints it) reports istiod at the
+    target and these proxies (``name.namespace``: version)."""
     version_json = {
         "clientVersion": {
             "version": TARGET,
@@ -286,30 +288,40 @@ def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
         },
         "meshVersion": [{"Component": "pilot", "Revision": "default", "Info": {"version": TARGET}}],
         "dataPlaneVersion": [
-            {"ID": "echo-7d4f8c9b6-abcde.rehearsal-apps", "IstioVersion": TARGET, "Type": "sidecar"},
-            {"ID": "echo-7d4f8c9b6-fghij.rehearsal-apps", "IstioVersion": SOURCE, "Type": "sidecar"},
+            {"ID": proxy, "IstioVersion": version, "Type": "sidecar"} for proxy, version in proxies.items()
         ],
     }
-    target = fake_istioctl(
+    return fake_istioctl(
         tmp_path, TARGET, [{"when": ["version", "-o", "json"], "stdout": json.dumps(version_json)}]
     )
-    hub = default_hub(TARGET)
 
-    def pod(name: str, tag: str, native: bool) -> dict[str, Any]:
-        proxy = {"name": "istio-proxy", "image": f"{hub}/proxyv2:{tag}"}
-        spec = {"containers": [{"name": "echo", "image": "docker.io/mendhak/http-https-echo:37"}]}
-        if native:  # 1.27+ on Kubernetes 1.33+: the proxy is a restartable init container
-            spec["initContainers"] = [dict(proxy, restartPolicy="Always")]
-        else:
-            spec["containers"].append(proxy)
-        return {"metadata": {"name": name, "namespace": "rehearsal-apps"}, "spec": spec}
 
+def echo_pod(name: str, tag: str, native: bool) -> dict[str, Any]:
+    """An echo pod of the sample apps with its proxy at ``tag``, injected as a sidecar container or (1.27+ on
+    Kubernetes 1.33+) as a restartable init container."""
+    proxy = {"name": "istio-proxy", "image": f"{default_hub(TARGET)}/proxyv2:{tag}"}
+    spec: dict[str, Any] = {"containers": [{"name": "echo", "image": "docker.io/mendhak/http-https-echo:37"}]}
+    if native:
+        spec["initContainers"] = [dict(proxy, restartPolicy="Always")]
+    else:
+        spec["containers"].append(proxy)
+    return {"metadata": {"name": name, "namespace": "rehearsal-apps"}, "spec": spec}
+
+
+def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
+    target = version_istioctl(
+        tmp_path,
+        {"echo-7d4f8c9b6-abcde.rehearsal-apps": TARGET, "echo-7d4f8c9b6-fghij.rehearsal-apps": SOURCE},
+    )
     ctx = context(
         tmp_path,
         [],
         target=target,
         objects={
-            "Pod": [pod("echo-7d4f8c9b6-abcde", TARGET, True), pod("echo-7d4f8c9b6-fghij", SOURCE, False)]
+            "Pod": [
+                echo_pod("echo-7d4f8c9b6-abcde", TARGET, True),
+                echo_pod("echo-7d4f8c9b6-fghij", SOURCE, False),
+            ]
         },
     )
     seen = validate.answering_proxies(ctx, target, {"echo-7d4f8c9b6-abcde": 3, "echo-7d4f8c9b6-fghij": 2})
@@ -329,22 +341,13 @@ def test_answering_proxies_join_pod_specs_and_istioctls_view(tmp_path):
 
 def test_a_proxy_whose_pod_is_gone_is_leaving_not_skew_and_not_part_of_the_mesh_after(tmp_path):
     # istiod lists a proxy until it sees the connection close, which may come after the pod is gone.
-    version_json = {
-        "meshVersion": [{"Component": "pilot", "Revision": "default", "Info": {"version": TARGET}}],
-        "dataPlaneVersion": [
-            {"ID": "echo-7d4f8c9b6-new12.rehearsal-apps", "IstioVersion": TARGET, "Type": "sidecar"},
-            {"ID": "echo-5c6b7a8d9-old34.rehearsal-apps", "IstioVersion": SOURCE, "Type": "sidecar"},
-        ],
-    }
-    target = fake_istioctl(
-        tmp_path, TARGET, [{"when": ["version", "-o", "json"], "stdout": json.dumps(version_json)}]
+    target = version_istioctl(
+        tmp_path,
+        {"echo-7d4f8c9b6-new12.rehearsal-apps": TARGET, "echo-5c6b7a8d9-old34.rehearsal-apps": SOURCE},
     )
-    proxy = {"name": "istio-proxy", "image": f"{default_hub(TARGET)}/proxyv2:{TARGET}"}
-    running = {
-        "metadata": {"name": "echo-7d4f8c9b6-new12", "namespace": "rehearsal-apps"},
-        "spec": {"containers": [proxy]},
-    }
-    ctx = context(tmp_path, [], target=target, objects={"Pod": [running]})
+    ctx = context(
+        tmp_path, [], target=target, objects={"Pod": [echo_pod("echo-7d4f8c9b6-new12", TARGET, False)]}
+    )
     observed, findings = validate.version_findings(ctx, target, TARGET)
     assert findings == []
     assert observed["leaving"] == {"echo-5c6b7a8d9-old34.rehearsal-apps": SOURCE}
