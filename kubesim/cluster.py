@@ -338,6 +338,21 @@ class SimCluster:
     def settle(self, timeout: float = 30.0) -> None:
         self.manager.settle(timeout)
 
+    def pass_time(self, seconds: float, step: float = 1.0, until: Callable[[], bool] | None = None) -> None:
+        """With a manual clock (tests): move it ``seconds`` forward, ``step`` at a time, letting controllers
+        and kubelets act on what is due (``settle``) before the first move and after each; stop early once
+        ``until()`` holds after a settle."""
+        if not self.clock.manual:
+            raise RuntimeError(
+                "pass_time needs a manual clock (SimClock.manual_clock()); this one runs itself"
+            )
+        self.settle()
+        moved = 0.0
+        while moved < seconds and not (until is not None and until()):
+            self.clock.advance(step)
+            self.settle()
+            moved += step
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
         """Block until ``predicate()`` is truthy; woken by every change, bounded by ``timeout``."""
         deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from kubesim import Faults, FaultSpecError, SimClock, SimCluster
 from kubesim.controllers.workloads import pod_ready
 
 from .test_sim_client import deployment
-from .test_sim_rollouts import _advance, _available, _create, _pods
+from .test_sim_rollouts import _available, _create, _pods
 
 
 def test_image_pull_fault_fails_an_existing_image(sim_cluster):
@@ -79,13 +79,13 @@ def test_slow_and_never_ready_pods():
         cluster.faults.delay_ready(never=True, label_selector="app=stuck")
         _create(cluster, deployment("slow", replicas=1))
         _create(cluster, deployment("stuck", replicas=1))
-        _advance(cluster, 10)
+        cluster.pass_time(10, step=0.5)
         assert _pods(cluster, "slow")[0]["status"]["phase"] == "Running"
         assert not pod_ready(_pods(cluster, "slow")[0])
-        _advance(cluster, 12)
+        cluster.pass_time(12, step=0.5)
         assert pod_ready(_pods(cluster, "slow")[0])
         assert _available(cluster, "slow", 1)
-        _advance(cluster, 60, step=5)
+        cluster.pass_time(60, step=5)
         stuck = _pods(cluster, "stuck")[0]
         assert stuck["status"]["phase"] == "Running" and not pod_ready(stuck)
         assert not _available(cluster, "stuck", 1)
@@ -95,7 +95,7 @@ def test_crash_loop_restarts_with_back_off_and_keeps_previous_logs():
     with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
         cluster.faults.crash_loop(after=2, exit_code=3, label_selector="app=crashy")
         _create(cluster, deployment("crashy", replicas=1))
-        _advance(cluster, 5)
+        cluster.pass_time(5, step=0.5)
         status = _pods(cluster, "crashy")[0]["status"]["containerStatuses"][0]
         assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
         assert status["state"]["waiting"]["message"].startswith(
@@ -103,7 +103,7 @@ def test_crash_loop_restarts_with_back_off_and_keeps_previous_logs():
         )
         assert status["lastState"]["terminated"]["exitCode"] == 3
         assert status["restartCount"] == 1
-        _advance(cluster, 40, step=1)
+        cluster.pass_time(40, step=1)
         status = _pods(cluster, "crashy")[0]["status"]["containerStatuses"][0]
         assert status["restartCount"] >= 3
         events = {e["reason"] for e in cluster.store.items(("", "events"), "default")}

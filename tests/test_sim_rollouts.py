@@ -38,12 +38,6 @@ def _available(cluster: SimCluster, name: str, want: int) -> bool:
     )
 
 
-def _advance(cluster: SimCluster, seconds: float, step: float = 0.5) -> None:
-    for _ in range(int(seconds / step)):
-        cluster.clock.advance(step)
-        cluster.settle()
-
-
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_max_unavailable_zero_never_drops_below_replicas(replicas):
     with SimCluster(time_scale=0.002, system_workloads=False) as cluster:
@@ -101,7 +95,7 @@ def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
         body = deployment("broken", replicas=1, image="docker.io/library/does-not-exist:1.0")
         body["spec"]["progressDeadlineSeconds"] = 30
         _create(cluster, body)
-        _advance(cluster, 3)
+        cluster.pass_time(3, step=0.5)
         pod = _pods(cluster, "broken")[0]
         waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
         assert waiting["reason"] == "ImagePullBackOff"
@@ -119,14 +113,14 @@ def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
             "require authorization: server message: insufficient_scope: authorization failed",
         ) in events
         assert ("Failed", "Error: ErrImagePull") in events and ("Failed", "Error: ImagePullBackOff") in events
-        _advance(cluster, 40, step=2)
+        cluster.pass_time(40, step=2)
         status = cluster.store.get(("apps", "deployments"), "default", "broken")["status"]
         progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
         assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
         assert status.get("availableReplicas", 0) == 0
         # The image appears in the registry: the next back-off retry pulls it and the pod starts.
         cluster.registry.add_image("docker.io/library/does-not-exist:1.0", program="pause")
-        _advance(cluster, 330, step=10)
+        cluster.pass_time(330, step=10)
         assert pod_ready(_pods(cluster, "broken")[0])
 
 
@@ -313,7 +307,7 @@ def test_a_missing_service_account_keeps_pods_from_being_created_until_it_exists
         body = deployment("needs-sa", replicas=1)
         body["spec"]["template"]["spec"]["serviceAccountName"] = "app-sa"
         _create(cluster, body)
-        _advance(cluster, 2)
+        cluster.pass_time(2, step=0.5)
         assert _pods(cluster, "needs-sa") == []
         events = [
             e for e in cluster.store.items(("", "events"), "default") if e.get("reason") == "FailedCreate"
@@ -323,5 +317,5 @@ def test_a_missing_service_account_keeps_pods_from_being_created_until_it_exists
             in events[0]["message"]
         )
         _create(cluster, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app-sa"}})
-        _advance(cluster, 10)  # the ReplicaSet controller tries again
+        cluster.pass_time(10, step=0.5)  # the ReplicaSet controller tries again
         assert len(_pods(cluster, "needs-sa")) == 1

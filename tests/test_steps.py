@@ -51,17 +51,6 @@ def _client(cluster: SimCluster) -> Any:
     return config.new_client_from_config(config_file=str(cluster.kubeconfig_path))
 
 
-def pass_time(cluster: SimCluster, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
-    """Move the simulated clock ``seconds`` forward a second at a time, letting the controllers and kubelet
-    act at each; stop early once ``until()`` holds."""
-    for _ in range(int(seconds)):
-        cluster.settle()
-        if until():
-            return
-        cluster.clock.advance(1.0)
-    cluster.settle()
-
-
 @pytest.fixture
 def planted(shared_cluster: SimCluster) -> Iterator[Callable[[list[Obj]], None]]:
     """``planted([...])`` applies objects; after the test they are deleted and time passes until they are
@@ -82,7 +71,7 @@ def planted(shared_cluster: SimCluster) -> Iterator[Callable[[list[Obj]], None]]
         pods = kube.resource("v1", "Pod")
         return not any(pods.get(namespace=ns).items for ns in (ISTIO_NS, APPS_NS))
 
-    pass_time(shared_cluster, 120, nothing_left)
+    shared_cluster.pass_time(120, until=nothing_left)
     assert nothing_left(), "the planted objects did not go away"
 
 
@@ -243,5 +232,5 @@ def test_pod_health_names_a_pod_until_the_kubelet_has_it_running_and_ready(share
     findings = validate.pod_health_findings(ctx, {})
     assert len(findings) == 1 and findings[0].startswith(f"{APPS_NS}/web-")
     assert "is Pending and not ready" in findings[0]
-    pass_time(shared_cluster, 60, lambda: not validate.pod_health_findings(ctx, {}))
+    shared_cluster.pass_time(60, until=lambda: not validate.pod_health_findings(ctx, {}))
     assert validate.pod_health_findings(ctx, {}) == []

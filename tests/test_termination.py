@@ -46,14 +46,6 @@ def state_of(cluster: SimCluster, name: str) -> dict[str, dict]:
     return {s["name"]: s["state"] for s in statuses}
 
 
-def advance(cluster: SimCluster, clock: SimClock, seconds: float, step: float = 0.5) -> None:
-    done = 0.0
-    while done < seconds:
-        clock.advance(step)
-        cluster.settle()
-        done += step
-
-
 @pytest.fixture
 def manual_cluster() -> Iterator[tuple[SimCluster, SimClock]]:
     clock = SimClock.manual_clock()
@@ -67,15 +59,15 @@ def test_a_pid_1_sleep_ignores_sigterm_for_the_whole_grace_period(manual_cluster
     echo = {"name": "app", "image": "docker.io/mendhak/http-https-echo:37"}
     cluster.api.create(cluster.api.type_of(*PODS), pod("sleeper", [sleeper], grace=30), "default")
     cluster.api.create(cluster.api.type_of(*PODS), pod("echo", [echo], grace=30), "default")
-    advance(cluster, clock, 5)
+    cluster.pass_time(5, step=0.5)
     assert "running" in state_of(cluster, "sleeper")["app"] and "running" in state_of(cluster, "echo")["app"]
     for name in ("sleeper", "echo"):
         cluster.api.delete(cluster.api.type_of(*PODS), "default", name)
-    advance(cluster, clock, 2)
+    cluster.pass_time(2, step=0.5)
     assert cluster.store.get(PODS, "default", "echo") is None  # the echo server exits on SIGTERM
-    advance(cluster, clock, 26)
+    cluster.pass_time(26, step=0.5)
     assert "running" in state_of(cluster, "sleeper")["app"]  # 28 s in: still running
-    advance(cluster, clock, 3)
+    cluster.pass_time(3, step=0.5)
     assert cluster.store.get(PODS, "default", "sleeper") is None  # SIGKILLed at 30 s
 
 
@@ -88,9 +80,9 @@ def test_native_sidecars_get_sigterm_only_after_the_app_exited(manual_cluster):
         "command": ["sh", "-c", "trap exit TERM; tail -f /dev/null"],
     }
     cluster.api.create(cluster.api.type_of(*PODS), pod("p", [app], [sidecar], grace=20), "default")
-    advance(cluster, clock, 5)
+    cluster.pass_time(5, step=0.5)
     cluster.api.delete(cluster.api.type_of(*PODS), "default", "p")
-    advance(cluster, clock, 10)
+    cluster.pass_time(10, step=0.5)
     states = state_of(cluster, "p")
     # The sidecar would exit at once on SIGTERM, but is not signalled while the app still runs.
     assert "running" in states["app"] and "running" in states["helper"]
@@ -100,7 +92,7 @@ def test_native_sidecars_get_sigterm_only_after_the_app_exited(manual_cluster):
         if e["reason"] == "Killing" and e["involvedObject"]["name"] == "p"
     ]
     assert killing == ["spec.containers{app}"]
-    advance(cluster, clock, 11)
+    cluster.pass_time(11, step=0.5)
     assert cluster.store.get(PODS, "default", "p") is None
 
 
