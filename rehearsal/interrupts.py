@@ -28,6 +28,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from . import exitcodes
 from .run import Run
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -65,7 +66,7 @@ class Interrupts:
                     f"to roll the cluster back, run:\n  {self.rollback_command()}\n"
                 )
             finally:
-                os._exit(130)
+                os._exit(exitcodes.STOPPED_AT_ONCE)
         if self.run.failure is None:
             self.run.failure = f"interrupted by {name}"  # saved by the safety net, not here
         self._say(

@@ -115,6 +115,19 @@ def _version(option: str, value: str, cluster: str, notes: list[str]) -> str:
     return version
 
 
+def _number(option: str, value: Any, kind: type[int] | type[float], what: str) -> float:
+    """A numeric option's value, or an error naming the option, the value and what it takes."""
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError(value)
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} {value!r}: not {what}") from None
+    if number != number or number in (float("inf"), float("-inf")):  # nan, inf
+        raise SettingsError(f"{option} {value!r}: not {what}")
+    return float(number)
+
+
 def load_plan(path: str) -> dict[str, Any]:
     try:
         return operator.load_file(path)
@@ -226,16 +239,19 @@ def resolve(values: dict[str, Any]) -> Settings:
             check_context_allowed(Path(str(kubeconfig)).expanduser(), v.get("context"), allow_context)
         except ClusterError as exc:
             raise SettingsError(str(exc)) from None
-    try:
-        scale = float(v.get("sim_time_scale", 0.0))
-        requests_n = int(v.get("traffic_requests", 50))
-        timeout = float(v.get("timeout", 300.0))
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"a numeric setting is not a number: {exc}") from None
+    scale = _number(
+        "--sim-time-scale", v.get("sim_time_scale", 0.0), float, "a number of wall seconds, e.g. 0.05"
+    )
+    requests_n = int(
+        _number("--traffic-requests", v.get("traffic_requests", 50), int, "a whole number, e.g. 50")
+    )
+    timeout = _number("--step-timeout", v.get("timeout", 300.0), float, "a number of seconds, e.g. 300")
     if scale < 0:
-        raise SettingsError("--sim-time-scale must be 0 or more")
+        raise SettingsError(f"--sim-time-scale {scale:g}: must be 0 or more")
     if requests_n < 1:
-        raise SettingsError("--traffic-requests must be at least 1")
+        raise SettingsError(f"--traffic-requests {requests_n}: must be at least 1")
+    if timeout <= 0:
+        raise SettingsError(f"--step-timeout {timeout:g}: must be more than 0 seconds")
     return Settings(
         cluster=cluster,
         kubeconfig=kubeconfig,

@@ -340,7 +340,7 @@ def _roll_back_as_a_downgrade(tmp_path: Path, data: dict[str, Any]) -> None:
         text=True,
         timeout=300,
     )
-    assert refused.returncode == 2
+    assert refused.returncode == 4  # a bad option: --downgrade is missing
     assert f"ended upgraded: rolling it back would downgrade Istio from {TARGET} to {SOURCE}" in (
         refused.stderr
     )

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from rehearsal import exitcodes
 from tests import holds
 
 
@@ -38,7 +39,7 @@ def test_sigint_mid_upgrade_rolls_back_releases_the_lease_and_writes_the_record(
         finally:
             held.release()
         out, err = run.communicate(timeout=900)
-        assert run.returncode != 0
+        assert run.returncode == exitcodes.INTERRUPTED, err[-2000:]
         folder = holds.run_dir(tmp_path)
         record = holds.record(folder)
         assert record["verdict"] == "rolled-back", (record.get("failure"), err[-2000:])
@@ -78,7 +79,7 @@ def test_a_second_interrupt_stops_at_once_and_prints_the_rollback_command(tmp_pa
         finally:
             held.release()
         folder = holds.run_dir(tmp_path)
-        assert run.returncode == 130, err[-2000:]
+        assert run.returncode == exitcodes.STOPPED_AT_ONCE, err[-2000:]
         assert f"python -m rehearsal rollback {folder}" in err
         journal = (folder / "journal.json").read_text()
         assert '"restore_backup"' in journal and '"done": false' in journal

@@ -86,7 +86,7 @@ def test_report_command_renders_the_page_again_from_the_record(tmp_path):
 
 def test_report_command_on_a_folder_without_a_record_is_one_line(tmp_path):
     result = _cli("report", str(tmp_path))
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 4 and len(result.stderr.strip().splitlines()) == 1
     assert "rehearsal.json" in result.stderr and not (tmp_path / "report.html").exists()
 
 

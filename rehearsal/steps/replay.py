@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import retry
+from .. import exitcodes, retry
 from ..cluster import ClusterError, KubeconfigProvider
 from ..journal import RollbackJournal
 from ..kube import Kube
@@ -34,7 +34,7 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
             "pass reports/<run-id>",
             file=sys.stderr,
         )
-        return 2
+        return exitcodes.BAD_OPTION
     settings = Settings.from_dict(json.loads(settings_path.read_text()))
     journal = RollbackJournal.load(journal_path)
     if not journal.pending(None):
@@ -52,14 +52,14 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
             f"this one left as it is), run: python -m rehearsal rollback --downgrade {run_dir}",
             file=sys.stderr,
         )
-        return 2
+        return exitcodes.BAD_OPTION
     if settings.cluster == "sim":
         print(
             "error: this run used the embedded simulated cluster, which ended with the run; there is nothing "
             "left to roll back",
             file=sys.stderr,
         )
-        return 1
+        return exitcodes.NOT_UPGRADED
     kubeconfig = (
         Path(str(settings.kubeconfig))
         if settings.cluster == "kubeconfig"
@@ -72,7 +72,7 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         ).provision(run_dir / "artifacts")
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.NOT_UPGRADED
     # A downgrade is a new rehearsal of its own: a new record next to the old one, which stays intact.
     run = Run(settings, run_dir.parent, None if upgraded else run_dir.name)
     run.cluster_name = cluster.stable_name
@@ -85,7 +85,7 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         lease.acquire()
     except LeaseHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.NOT_UPGRADED
     try:
         kube = Kube(cluster.api_client())
         istioctl_from = make_istioctl(
@@ -126,4 +126,4 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         print(f"  error: {line}")
     for name, items in (outcome.get("verification") or {}).get("findings", {}).items():
         print(f"  {name}: {'; '.join(items[:3])}")
-    return 0 if outcome["verified"] else 1
+    return exitcodes.UPGRADED if outcome["verified"] else exitcodes.NOT_UPGRADED
