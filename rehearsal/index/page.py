@@ -69,7 +69,7 @@ def trend(runs: list[Row]) -> str:
     nights = sorted({r.night for r in runs})
     if not nights:
         return "<p>No runs yet.</p>"
-    width, height, left, bottom, top = max(320, 60 + 48 * len(nights)), 220, 40, 40, 16
+    width, height, left, bottom, top = max(560, 60 + 48 * len(nights)), 220, 40, 40, 16
     plot = height - bottom - top
     most = max(sum(1 for r in runs if r.night == n) for n in nights)
     downtimes = {
