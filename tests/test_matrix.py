@@ -31,7 +31,7 @@ def test_every_supported_minor_to_newest_follows_the_catalogs_policy():
     pairs = matrix.every_supported_minor_to_newest(k8s)
     assert pairs and all(target == newest for _, target in pairs)
     sources = [source for source, _ in pairs]
-    # The newest patch of each minor that qualifies; no minor twice; each a supported upgrade on this Kubernetes.
+    # The newest patch of each minor that qualifies, no minor twice, each a supported upgrade here.
     assert len({catalog.minor_name(s) for s in sources}) == len(sources)
     for source in sources:
         assert catalog.upgrade_path_problem(source, newest) is None
