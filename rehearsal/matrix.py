@@ -14,8 +14,9 @@ versions, no downgrade, readable plan) and against the upgrade policy, before an
 line naming what is wrong, exit status 4.
 
 Without ``--run`` the command prints GitHub Actions' ``strategy.matrix`` JSON (``{"include": [...]}``), one
-object per entry with ``name``, ``from``, ``to``, ``strategy``, ``plan`` and the kind release the harness is
-pinned to (``kind_version``, from :mod:`rehearsal.cluster.kind`), which ``.github/workflows/rehearsal.yml``
+object per entry with ``name``, ``from``, ``to``, ``strategy``, ``plan``, the kind release the harness is
+pinned to (``kind_version``, from :mod:`rehearsal.cluster.kind`; the harness picks the node image itself) and
+the images the rehearsal on kind will load from Docker (``images``, for the job's registry mirror), which ``.github/workflows/rehearsal.yml``
 consumes. With ``--run -j N`` it rehearses the entries here on simulated clusters, N at a time, each in its
 own process (``python -m rehearsal run``, so each its own cluster) in its own session (a Ctrl-C here is passed
 on once to each, so each rolls back and reports; a second one stops them at once), each run folder under
@@ -43,6 +44,7 @@ from istiofacts import catalog
 from . import exitcodes
 from .cluster import kind
 from .settings import STRATEGIES, Settings, SettingsError, resolve
+from .steps.mesh import kind_images
 
 RULES = ("every-supported-minor-to-newest",)
 KEYS = ("pairs", "strategies", "plans")
@@ -73,6 +75,7 @@ class Entry:
     target: str
     strategy: str
     plan: str  # "" for none; relative to the current folder
+    images: tuple[str, ...] = ()  # what a rehearsal on kind pulls (rehearsal.steps.mesh.kind_images)
 
     def github(self) -> dict[str, str]:
         return {
@@ -82,6 +85,7 @@ class Entry:
             "strategy": self.strategy,
             "plan": self.plan,
             "kind_version": kind.KIND_VERSION,
+            "images": " ".join(self.images),
         }
 
     def options(self) -> list[str]:
@@ -182,13 +186,13 @@ def load(path: Path) -> list[Entry]:
         for strategy in strategies:
             for plan in plans:
                 try:
-                    resolve(
+                    settings = resolve(
                         {"istio_from": source, "istio_to": target, "strategy": strategy, "plan": plan or None}
                     )
                 except SettingsError as exc:
                     raise MatrixError(f"{path}: {exc}") from None
                 name = f"{source}-to-{target}-{strategy}" + (f"-{Path(plan).stem}" if plan else "")
-                entries.append(Entry(name, source, target, strategy, plan))
+                entries.append(Entry(name, source, target, strategy, plan, tuple(kind_images(settings))))
     if not entries:
         raise MatrixError(f"{path}: the matrix has no entries (no pairs, strategies or plans)")
     if len(entries) > GITHUB_MAX_JOBS:
