@@ -16,11 +16,13 @@ line naming what is wrong, exit status 4.
 Without ``--run`` the command prints GitHub Actions' ``strategy.matrix`` JSON (``{"include": [...]}``), one
 object per entry with ``name``, ``from``, ``to``, ``strategy``, ``plan``, the kind release the harness is
 pinned to (``kind_version``, from :mod:`rehearsal.cluster.kind`; the harness picks the node image itself) and
-the images the rehearsal on kind will load from Docker (``images``, for the job's registry mirror), which ``.github/workflows/rehearsal.yml``
-consumes. With ``--run -j N`` it rehearses the entries here on simulated clusters, N at a time, each in its
-own process (``python -m rehearsal run``, so each its own cluster) in its own session (a Ctrl-C here is passed
-on once to each, so each rolls back and reports; a second one stops them at once), each run folder under
-``--report-dir`` (default ``reports/matrix``), then writes one index over them (:mod:`rehearsal.index`).
+the images the rehearsal on kind will load from Docker (``images``, for the job's registry mirror), which
+``.github/workflows/rehearsal.yml`` consumes.
+
+With ``--run -j N`` it rehearses the entries here on simulated clusters, N at a time, each in its own process
+(``python -m rehearsal run``, so each its own cluster) and session (a Ctrl-C here is passed on once to each,
+so each rolls back and reports; a second one stops them at once), each run folder under ``--report-dir``
+(default ``reports/matrix``), then writes one index over them (:mod:`rehearsal.index`).
 """
 
 from __future__ import annotations
