@@ -52,14 +52,14 @@ def main(argv: list[str]) -> int:
         index = json.loads((out / "index.json").read_text())
     outcomes = summary["outcomes"]
     for outcome in outcomes:
-        print(
-            f"{outcome['verdict'] or 'no verdict':<14} {outcome['entry']['name']:<40} {outcome['seconds']:6.1f} s"
-        )
+        verdict, name = outcome["verdict"] or "no verdict", outcome["entry"]["name"]
+        print(f"{verdict:<14} {name:<40} {outcome['seconds']:6.1f} s")
     total = sum(o["seconds"] for o in outcomes)
     pairs = {(o["entry"]["source"], o["entry"]["target"]) for o in outcomes}
     print(
         f"matrix: {len(outcomes)} entries ({len(pairs)} pairs), {jobs} at a time: wall {wall:.1f} s "
-        f"(the runs' own {summary['wall_seconds']:.1f} s) against {total:.1f} s for the runs one after another "
+        f"(the runs' own {summary['wall_seconds']:.1f} s) against {total:.1f} s for the runs one after "
+        "another "
         f"({total / max(summary['wall_seconds'], 0.001):.2f}x); index lists {len(index['runs'])} runs; "
         f"exit status {result.returncode}"
     )
