@@ -96,18 +96,23 @@ def _skipping_a_minor() -> str:
         ("- just a list\n", "a matrix file is a mapping"),
     ],
 )
-def test_a_bad_matrix_file_is_one_line_naming_what_is_wrong(tmp_path, content, message):
+def test_a_bad_matrix_file_is_one_line_naming_what_is_wrong(tmp_path, capsys, content, message):
     path = tmp_path / "matrix.yaml"
     path.write_text(content)
-    result = _cli("matrix", str(path), "--run", "--report-dir", str(tmp_path / "out"))
-    assert result.returncode == exitcodes.BAD_OPTION
-    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    status = matrix.cli([str(path), "--run", "--report-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == exitcodes.BAD_OPTION
+    assert len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "out").exists()
 
 
-def test_a_misspelled_matrix_option_is_named():
-    result = _cli("matrix", str(EXAMPLE), "--rnu")
-    assert result.returncode == exitcodes.BAD_OPTION and "did you mean --run?" in result.stderr
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--rnu"], "did you mean --run?"), (["--run", "-j", "0"], "-j '0': not a whole number of rehearsals")],
+)
+def test_a_bad_matrix_option_is_named(capsys, args, message):
+    assert matrix.cli([str(EXAMPLE), *args]) == exitcodes.BAD_OPTION
+    assert message in capsys.readouterr().err
 
 
 def test_entries_run_at_most_n_at_a_time_each_in_its_own_process(tmp_path):
