@@ -231,6 +231,14 @@ class Outcome:
         return data
 
 
+class Interrupted(KeyboardInterrupt):
+    """The matrix run was interrupted; ``outcomes`` are those of the rehearsals that had started."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+
+
 Launch = Callable[[Entry, Path, list[str]], "subprocess.Popen[bytes]"]
 
 
@@ -295,9 +303,10 @@ def run_entries(
                         process.send_signal(signal.SIGINT if interrupts == 1 else signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    outcomes = [done[i] for i in sorted(done)]
     if interrupts:
-        raise KeyboardInterrupt
-    return [done[i] for i in sorted(done)]
+        raise Interrupted(outcomes)
+    return outcomes
 
 
 def _wait_any() -> None:
@@ -368,8 +377,8 @@ def run_here(entries: list[Entry], report_dir: Path, jobs: int, extra: list[str]
     interrupted = False
     try:
         outcomes = run_entries(entries, report_dir, jobs, extra)
-    except KeyboardInterrupt:
-        interrupted, outcomes = True, []
+    except Interrupted as exc:
+        interrupted, outcomes = True, exc.outcomes
     wall = time.monotonic() - started
     (report_dir / "matrix.json").write_text(
         json.dumps(

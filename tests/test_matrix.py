@@ -138,6 +138,31 @@ def test_entries_run_at_most_n_at_a_time_each_in_its_own_process(tmp_path):
     assert len({p.pid for p in alive}) == len(alive)
 
 
+def test_an_interrupt_is_passed_on_once_to_each_running_rehearsal_and_nothing_more_starts(tmp_path):
+    """Stand-in rehearsals that run until interrupted; the interrupt arrives as the second one starts (as a
+    Ctrl-C would, raised where the command is): both get one SIGINT, the other three never start."""
+    import signal
+
+    entries = [matrix.Entry(f"e{i}", "1.0.0", "1.0.1", "in-place", "") for i in range(5)]
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(entry: matrix.Entry, folder: Path, extra: list[str]) -> subprocess.Popen[bytes]:
+        if len(started) == 2:
+            raise KeyboardInterrupt
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stdin.read()"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+        return process
+
+    with pytest.raises(matrix.Interrupted) as interrupted:
+        matrix.run_entries(entries, tmp_path, 3, start=start, say=lambda line: None)
+    assert [o.entry.name for o in interrupted.value.outcomes] == ["e0", "e1"]
+    assert [p.returncode for p in started] == [-signal.SIGINT, -signal.SIGINT]
+
+
 def test_the_matrix_runs_here_on_simulated_clusters_and_writes_one_index(tmp_path):
     """End to end: one entry (a full rehearsal in its own process), its run folder, the index over it."""
     source, target = catalog.default_pair()
