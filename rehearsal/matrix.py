@@ -45,7 +45,7 @@ from istiofacts import catalog
 
 from . import exitcodes
 from .cluster import kind
-from .settings import STRATEGIES, Settings, SettingsError, resolve
+from .settings import Settings, SettingsError, resolve
 from .steps.mesh import kind_images
 
 RULES = ("every-supported-minor-to-newest",)
@@ -403,4 +403,4 @@ def _bad(text: str) -> int:
     return exitcodes.BAD_OPTION
 
 
-__all__ = ["STRATEGIES", "Entry", "MatrixError", "github_matrix", "load", "run_entries"]
+__all__ = ["Entry", "Interrupted", "MatrixError", "github_matrix", "load", "run_entries"]
