@@ -40,7 +40,8 @@ def _available(cluster: SimCluster, name: str, want: int) -> bool:
 
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_max_unavailable_zero_never_drops_below_replicas(replicas):
-    with SimCluster(time_scale=0.002, system_workloads=False) as cluster:
+    # A manual clock moved in explicit steps: every pod event is seen, whatever the machine's speed.
+    with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
         body = deployment("steady", replicas=replicas, maxSurge=1, maxUnavailable=0)
         body["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {
             "exec": {"command": ["true"]},
@@ -48,7 +49,8 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
             "periodSeconds": 1,
         }
         _create(cluster, body)
-        cluster.wait_for(lambda: _available(cluster, "steady", replicas), 20, "first rollout")
+        cluster.pass_time(60, step=0.5, until=lambda: _available(cluster, "steady", replicas))
+        assert _available(cluster, "steady", replicas), "the first rollout did not finish in 60 simulated s"
         ready_counts: list[int] = []
 
         def count(event) -> None:
@@ -78,11 +80,12 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
             },
             RequestOptions(manager="kubectl-rollout"),
         )
-        cluster.wait_for(
-            lambda: _available(cluster, "steady", replicas) and len(_pods(cluster, "steady")) == replicas,
-            30,
-            "second rollout",
-        )
+
+        def rolled() -> bool:
+            return _available(cluster, "steady", replicas) and len(_pods(cluster, "steady")) == replicas
+
+        cluster.pass_time(120, step=0.5, until=rolled)
+        assert rolled(), "the second rollout did not finish in 120 simulated s"
         assert ready_counts, "the rollout produced no pod events"
         assert min(ready_counts) >= replicas
 
