@@ -26,6 +26,10 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         1,
         "the skew check blocks while it waits; time moves only once it has looked (an event), by pass_time",
     ),
+    ("test_fail_fast.py", "thread"): (
+        1,
+        "the harness's wait blocks; the clock moves only by pass_time and stops at the second failed pull",
+    ),
     ("test_istio_sim.py", "thread"): (1, "sends traffic during restarts; no clock, no pacing"),
     ("test_report_browser.py", "sleep"): (
         1,

@@ -340,7 +340,7 @@ def test_custom_resource_definitions_are_served_once_established(dyn, sim_cluste
     )
     assert patched.metadata.generation == generation + 1
     crds.delete(name="widgets.example.com")
-    sim_cluster.wait_for(lambda: not sim_cluster.store.items(("example.com", "widgets")), 5, "widgets gone")
+    sim_cluster.wait_for(lambda: not sim_cluster.store.items(("example.com", "widgets")), 60, "widgets gone")
 
 
 def test_scale_and_status_subresources(apps, sim_cluster):

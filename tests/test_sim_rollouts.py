@@ -129,7 +129,7 @@ def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
 
 def test_unpullable_image_rollout_keeps_old_pods_serving(kubectl, sim_cluster):
     _create(sim_cluster, deployment("keep", replicas=2))
-    sim_cluster.wait_for(lambda: _available(sim_cluster, "keep", 2), 10, "rollout")
+    sim_cluster.wait_for(lambda: _available(sim_cluster, "keep", 2), 60, "rollout")
     kubectl("set", "image", "deployment/keep", "main=registry.invalid/pause:9", "-n", "default")
     result = kubectl("rollout", "status", "deployment/keep", "--timeout=3s", check=False)
     assert result.returncode != 0
@@ -183,7 +183,7 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
     fixed["spec"]["template"]["spec"]["containers"][0]["command"] = ["sleep", "infinity"]
     fixed["spec"]["template"]["spec"]["securityContext"] = {"runAsNonRoot": True, "runAsUser": 1337}
     _create(sim_cluster, fixed)
-    sim_cluster.wait_for(lambda: _available(sim_cluster, "unrooted", 1), 10, "non-root pod ready")
+    sim_cluster.wait_for(lambda: _available(sim_cluster, "unrooted", 1), 60, "non-root pod ready")
 
 
 def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
@@ -194,7 +194,7 @@ def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
         lambda: any(
             "401 Unauthorized" in e["message"] for e in sim_cluster.store.items(("", "events"), "default")
         ),
-        10,
+        60,
         "unauthorized pull",
     )
     assert not _available(sim_cluster, "private", 1)
@@ -216,7 +216,7 @@ def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
     body = deployment("authorized", replicas=1, image="registry.example.com/team/app:1")
     body["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "pull"}]
     _create(sim_cluster, body)
-    sim_cluster.wait_for(lambda: _available(sim_cluster, "authorized", 1), 10, "authorized pull")
+    sim_cluster.wait_for(lambda: _available(sim_cluster, "authorized", 1), 60, "authorized pull")
 
 
 def test_daemonset_statefulset_and_job(sim_cluster):
