@@ -179,7 +179,13 @@ class ResourceMixin(StreamMixin):
             return self._send_object(rt, obj)
         content_type = self._content_type()
         protobuf_body = content_type == "application/vnd.kubernetes.protobuf"
-        if protobuf_body and verb in ("create", "update"):
+        payload: Any = None
+        if protobuf_body and verb in ("delete", "deletecollection"):
+            try:
+                payload = protobuf.decode_delete_options(body) if body else None
+            except protobuf.ProtobufError as exc:
+                raise errors.bad_request(str(exc)) from None
+        elif protobuf_body and verb in ("create", "update"):
             try:
                 payload = protobuf.decode(body)
             except protobuf.UnsupportedKind as exc:
@@ -198,7 +204,7 @@ class ResourceMixin(StreamMixin):
             "application/yaml": "",
         }:
             raise errors.unsupported_media_type(content_type, patch=verb in ("patch", "apply"))
-        if not protobuf_body:
+        else:
             payload = self._decode(body, content_type)
         opts = self._options(query, verb)
         if verb == "create":
