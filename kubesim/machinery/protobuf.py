@@ -218,9 +218,8 @@ def decode_delete_options(body: bytes) -> dict[str, Any]:
         options["gracePeriodSeconds"] = _int64(f[1][-1])
     if 2 in f:
         pre = _grouped(f[2][-1])
-        options["preconditions"] = {
-            key: _str(pre[number][-1]) for number, key in ((1, "uid"), (2, "resourceVersion")) if number in pre
-        }
+        keys = ((1, "uid"), (2, "resourceVersion"))
+        options["preconditions"] = {key: _str(pre[number][-1]) for number, key in keys if number in pre}
     if 3 in f:
         options["orphanDependents"] = bool(f[3][-1])
     if 4 in f and f[4][-1]:
