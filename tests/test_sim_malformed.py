@@ -541,3 +541,45 @@ def test_requests_the_http_layer_refuses_are_answered_with_a_status(cluster):
         + b"\r\n",
     )
     assert [(c, s["reason"]) for c, s in answers] == [(404, "NotFound"), (404, "NotFound")]
+
+
+def _pb_field(number: int, value: bytes | int) -> bytes:
+    """One protobuf field: a varint, or length-delimited bytes."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def _delete_options_pb(**fields: bytes | int) -> bytes:
+    """A protobuf DeleteOptions in its runtime.Unknown envelope, as client-go (helm 4) sends it."""
+    numbers = {"grace": 1, "preconditions": 2, "propagation": 4, "dry_run": 5}
+    raw = b"".join(_pb_field(numbers[k], v) for k, v in fields.items())
+    type_meta = _pb_field(1, b"v1") + _pb_field(2, b"DeleteOptions")
+    return b"k8s\x00" + _pb_field(1, type_meta) + _pb_field(2, raw)
+
+
+def test_a_protobuf_delete_options_body_is_honoured(cluster, tmp_path_factory):
+    session = _session(cluster, tmp_path_factory)
+    pb = "application/vnd.kubernetes.protobuf"
+    victim = _victim(cluster)
+    # Its preconditions: a uid that is not the object's is a conflict, and nothing is deleted.
+    wrong_uid = _delete_options_pb(preconditions=_pb_field(1, b"not-its-uid"))
+    refused = _send(session, cluster, "DELETE", f"{CM}/victim", wrong_uid, pb, None)
+    assert refused.status_code == 409 and refused.json()["reason"] == "Conflict", refused.text
+    # Its dryRun: All deletes nothing either.
+    dry = _delete_options_pb(grace=0, propagation=b"Background", dry_run=b"All")
+    assert _send(session, cluster, "DELETE", f"{CM}/victim", dry, pb, None).status_code == 200
+    assert cluster.store.get(("", "configmaps"), "default", "victim") is not None
+    # The right uid deletes it.
+    right_uid = _delete_options_pb(preconditions=_pb_field(1, victim["metadata"]["uid"].encode()))
+    assert _send(session, cluster, "DELETE", f"{CM}/victim", right_uid, pb, None).status_code == 200
+    assert cluster.store.get(("", "configmaps"), "default", "victim") is None
