@@ -350,7 +350,7 @@ def test_unpullable_hub_leaves_istiod_in_image_pull_back_off(make_istioctl, sim_
         lambda: any(
             e["reason"] == "FailedCreate" for e in sim_cluster.store.items(("", "events"), "rehearsal-apps")
         ),
-        10,
+        60,
         "FailedCreate",
     )
     failed = next(
@@ -405,7 +405,7 @@ def test_telemetry_counts_requests_and_503_without_endpoints(make_istioctl, sim_
                 if p["metadata"]["labels"].get("app") == "echo"
             ]
         ),
-        10,
+        60,
         "echo gone",
     )
     gone = session.get(f"{url}/echo/none")

@@ -159,7 +159,7 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
             _pods(sim_cluster, "rooted")
             and _pods(sim_cluster, "rooted")[0]["status"].get("containerStatuses")
         ),
-        10,
+        60,
         "pod status",
     )
     sim_cluster.wait_for(
@@ -169,7 +169,7 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
             .get("reason")
             == "CreateContainerConfigError"
         ),
-        10,
+        60,
         "refusal",
     )
     pod = _pods(sim_cluster, "rooted")[0]
@@ -273,7 +273,7 @@ def test_daemonset_statefulset_and_job(sim_cluster):
             )
             == 1
         ),
-        10,
+        60,
         "daemonset ready",
     )
     sim_cluster.wait_for(
@@ -283,7 +283,7 @@ def test_daemonset_statefulset_and_job(sim_cluster):
             )
             == 3
         ),
-        10,
+        60,
         "statefulset ready",
     )
     assert sorted(p["metadata"]["name"] for p in _pods(sim_cluster, "db")) == ["db-0", "db-1", "db-2"]
@@ -294,7 +294,7 @@ def test_daemonset_statefulset_and_job(sim_cluster):
                 "conditions", []
             )
         ),
-        10,
+        60,
         "job complete",
     )
     job_pods = [
