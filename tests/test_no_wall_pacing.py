@@ -14,7 +14,9 @@ PATTERNS = {
     "sleep": re.compile(r"\bsleep\("),
     "thread": re.compile(r"\bThread\(|\bTimer\("),
     "clock moved by hand": re.compile(r"\.advance(_to)?\("),
-    "clock scaled to wall time": re.compile(r"\btime_scale\s*=\s*(?!0\b)[0-9.]+"),
+    "clock scaled to wall time": re.compile(
+        r"\b(sim_)?time_scale[\"']?\s*[=:]\s*(?!0(?![.\d]))[0-9.]+|SimClock\(\s*(?!0(?![.\d]))[0-9.]"
+    ),
     "short pacing wait": re.compile(r"\.wait\(\s*0?\.[0-9]+\s*\)"),
 }
 #: (file, kind) -> (how many, why it is not pacing). Keep it tiny: a new entry needs a reason a reviewer
