@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench flake clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/sim_scale.py
 	$(VENV)/bin/python bench/rehearsal.py
+
+# Is the suite flaky? `make test` RUNS times from a fresh clone at COMMIT beside two busy loops (bench/flake.sh).
+RUNS ?= 10
+COMMIT ?= HEAD
+flake:
+	bench/flake.sh $(RUNS) $(COMMIT)
 
 clean:
 	rm -rf $(VENV) reports/run-* reports/latest

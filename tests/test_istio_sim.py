@@ -298,10 +298,12 @@ def test_in_place_upgrade_by_hand_shows_skew_until_workloads_restart(make_istioc
     stop = threading.Event()
 
     def send() -> None:
+        # Traffic, not time: requests back to back (at least one) until the restarts are done.
         session = requests.Session()
-        while not stop.is_set():
+        while True:
             codes.append(session.get(f"{url}/echo/during", timeout=5).status_code)
-            stop.wait(0.01)
+            if stop.is_set():
+                return
 
     sender = threading.Thread(target=send)
     sender.start()
@@ -348,7 +350,7 @@ def test_unpullable_hub_leaves_istiod_in_image_pull_back_off(make_istioctl, sim_
         lambda: any(
             e["reason"] == "FailedCreate" for e in sim_cluster.store.items(("", "events"), "rehearsal-apps")
         ),
-        10,
+        60,
         "FailedCreate",
     )
     failed = next(
@@ -403,7 +405,7 @@ def test_telemetry_counts_requests_and_503_without_endpoints(make_istioctl, sim_
                 if p["metadata"]["labels"].get("app") == "echo"
             ]
         ),
-        10,
+        60,
         "echo gone",
     )
     gone = session.get(f"{url}/echo/none")

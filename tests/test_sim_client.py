@@ -53,7 +53,7 @@ def test_typed_clients_read_every_kind_the_cluster_starts_with(core, apps, sim_c
             len([p for p in sim_cluster.store.items(("", "pods")) if p["status"].get("phase") == "Running"])
             == 4
         ),
-        10,
+        60,
         "system pods",
     )
     pods = core.list_pod_for_all_namespaces()
@@ -305,7 +305,7 @@ def test_custom_resource_definitions_are_served_once_established(dyn, sim_cluste
                 or {}
             ).get("conditions", [])
         ),
-        5,
+        60,
         "CRD established",
     )
     fresh = dynamic.DynamicClient(sim_cluster.api_client(), cache_file=str(tmp_path / "fresh.json"))
@@ -340,7 +340,7 @@ def test_custom_resource_definitions_are_served_once_established(dyn, sim_cluste
     )
     assert patched.metadata.generation == generation + 1
     crds.delete(name="widgets.example.com")
-    sim_cluster.wait_for(lambda: not sim_cluster.store.items(("example.com", "widgets")), 5, "widgets gone")
+    sim_cluster.wait_for(lambda: not sim_cluster.store.items(("example.com", "widgets")), 60, "widgets gone")
 
 
 def test_scale_and_status_subresources(apps, sim_cluster):
@@ -352,7 +352,7 @@ def test_scale_and_status_subresources(apps, sim_cluster):
             sim_cluster.store.get(("apps", "deployments"), "default", "scaled")["status"].get("readyReplicas")
             == 3
         ),
-        10,
+        60,
         "3 ready replicas",
     )
     read = apps.read_namespaced_deployment_scale("scaled", "default")
@@ -367,16 +367,16 @@ def test_foreground_and_orphan_deletion(apps, sim_cluster):
     apps.create_namespaced_deployment("default", deployment("fg"))
     apps.create_namespaced_deployment("default", deployment("orphaned"))
     sim_cluster.wait_for(
-        lambda: len([p for p in sim_cluster.store.items(("", "pods"), "default")]) == 4, 10, "pods"
+        lambda: len([p for p in sim_cluster.store.items(("", "pods"), "default")]) == 4, 60, "pods"
     )
     apps.delete_namespaced_deployment("orphaned", "default", propagation_policy="Orphan")
     apps.delete_namespaced_deployment("fg", "default", propagation_policy="Foreground")
     sim_cluster.wait_for(
-        lambda: sim_cluster.store.get(("apps", "deployments"), "default", "fg") is None, 10, "fg gone"
+        lambda: sim_cluster.store.get(("apps", "deployments"), "default", "fg") is None, 60, "fg gone"
     )
     sim_cluster.wait_for(
         lambda: sim_cluster.store.get(("apps", "deployments"), "default", "orphaned") is None,
-        10,
+        60,
         "orphaned gone",
     )
     rs = [r for r in sim_cluster.store.items(("apps", "replicasets"), "default")]

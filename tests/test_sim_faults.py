@@ -24,7 +24,7 @@ def test_image_pull_fault_fails_an_existing_image(sim_cluster):
             e["message"] == "Error: ImagePullBackOff"
             for e in sim_cluster.store.items(("", "events"), "default")
         ),
-        10,
+        60,
         "pull failure",
     )
     failed = [

@@ -101,7 +101,7 @@ def test_delete_removes_dependents(kubectl, sim_cluster):
                 if p["metadata"]["labels"].get("app") == "client"
             ]
         ),
-        10,
+        60,
         "client pods gone",
     )
     assert not json.loads(kubectl("get", "rs", "-n", APPS, "-l", "app=client", "-o", "json").stdout)["items"]

@@ -40,7 +40,8 @@ def _available(cluster: SimCluster, name: str, want: int) -> bool:
 
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_max_unavailable_zero_never_drops_below_replicas(replicas):
-    with SimCluster(time_scale=0.002, system_workloads=False) as cluster:
+    # A manual clock moved in explicit steps: every pod event is seen, whatever the machine's speed.
+    with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
         body = deployment("steady", replicas=replicas, maxSurge=1, maxUnavailable=0)
         body["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {
             "exec": {"command": ["true"]},
@@ -48,7 +49,8 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
             "periodSeconds": 1,
         }
         _create(cluster, body)
-        cluster.wait_for(lambda: _available(cluster, "steady", replicas), 20, "first rollout")
+        cluster.pass_time(60, step=0.5, until=lambda: _available(cluster, "steady", replicas))
+        assert _available(cluster, "steady", replicas), "the first rollout did not finish in 60 simulated s"
         ready_counts: list[int] = []
 
         def count(event) -> None:
@@ -78,11 +80,12 @@ def test_max_unavailable_zero_never_drops_below_replicas(replicas):
             },
             RequestOptions(manager="kubectl-rollout"),
         )
-        cluster.wait_for(
-            lambda: _available(cluster, "steady", replicas) and len(_pods(cluster, "steady")) == replicas,
-            30,
-            "second rollout",
-        )
+
+        def rolled() -> bool:
+            return _available(cluster, "steady", replicas) and len(_pods(cluster, "steady")) == replicas
+
+        cluster.pass_time(120, step=0.5, until=rolled)
+        assert rolled(), "the second rollout did not finish in 120 simulated s"
         assert ready_counts, "the rollout produced no pod events"
         assert min(ready_counts) >= replicas
 
@@ -126,7 +129,7 @@ def test_unpullable_image_stalls_with_the_real_reasons_and_deadline():
 
 def test_unpullable_image_rollout_keeps_old_pods_serving(kubectl, sim_cluster):
     _create(sim_cluster, deployment("keep", replicas=2))
-    sim_cluster.wait_for(lambda: _available(sim_cluster, "keep", 2), 10, "rollout")
+    sim_cluster.wait_for(lambda: _available(sim_cluster, "keep", 2), 60, "rollout")
     kubectl("set", "image", "deployment/keep", "main=registry.invalid/pause:9", "-n", "default")
     result = kubectl("rollout", "status", "deployment/keep", "--timeout=3s", check=False)
     assert result.returncode != 0
@@ -156,7 +159,7 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
             _pods(sim_cluster, "rooted")
             and _pods(sim_cluster, "rooted")[0]["status"].get("containerStatuses")
         ),
-        10,
+        60,
         "pod status",
     )
     sim_cluster.wait_for(
@@ -166,7 +169,7 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
             .get("reason")
             == "CreateContainerConfigError"
         ),
-        10,
+        60,
         "refusal",
     )
     pod = _pods(sim_cluster, "rooted")[0]
@@ -180,7 +183,7 @@ def test_run_as_non_root_with_a_root_image_is_refused(sim_cluster):
     fixed["spec"]["template"]["spec"]["containers"][0]["command"] = ["sleep", "infinity"]
     fixed["spec"]["template"]["spec"]["securityContext"] = {"runAsNonRoot": True, "runAsUser": 1337}
     _create(sim_cluster, fixed)
-    sim_cluster.wait_for(lambda: _available(sim_cluster, "unrooted", 1), 10, "non-root pod ready")
+    sim_cluster.wait_for(lambda: _available(sim_cluster, "unrooted", 1), 60, "non-root pod ready")
 
 
 def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
@@ -191,7 +194,7 @@ def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
         lambda: any(
             "401 Unauthorized" in e["message"] for e in sim_cluster.store.items(("", "events"), "default")
         ),
-        10,
+        60,
         "unauthorized pull",
     )
     assert not _available(sim_cluster, "private", 1)
@@ -213,7 +216,7 @@ def test_private_registry_needs_a_matching_pull_secret(sim_cluster):
     body = deployment("authorized", replicas=1, image="registry.example.com/team/app:1")
     body["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "pull"}]
     _create(sim_cluster, body)
-    sim_cluster.wait_for(lambda: _available(sim_cluster, "authorized", 1), 10, "authorized pull")
+    sim_cluster.wait_for(lambda: _available(sim_cluster, "authorized", 1), 60, "authorized pull")
 
 
 def test_daemonset_statefulset_and_job(sim_cluster):
@@ -270,7 +273,7 @@ def test_daemonset_statefulset_and_job(sim_cluster):
             )
             == 1
         ),
-        10,
+        60,
         "daemonset ready",
     )
     sim_cluster.wait_for(
@@ -280,7 +283,7 @@ def test_daemonset_statefulset_and_job(sim_cluster):
             )
             == 3
         ),
-        10,
+        60,
         "statefulset ready",
     )
     assert sorted(p["metadata"]["name"] for p in _pods(sim_cluster, "db")) == ["db-0", "db-1", "db-2"]
@@ -291,7 +294,7 @@ def test_daemonset_statefulset_and_job(sim_cluster):
                 "conditions", []
             )
         ),
-        10,
+        60,
         "job complete",
     )
     job_pods = [

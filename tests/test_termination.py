@@ -5,7 +5,7 @@ they exit, and the harness's skew check judges the pods that will remain."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,10 @@ from kubesim import SimClock, SimCluster
 from kubesim.istio.istioctl import write_executable
 from rehearsal.istio.istioctl import Istioctl
 from rehearsal.journal import RollbackJournal
-from rehearsal.kube import Kube, load_manifests
+from rehearsal.kube import Kube, load_manifests, rollout_complete
 from rehearsal.run import Run
 from rehearsal.settings import Settings
-from rehearsal.steps import APPS_NS, SAMPLE_APPS, Rehearsal
-from rehearsal.steps.validate import version_findings
+from rehearsal.steps import APPS_NS, SAMPLE_APPS, Rehearsal, validate
 
 PODS = ("", "pods")
 
@@ -104,91 +103,116 @@ def _client_that_ignores_sigterm() -> list[dict]:
     return docs
 
 
-def test_an_upgrade_with_a_lingering_proxy_is_judged_on_the_pods_that_remain(tmp_path: Path):
+def _rolled_out(cluster: SimCluster, *workloads: tuple[str, str]) -> Callable[[], bool]:
+    """A condition on the store: every (namespace, name) Deployment has finished rolling out."""
+
+    def done() -> bool:
+        for namespace, name in workloads:
+            obj = cluster.store.get(("apps", "deployments"), namespace, name)
+            if obj is None or not rollout_complete(obj):
+                return False
+        return True
+
+    return done
+
+
+def _install_by_apply(cluster: SimCluster, kube: Kube, istioctl: Istioctl) -> None:
+    """The control plane ``istioctl manifest generate`` renders, applied at once; simulated time passes in
+    explicit steps until it has rolled out (``istioctl install`` would block while time must move)."""
+    manifest = [d for d in yaml.safe_load_all(istioctl.manifest_generate()) if d]
+    kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}])
+    kube.apply([d for d in manifest if d["kind"] == "CustomResourceDefinition"])
+    kube.apply([d for d in manifest if d["kind"] != "CustomResourceDefinition"])
+    control_plane = _rolled_out(cluster, ("istio-system", "istiod"), ("istio-system", "istio-ingressgateway"))
+    cluster.pass_time(300, step=0.5, until=control_plane)
+    assert control_plane(), "the control plane did not roll out in 300 simulated s"
+
+
+def test_an_upgrade_with_a_lingering_proxy_is_judged_on_the_pods_that_remain(tmp_path: Path, monkeypatch):
+    # Simulated time moves only by explicit steps (pass_time), never while a blocking call runs: the old
+    # client pod's 30 s grace period must still be running when the skew check first looks, whatever the
+    # machine's speed.
     source, target = catalog.default_pair()
     clock = SimClock.manual_clock()
     with SimCluster(clock=clock, addons=[kubesim.istio.addon], kubeconfig=tmp_path / "kubeconfig") as cluster:
-        pumping = threading.Event()
-        pumping.set()
-        stop = threading.Event()
+        istioctl = {
+            v: Istioctl(v, write_executable(v, tmp_path / "bin"), cluster.kubeconfig_path)
+            for v in (source, target)
+        }
+        kube = Kube(cluster.api_client())
+        _install_by_apply(cluster, kube, istioctl[source])
+        kube.apply(_client_that_ignores_sigterm())
+        apps = _rolled_out(cluster, (APPS_NS, "echo"), (APPS_NS, "client"))
+        cluster.pass_time(300, step=0.5, until=apps)
+        assert apps(), "the sample apps did not roll out in 300 simulated s"
+        _install_by_apply(cluster, kube, istioctl[target])
+        old_client = next(
+            p["metadata"]["name"]
+            for p in cluster.store.items(PODS, APPS_NS)
+            if p["metadata"]["labels"].get("app") == "client"
+        )
+        # Restart only the client: its old pod ignores SIGTERM; echo keeps its old proxy (a real skew).
+        kube.resource("apps/v1", "Deployment").patch(
+            name="client",
+            namespace=APPS_NS,
+            content_type="application/strategic-merge-patch+json",
+            body={"spec": {"template": {"metadata": {"annotations": {"rehearsal/restart": "1"}}}}},
+        )
 
-        def pump() -> None:
-            # Simulated time moves only while the test lets it: installs and rollouts need minutes of it.
-            while not stop.is_set():
-                if pumping.is_set():
-                    clock.advance(0.5)
-                stop.wait(0.01)
-
-        driver = threading.Thread(target=pump, daemon=True)
-        driver.start()
-        try:
-            istioctl = {
-                v: Istioctl(v, write_executable(v, tmp_path / "bin"), cluster.kubeconfig_path)
-                for v in (source, target)
-            }
-            istioctl[source].install()
-            kube = Kube(cluster.api_client())
-            docs = _client_that_ignores_sigterm()
-            kube.apply(docs)
-            for name in ("echo", "client"):
-                kube.wait_rollout("Deployment", name, APPS_NS, 120)
-            manifest = [d for d in yaml.safe_load_all(istioctl[target].manifest_generate()) if d]
-            kube.apply([d for d in manifest if d["kind"] == "CustomResourceDefinition"])
-            kube.apply([d for d in manifest if d["kind"] != "CustomResourceDefinition"])
-            kube.wait_rollout("Deployment", "istiod", "istio-system", 120)
-            kube.wait_rollout("Deployment", "istio-ingressgateway", "istio-system", 120)
-            old_client = next(
-                p["metadata"]["name"]
-                for p in cluster.store.items(PODS, APPS_NS)
-                if p["metadata"]["labels"].get("app") == "client"
-            )
-            # Restart only the client: its old pod ignores SIGTERM; echo keeps its old proxy (a real skew).
-            kube.resource("apps/v1", "Deployment").patch(
-                name="client",
-                namespace=APPS_NS,
-                content_type="application/strategic-merge-patch+json",
-                body={"spec": {"template": {"metadata": {"annotations": {"rehearsal/restart": "1"}}}}},
-            )
-            kube.wait_rollout("Deployment", "client", APPS_NS, 120)
-            pumping.clear()
-            cluster.settle()
-            lingering = f"{old_client}.{APPS_NS}"
+        def old_pod_terminating() -> bool:
             old = cluster.store.get(PODS, APPS_NS, old_client)
-            assert old is not None and old["metadata"].get("deletionTimestamp")
-            proxies = {
-                p["ID"]: p["IstioVersion"] for p in istioctl[target].version_info()["dataPlaneVersion"]
-            }
-            assert proxies[lingering] == source  # still connected while its app ignores SIGTERM
+            return old is not None and bool(old["metadata"].get("deletionTimestamp"))
 
-            settings = Settings(istio_from=source, istio_to=target, timeout=120)
-            run = Run(settings, tmp_path / "reports")
-            ctx = Rehearsal(
-                settings,
-                run,
-                RollbackJournal(run.dir / "journal.json"),
-                None,  # type: ignore[arg-type]
-                kube,
-                istioctl[source],
-                istioctl[target],
-            )
-            outcome: dict = {}
-            judge = threading.Thread(
-                target=lambda: outcome.update(
-                    zip(
-                        ("observed", "findings"), version_findings(ctx, istioctl[target], target), strict=True
-                    )
+        restarted = _rolled_out(cluster, (APPS_NS, "client"))
+        cluster.pass_time(120, step=0.5, until=lambda: old_pod_terminating() and restarted())
+        assert restarted() and old_pod_terminating()
+        deleted_at = clock.now()
+        lingering = f"{old_client}.{APPS_NS}"
+        proxies = {p["ID"]: p["IstioVersion"] for p in istioctl[target].version_info()["dataPlaneVersion"]}
+        assert proxies[lingering] == source  # still connected while its app ignores SIGTERM
+
+        settings = Settings(istio_from=source, istio_to=target, timeout=120)
+        run = Run(settings, tmp_path / "reports")
+        ctx = Rehearsal(
+            settings,
+            run,
+            RollbackJournal(run.dir / "journal.json"),
+            None,  # type: ignore[arg-type]
+            kube,
+            istioctl[source],
+            istioctl[target],
+        )
+        # The skew check runs in a thread (it blocks while it waits); the test lets simulated time pass only
+        # once the check has seen the terminating pod, so what it sees first does not depend on wall time.
+        looked = threading.Event()
+        first_look = validate.terminating_pods
+
+        def terminating_pods(ctx: Rehearsal) -> dict[str, float]:
+            seen = first_look(ctx)
+            looked.set()
+            return seen
+
+        monkeypatch.setattr(validate, "terminating_pods", terminating_pods)
+        outcome: dict = {}
+        judge = threading.Thread(
+            target=lambda: outcome.update(
+                zip(
+                    ("observed", "findings"),
+                    validate.version_findings(ctx, istioctl[target], target),
+                    strict=True,
                 )
-            )
-            judge.start()
-            # The check waits for the terminating pod; the grace period runs out, the kubelet kills it.
-            judge.join(2.0)
-            assert judge.is_alive(), "the skew check judged while a pod was still terminating"
-            pumping.set()
-            judge.join(120)
-            assert not judge.is_alive()
-        finally:
-            stop.set()
-            driver.join()
+            ),
+            daemon=True,
+        )
+        judge.start()
+        assert looked.wait(60), "the skew check never listed the pods"  # a hang bound, not pacing
+        assert judge.is_alive() and cluster.store.get(PODS, APPS_NS, old_client) is not None
+        # The grace period runs out, the kubelet kills the pod.
+        # Time stops once the pod is gone; the check, waiting on the cluster, then judges what remains.
+        cluster.pass_time(60, step=0.5, until=lambda: cluster.store.get(PODS, APPS_NS, old_client) is None)
+        assert 30 <= clock.now() - deleted_at <= 31, "the kubelet did not honour the 30 s grace period"
+        judge.join(60)  # a hang bound: the check needs no more simulated time
+        assert not judge.is_alive(), "the skew check did not end once the terminating pod was gone"
         observed, findings = outcome["observed"], outcome["findings"]
         assert (
             lingering in observed["settled"]["terminating"] and not observed["settled"]["still_terminating"]

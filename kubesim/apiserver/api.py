@@ -662,6 +662,15 @@ class Api:
                 raise errors.unsupported_media_type(patch_type)
             if not isinstance(new, dict):
                 raise errors.bad_request("the patch produced an object that is not a JSON object")
+            if not isinstance(new.get("metadata"), dict):  # kube-apiserver v1.36's words (patch.go)
+                patched = json.dumps(new, separators=(",", ":"), sort_keys=True)
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f' "" is invalid: patch: Invalid value: {json.dumps(patched)}: json: cannot unmarshal '
+                    f"{'string' if isinstance(new.get('metadata'), str) else 'value'} into Go struct field "
+                    f"{rt.kind}.metadata of type v1.ObjectMeta",
+                )
             expected = (new.get("metadata") or {}).get("resourceVersion")
             if expected and expected != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.plural, rt.group, name, errors.STALE)

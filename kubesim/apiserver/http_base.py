@@ -84,7 +84,11 @@ class HandlerBase(BaseHTTPRequestHandler):
         self._send_json(exc.code, exc.status(), headers)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            self.close_connection = True  # where this body ends is unknown
+            raise errors.bad_request(f"bad Content-Length {text!r}")
+        length = int(text)
         if length:
             return self.rfile.read(length)
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

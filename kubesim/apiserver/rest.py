@@ -35,6 +35,49 @@ def _int_param(text: str) -> int:
         raise errors.bad_request(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
 
 
+def _go_kind(value: Any) -> str:
+    """The JSON kind Go's encoding/json names in "cannot unmarshal <kind> into ..." errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "null")
+
+
+#: DeleteOptions fields and the Go types kube-apiserver names when a body gives one the wrong JSON type
+#: (apimachinery pkg/apis/meta/v1 types.go).
+_DELETE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "gracePeriodSeconds": (int, "int64"),
+    "preconditions": (dict, "v1.Preconditions"),
+    "orphanDependents": (bool, "bool"),
+    "propagationPolicy": (str, "v1.DeletionPropagation"),
+    "dryRun": (list, "[]string"),
+}
+
+
+def _delete_options(payload: Any) -> dict[str, Any]:
+    """A DELETE body as DeleteOptions, refused in kube-apiserver's words (v1.36) when it is not one."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise errors.bad_request(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f"{_go_kind(payload)} into Go "
+            'value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string '
+            '"json:\\"kind,omitempty\\"" }'
+        )
+    for field, (python_type, go_type) in _DELETE_FIELDS.items():
+        value = payload.get(field)
+        wrong = not isinstance(value, python_type) or (python_type is int and isinstance(value, bool))
+        if value is not None and wrong:
+            raise errors.bad_request(
+                f"json: cannot unmarshal {_go_kind(value)} into Go struct field DeleteOptions.{field} "
+                f"of type {go_type}"
+            )
+    return payload
+
+
 class ResourceMixin(StreamMixin):
     def _route(self, group: str, version: str, rest: list[str]) -> Route:
         api = self.cluster.api
@@ -179,7 +222,13 @@ class ResourceMixin(StreamMixin):
             return self._send_object(rt, obj)
         content_type = self._content_type()
         protobuf_body = content_type == "application/vnd.kubernetes.protobuf"
-        if protobuf_body and verb in ("create", "update"):
+        payload: Any = None
+        if protobuf_body and verb in ("delete", "deletecollection"):
+            try:
+                payload = protobuf.decode_delete_options(body) if body else None
+            except protobuf.ProtobufError as exc:
+                raise errors.bad_request(str(exc)) from None
+        elif protobuf_body and verb in ("create", "update"):
             try:
                 payload = protobuf.decode(body)
             except protobuf.UnsupportedKind as exc:
@@ -198,7 +247,7 @@ class ResourceMixin(StreamMixin):
             "application/yaml": "",
         }:
             raise errors.unsupported_media_type(content_type, patch=verb in ("patch", "apply"))
-        if not protobuf_body:
+        else:
             payload = self._decode(body, content_type)
         opts = self._options(query, verb)
         if verb == "create":
@@ -236,6 +285,13 @@ class ResourceMixin(StreamMixin):
             kind = _PATCH_TYPES.get(content_type, "")
             if kind == "unsupported":
                 raise errors.unsupported_media_type(content_type)
+            if kind == "json" and isinstance(payload, list):
+                for op in payload:
+                    if not isinstance(op, dict):
+                        raise errors.bad_request(
+                            f"error decoding patch: json: cannot unmarshal {_go_kind(op)} into Go value of "
+                            "type handlers.jsonPatchOp"
+                        )
             if route.subresource == "scale":
                 current = self._scale(api.get(rt, ns, route.name or ""))
                 from kubesim.machinery.patch import json_merge_patch
@@ -253,9 +309,11 @@ class ResourceMixin(StreamMixin):
             )
             return self._send_object(rt, api.present(rt, obj, route.version), 200 if existed else 201)
         if verb == "delete":
-            options = payload or {}
+            options = _delete_options(payload)
             propagation = options.get("propagationPolicy") or query.get("propagationPolicy")
             grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+            if isinstance(grace, str) and grace:
+                grace = _int_param(grace)
             preconditions = options.get("preconditions") or {}
             if (options.get("dryRun") or []) == ["All"]:
                 opts.dry_run = True

@@ -39,11 +39,22 @@ class StreamMixin(HandlerBase):
                 return False
             return match_labels(obj["metadata"].get("labels") or {}) and match_fields(obj)
 
-        timeout = float(query.get("timeoutSeconds") or WATCH_DEFAULT_TIMEOUT)
+        timeout_text = query.get("timeoutSeconds") or ""
+        if timeout_text and not timeout_text.lstrip("-").isdigit():
+            raise errors.bad_request(f'strconv.ParseInt: parsing "{timeout_text}": invalid syntax')
+        timeout = float(timeout_text or WATCH_DEFAULT_TIMEOUT)
         deadline = time.monotonic() + timeout
         bookmarks = query.get("allowWatchBookmarks") == "true"
         send_initial = query.get("sendInitialEvents") == "true"
         rv_param = query.get("resourceVersion", "")
+        if rv_param and not rv_param.isdigit():
+            # Checked before the stream starts; kube-apiserver v1.36 answers this one with a reasonless 500.
+            raise errors.ApiError(
+                500,
+                "",
+                f'resourceVersion: Invalid value: "{rv_param}": strconv.ParseUint: parsing '
+                f'"{rv_param}": invalid syntax',
+            )
 
         self._status_code = 200
         self.send_response(200)
@@ -169,7 +180,10 @@ class StreamMixin(HandlerBase):
                 else f'previous terminated container "{container}" in pod "{route.name}" not found'
             )
         timestamps = query.get("timestamps") == "true"
-        tail = int(query["tailLines"]) if query.get("tailLines") else None
+        tail_text = query.get("tailLines") or ""
+        if tail_text and not tail_text.lstrip("-").isdigit():
+            raise errors.bad_request(f'strconv.ParseInt: parsing "{tail_text}": invalid syntax')
+        tail = int(tail_text) if tail_text else None
         lines = logs.read(key, previous=previous, timestamps=timestamps, tail=tail)
         if query.get("follow") != "true":
             return self._send(200, "".join(lines).encode(), "text/plain")

@@ -34,8 +34,11 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         }
+        if (
+            self.reason
+        ):  # kube-apiserver leaves it out for failures it has no reason for (StatusReasonUnknown)
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code

@@ -184,21 +184,57 @@ _KINDS = {
 }
 
 
-def decode(body: bytes) -> dict[str, Any]:
-    """The JSON form of a protobuf-encoded object; ProtobufError when it is not one this module reads."""
+def _int64(value: int | bytes) -> int:
+    if not isinstance(value, int):
+        raise ProtobufError("expected a varint")
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unknown(body: bytes) -> tuple[str, str, bytes]:
+    """apiVersion, kind and raw message of a ``runtime.Unknown`` envelope."""
     if not body.startswith(MAGIC):
         raise ProtobufError(
             "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
         )
     unknown = dict(fields(body[len(MAGIC) :]))
     type_meta = dict(fields(unknown.get(1, b"")))  # type: ignore[arg-type]
-    api_version, kind = _str(type_meta.get(1, b"")), _str(type_meta.get(2, b""))
-    decoder = _KINDS.get((api_version, kind))
-    if decoder is None:
-        raise UnsupportedKind(kind)
     raw = unknown.get(2, b"")
     if not isinstance(raw, bytes):
         raise ProtobufError("expected raw bytes")
+    return _str(type_meta.get(1, b"")), _str(type_meta.get(2, b"")), raw
+
+
+def decode_delete_options(body: bytes) -> dict[str, Any]:
+    """The JSON form of a protobuf ``DeleteOptions`` body (client-go sends one with every DELETE it encodes as
+    protobuf, e.g. helm 4 purging its release Secrets): gracePeriodSeconds=1, preconditions=2 {uid=1,
+    resourceVersion=2}, orphanDependents=3, propagationPolicy=4, dryRun=5 (apimachinery
+    ``pkg/apis/meta/v1/generated.proto``)."""
+    _, kind, raw = _unknown(body)
+    if kind != "DeleteOptions":
+        raise UnsupportedKind(kind)
+    f = _grouped(raw)
+    options: dict[str, Any] = {}
+    if 1 in f:
+        options["gracePeriodSeconds"] = _int64(f[1][-1])
+    if 2 in f:
+        pre = _grouped(f[2][-1])
+        keys = ((1, "uid"), (2, "resourceVersion"))
+        options["preconditions"] = {key: _str(pre[number][-1]) for number, key in keys if number in pre}
+    if 3 in f:
+        options["orphanDependents"] = bool(f[3][-1])
+    if 4 in f and f[4][-1]:
+        options["propagationPolicy"] = _str(f[4][-1])
+    if 5 in f:
+        options["dryRun"] = [_str(v) for v in f[5]]
+    return options
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """The JSON form of a protobuf-encoded object; ProtobufError when it is not one this module reads."""
+    api_version, kind, raw = _unknown(body)
+    decoder = _KINDS.get((api_version, kind))
+    if decoder is None:
+        raise UnsupportedKind(kind)
     message = _grouped(raw)
     obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind}
     obj["metadata"] = _object_meta(message[1][-1]) if 1 in message else {}
