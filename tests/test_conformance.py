@@ -22,12 +22,15 @@ from tests.conformance.scenarios import all_scenarios
 
 SCENARIOS = all_scenarios()
 RECORDED = json.loads(RECORDINGS.read_text())["scenarios"]
+# Recorded answers the simulated server does not give yet (issue 15): each is expected to fail, strictly, so
+# one that starts agreeing must leave this list. The live comparison runs them all.
+DIFFERS = set(json.loads((RECORDINGS.parent / "differs.json").read_text()))
 
 
 @pytest.fixture(scope="module")
 def simulated():
     with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
-        yield Cluster(cluster.kubeconfig())
+        yield Cluster(cluster.kubeconfig(), patience=3)
 
 
 def test_recordings_cover_every_scenario_and_enough_of_them():
@@ -35,7 +38,19 @@ def test_recordings_cover_every_scenario_and_enough_of_them():
     assert len(SCENARIOS) >= 80
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def _known(scenario):
+    if scenario.name not in DIFFERS:
+        return scenario
+    return pytest.param(
+        scenario, marks=pytest.mark.xfail(reason="the simulator differs (issue 15)", strict=True)
+    )
+
+
+def test_known_differences_are_scenarios():
+    assert DIFFERS <= {s.name for s in SCENARIOS}
+
+
+@pytest.mark.parametrize("scenario", [_known(s) for s in SCENARIOS], ids=[s.name for s in SCENARIOS])
 def test_simulated_server_answers_as_recorded(simulated, scenario):
     index = SCENARIOS.index(scenario)
     assert run(simulated, scenario, namespace_for("sim", index)) == RECORDED[scenario.name]

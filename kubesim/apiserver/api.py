@@ -441,7 +441,8 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
             return self._replace(rt, old, obj, opts, subresource)
 
     def _replace(self, rt: ResourceType, old: Obj, obj: Obj, opts: RequestOptions, subresource: str) -> Obj:
-        meta = obj.setdefault("metadata", {})
+        # A merge patch may share the stored object's metadata: changes to it must not reach the store.
+        meta = obj["metadata"] = dict(obj.get("metadata") or {})
         old_meta = old["metadata"]
         for key in (
             "uid",

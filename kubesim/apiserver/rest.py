@@ -27,6 +27,32 @@ _PATCH_TYPES = {
 }
 
 
+_REPRESENTATIONS = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+_STREAMS = ("application/json;stream=watch", "application/vnd.kubernetes.protobuf;stream=watch")
+
+
+def _acceptable(accept: str) -> bool:
+    """Whether one of the media ranges of an Accept header is served (JSON, YAML, protobuf, wildcards)."""
+    for item in (accept or "*/*").split(","):
+        media = item.split(";")[0].strip().lower()
+        if media in ("", "*/*", "application/*") or media in _REPRESENTATIONS:
+            return True
+    return False
+
+
+def _go_type_of(value: Any) -> str:
+    """How encoding/json names a JSON value in ``cannot unmarshal X into Go value``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else "null"
+
+
 def _int_param(text: str) -> int:
     """An integer query parameter, rejected with Go's strconv message as the server does."""
     try:
@@ -89,6 +115,15 @@ class ResourceMixin(StreamMixin):
         )
 
     def _verb(self, method: str, route: Route, query: dict[str, str]) -> str:
+        # A collection takes no PUT or PATCH, a named object no POST (but its subresources may).
+        if (
+            method in ("PUT", "PATCH")
+            and not route.name
+            or method == "POST"
+            and route.name
+            and not route.subresource
+        ):
+            raise errors.method_not_allowed(method)
         if method == "GET":
             if query.get("watch") in ("true", "1"):
                 return "watch"
@@ -129,6 +164,14 @@ class ResourceMixin(StreamMixin):
         ns = route.namespace or ""
         if route.subresource in ("exec", "attach", "portforward"):
             return self._pod_session(route)
+        if verb in ("get", "list", "watch") and not _acceptable(self.headers.get("Accept") or ""):
+            offered = _REPRESENTATIONS + (_STREAMS if verb != "get" else ())
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                "406: Not Acceptable\n\nAvailable representations: " + ", ".join(offered),
+                {},
+            )
         if verb in ("get", "list", "watch") and route.subresource == "scale":
             return self._send_json(200, self._scale(api.get(rt, ns, route.name or "")))
         if verb == "watch":
@@ -178,6 +221,8 @@ class ResourceMixin(StreamMixin):
                 )
             return self._send_object(rt, obj)
         content_type = self._content_type()
+        if verb in ("patch", "apply") and content_type not in _PATCH_TYPES:
+            raise ApiError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
         protobuf_body = content_type == "application/vnd.kubernetes.protobuf"
         if protobuf_body and verb in ("create", "update"):
             try:
@@ -199,7 +244,7 @@ class ResourceMixin(StreamMixin):
         }:
             raise errors.unsupported_media_type(content_type, patch=verb in ("patch", "apply"))
         if not protobuf_body:
-            payload = self._decode(body, content_type)
+            payload = self._decode_body(body, content_type, verb, rt)
         opts = self._options(query, verb)
         if verb == "create":
             if rt.gr == ("authorization.k8s.io", "selfsubjectaccessreviews"):
@@ -296,6 +341,37 @@ class ResourceMixin(StreamMixin):
                         raise
             return self._send_list(rt, route.version, ListResult([], str(api.store.resource_version)))
         raise errors.method_not_allowed(method)
+
+    def _decode_body(self, body: bytes, content_type: str, verb: str, rt: ResourceType) -> Any:
+        """The request body, refused with the real server's messages: a patch "error decoding patch: ..."
+        (Go's json errors, a JSON patch that is not an array), an object "the object provided is
+        unrecognized (must be of type Kind): ... (body)"."""
+        from kubesim.machinery.gojson import summarize, syntax_error
+
+        if "yaml" in content_type or not body:
+            return self._decode(body, content_type)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            problem = syntax_error(body.decode(errors="replace"))
+            if verb in ("patch", "apply"):
+                raise errors.bad_request(f"error decoding patch: {problem}") from None
+            raise errors.bad_request(
+                f"the object provided is unrecognized (must be of type {rt.kind}): couldn't get "
+                f"version/kind; json parse error: {problem} ({summarize(body)})"
+            ) from None
+        kind = _PATCH_TYPES.get(content_type, "")
+        if verb == "patch" and kind == "json" and not isinstance(payload, list):
+            raise errors.bad_request(
+                f"error decoding patch: json: cannot unmarshal {_go_type_of(payload)} into Go value of type "
+                "[]handlers.jsonPatchOp"
+            )
+        if verb == "patch" and kind in ("merge", "strategic") and not isinstance(payload, dict):
+            raise errors.bad_request(
+                f"error decoding patch: json: cannot unmarshal {_go_type_of(payload)} into Go value of type "
+                "map[string]interface {}"
+            )
+        return payload
 
     def _wants_table(self) -> bool:
         accept = self.headers.get("Accept") or ""
