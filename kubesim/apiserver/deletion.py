@@ -38,22 +38,25 @@ class DeletionMixin:
             obj = self.store.get(rt.gr, ns, name)
             if obj is None:
                 raise errors.not_found(rt.plural, rt.group, name)
+            # The registry's precondition check (apiserver/pkg/storage/interfaces.go, v1.36) names the kind
+            # and nothing else in its Conflict.
             if precondition_uid and precondition_uid != obj["metadata"]["uid"]:
-                raise errors.conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    f"Precondition failed: UID in precondition: "
-                    f"{precondition_uid}, UID in object meta: {obj['metadata']['uid']}",
+                raise errors.ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {rt.kind} "{name}": the UID in the precondition '
+                    f"({precondition_uid}) does not match the UID in record ({obj['metadata']['uid']}). "
+                    "The object might have been deleted and then recreated",
+                    {"name": name, "kind": rt.kind},
                 )
             if precondition_rv and precondition_rv != obj["metadata"]["resourceVersion"]:
-                raise errors.conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    "Precondition failed: ResourceVersion in "
-                    f"precondition: {precondition_rv}, ResourceVersion in object meta: "
-                    f"{obj['metadata']['resourceVersion']}",
+                raise errors.ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {rt.kind} "{name}": the ResourceVersion in the '
+                    f"precondition ({precondition_rv}) does not match the ResourceVersion in record "
+                    f"({obj['metadata']['resourceVersion']}). The object might have been modified",
+                    {"name": name, "kind": rt.kind},
                 )
             for plugin in self.validating:
                 plugin("DELETE", rt, obj, obj, opts)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from kubesim.apiserver.objects import ListResult, Obj
 from kubesim.machinery import errors
+from kubesim.machinery.gojson import syntax_error
 from kubesim.machinery.resources import ResourceType
 from kubesim.machinery.selectors import parse_field_selector, parse_label_selector
 
@@ -51,21 +52,62 @@ class ReadsMixin:
         selected.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         start = ""
         if continue_token:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
-                start, rv = token["start"], token["rv"]
-            except (ValueError, KeyError):
-                raise errors.bad_request("continue key is not valid: illegal base64 data") from None
+            start, rv = _decode_continue(continue_token)
             selected = [
                 o
                 for o in selected
                 if (o["metadata"].get("namespace", "") + "/" + o["metadata"]["name"]) > start
             ]
-        if limit and len(selected) > limit:
+        if limit > 0 and len(selected) > limit:
             page, rest = selected[:limit], selected[limit:]
             last = page[-1]["metadata"]
-            token = {"rv": rv, "start": last.get("namespace", "") + "/" + last["name"]}
-            return ListResult(
-                page, rv, base64.urlsafe_b64encode(json.dumps(token).encode()).decode(), len(rest)
-            )
+            token = {
+                "v": "meta.k8s.io/v1",
+                "rv": int(rv),
+                "start": last.get("namespace", "") + "/" + last["name"],
+            }
+            # The remaining count is known only when no selector filtered the items (the storage counts
+            # keys); with one, the real server leaves remainingItemCount out.
+            remaining = None if label_selector or field_selector else len(rest)
+            encoded = base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode())
+            return ListResult(page, rv, encoded.decode().rstrip("="), remaining)
         return ListResult(selected, rv)
+
+
+def _decode_continue(text: str) -> tuple[str, str]:
+    """A continue token: base64 of {"v": "meta.k8s.io/v1", "rv": N, "start": key}, refused as
+    apiserver/pkg/storage/continue.go (v1.36) does."""
+
+    def refuse(problem: str) -> errors.ApiError:
+        return errors.bad_request(f"invalid continue token: continue key is not valid: {problem}")
+
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raise refuse("illegal base64 data at input byte 0") from None
+    try:
+        token = json.loads(raw)
+    except ValueError:
+        raise refuse(syntax_error(raw.decode(errors="replace"))) from None
+    if not isinstance(token, dict):
+        raise refuse(f"json: cannot unmarshal {_go_type(token)} into Go value of type storage.continueToken")
+    for key, wanted in (("v", str), ("rv", int), ("start", str)):
+        if key in token and not isinstance(token[key], wanted):
+            go_type = "string" if wanted is str else "int64"
+            raise refuse(
+                f"json: cannot unmarshal {_go_type(token[key])} into Go struct field continueToken.{key} "
+                f"of type {go_type}"
+            )
+    if token.get("v") != "meta.k8s.io/v1":
+        raise refuse("got invalid continue key version")
+    return str(token.get("start", "")), str(token.get("rv", 0))
+
+
+def _go_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else "string"

@@ -172,11 +172,28 @@ class ResourceMixin(StreamMixin):
                 "406: Not Acceptable\n\nAvailable representations: " + ", ".join(offered),
                 {},
             )
+        if verb in ("get", "list", "watch"):
+            self._check_resource_version(verb, query)
         if verb in ("get", "list", "watch") and route.subresource == "scale":
             return self._send_json(200, self._scale(api.get(rt, ns, route.name or "")))
         if verb == "watch":
             return self._watch(route, query)
         if verb == "list":
+            match = query.get("resourceVersionMatch", "")
+            if match not in ("", "Exact", "NotOlderThan"):
+                raise errors.invalid_options(
+                    "ListOptions",
+                    "resourceVersionMatch",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""',
+                )
+            if match == "Exact" and query.get("resourceVersion") == "0":
+                raise errors.invalid_options(
+                    "ListOptions",
+                    "resourceVersionMatch",
+                    "FieldValueForbidden",
+                    'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+                )
             if query.get("resourceVersionMatch") and not query.get("resourceVersion"):
                 raise errors.invalid_options(
                     "ListOptions",
@@ -297,9 +314,18 @@ class ResourceMixin(StreamMixin):
                 route.subresource if route.subresource == "status" else "",
             )
             return self._send_object(rt, api.present(rt, obj, route.version), 200 if existed else 201)
-        if verb == "delete":
+        if verb in ("delete", "deletecollection"):
             options = payload or {}
             propagation = options.get("propagationPolicy") or query.get("propagationPolicy")
+            if propagation not in (None, "", "Foreground", "Background", "Orphan"):
+                raise errors.invalid_options(
+                    "DeleteOptions",
+                    "propagationPolicy",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{propagation}": supported values: "Foreground", "Background", '
+                    '"Orphan", "nil"',
+                )
+        if verb == "delete":
             grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
             preconditions = options.get("preconditions") or {}
             if (options.get("dryRun") or []) == ["All"]:
@@ -325,22 +351,39 @@ class ResourceMixin(StreamMixin):
                     "status": "Success",
                     "details": {
                         "name": route.name,
-                        "group": rt.group,
+                        **({"group": rt.group} if rt.group else {}),
                         "kind": rt.plural,
                         "uid": obj["metadata"]["uid"],
                     },
                 },
             )
         if verb == "deletecollection":
+            # The answer lists what was deleted, as each delete left it (gone, or marked for deletion).
             result = api.list(rt, route.namespace, query.get("labelSelector"), query.get("fieldSelector"))
+            deleted = []
             for item in result.items:
                 try:
-                    api.delete(rt, item["metadata"].get("namespace", ""), item["metadata"]["name"], opts)
+                    deleted.append(
+                        api.delete(rt, item["metadata"].get("namespace", ""), item["metadata"]["name"], opts)
+                    )
                 except ApiError as exc:
                     if exc.code != 404:
                         raise
-            return self._send_list(rt, route.version, ListResult([], str(api.store.resource_version)))
+            return self._send_list(rt, route.version, ListResult(deleted, str(api.store.resource_version)))
         raise errors.method_not_allowed(method)
+
+    def _check_resource_version(self, verb: str, query: dict[str, str]) -> None:
+        """A resourceVersion that is no number: a list says so as a 400; a get and a watch pass the storage's
+        error through as a 500 without a reason (apiserver/pkg/storage/etcd3, v1.36)."""
+        text = query.get("resourceVersion", "")
+        if not text or text.isdigit():
+            return
+        problem = (
+            f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing "{text}": invalid syntax'
+        )
+        if verb == "list":
+            raise errors.bad_request(f"invalid resource version: {problem}")
+        raise ApiError(500, "", problem)
 
     def _decode_body(self, body: bytes, content_type: str, verb: str, rt: ResourceType) -> Any:
         """The request body, refused with the real server's messages: a patch "error decoding patch: ..."
@@ -385,17 +428,20 @@ class ResourceMixin(StreamMixin):
         meta: dict[str, Any] = {"resourceVersion": result.resource_version}
         if result.continue_token:
             meta["continue"] = result.continue_token
-            meta["remainingItemCount"] = result.remaining
+            if result.remaining is not None:
+                meta["remainingItemCount"] = result.remaining
         head = json.dumps(
             {"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": meta},
             separators=(",", ":"),
         ).encode()
-        if rt.custom and version != rt.version:
+        if rt.custom:
+            # Custom resources are unstructured: each item keeps its apiVersion and kind.
             items = b",".join(
                 json.dumps(api.present(rt, o, version), separators=(",", ":")).encode() for o in result.items
             )
         else:
-            items = b",".join(store.json_of(rt.gr, o) for o in result.items)
+            # A built-in list is encoded from typed items, which carry no apiVersion/kind of their own.
+            items = b",".join(store.json_of(rt.gr, o, item=True) for o in result.items)
         self._send(200, head[:-1] + b',"items":[' + items + b"]}")
 
     # -- scale ---------------------------------------------------------------------------------------------

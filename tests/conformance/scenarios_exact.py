@@ -111,7 +111,7 @@ def _deletes() -> list[Scenario]:
             "delete-precondition-resource-version",
             Request("DELETE", path, options(preconditions={"resourceVersion": "1"}), delete_options),
             setup=[made],
-            volatile=(r"object meta: \d+",),
+            volatile=(r"in record \(\d+\)",),
         ),
         Scenario(
             "delete-precondition-matches",
