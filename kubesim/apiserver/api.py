@@ -117,6 +117,11 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
         prefix = f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
         try:
             unknown = schema.decode(obj, node)
+            if rt.gr == ("", "secrets"):
+                for value in (obj.get("data") or {}).values():
+                    problem = _base64_error(value) if isinstance(value, str) else None
+                    if problem is not None:
+                        raise schema.DecodeError(problem)
         except schema.DecodeError as exc:
             raise errors.bad_request(prefix + str(exc)) from None
         if not unknown or opts.field_validation == "Ignore":
@@ -518,3 +523,25 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
                 return current
             new = dict(obj, metadata=dict(meta, resourceVersion=str(self.store.next_rv())))
             return self.store.put(rt.gr, new, "MODIFIED")
+
+
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _base64_error(text: str) -> str | None:
+    """Go's base64.StdEncoding error for a Secret's ``data`` value ([]byte fields are base64 in JSON), or
+    None when it decodes: the offset of the first byte that cannot be, as encoding/base64 reports it."""
+    data = text.replace("\r", "").replace("\n", "")
+    for index, char in enumerate(data):
+        if char == "=":
+            quantum = index % 4
+            rest = data[index:]
+            if quantum < 2 or rest != "=" * (4 - quantum):
+                return f"illegal base64 data at input byte {index if quantum < 2 else index + len(rest)}"
+            return None
+        if char not in _BASE64:
+            return f"illegal base64 data at input byte {index}"
+    if len(data) % 4:
+        # An unpadded tail: encoding/base64 stops at the end of the input (offset not recorded yet).
+        return f"illegal base64 data at input byte {len(data)}"
+    return None
