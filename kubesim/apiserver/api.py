@@ -221,13 +221,17 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
         self, operation: str, rt: ResourceType, obj: Obj, old: Obj | None, opts: RequestOptions
     ) -> Obj:
         name = obj["metadata"].get("name", "")
-        causes = validation.validate_name(rt.gr, name) if operation == "CREATE" else []
+        generate_name = obj["metadata"].get("generateName", "")
+        causes = validation.validate_name(rt.gr, name, generate_name) if operation == "CREATE" else []
         if rt.custom:
             obj, more = self._validate_custom(rt, obj, opts)
             causes += more
         else:
             causes += validation.validate(rt.gr, obj)
-        if old is not None:
+        if old is not None and rt.gr == ("", "secrets"):
+            # ValidateSecretUpdate checks the update's rules before the new Secret's own.
+            causes = validation.validate_update(rt.gr, old, obj) + causes
+        elif old is not None:
             causes += validation.validate_update(rt.gr, old, obj)
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
@@ -364,6 +368,23 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
         spec = obj["spec"]
         if spec.get("type") == "ExternalName":
             return
+        wanted_ip = spec.get("clusterIP")
+        if wanted_ip and wanted_ip != "None" and not self.service_ips.contains(wanted_ip):
+            # The service IP allocator (pkg/registry/core/service/ipallocator, v1.36) refuses an address
+            # outside the service CIDR.
+            raise errors.invalid(
+                rt.kind,
+                rt.group,
+                obj["metadata"]["name"],
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs",
+                        f'Invalid value: ["{wanted_ip}"]: failed to allocate IP {wanted_ip}: the provided '
+                        "network does not match the current range",
+                    )
+                ],
+            )
         if not spec.get("clusterIP"):
             spec["clusterIP"] = self.service_ips.allocate()
             if dry_run:
@@ -375,6 +396,21 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
             owned = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
             for n, port in enumerate(spec.get("ports") or []):
                 wanted = port.get("nodePort")
+                if wanted and not 30000 <= wanted <= 32767 and not dry_run:
+                    # A dry run allocates nothing, so the range is not checked (v1.36 answers 201).
+                    raise errors.invalid(
+                        rt.kind,
+                        rt.group,
+                        obj["metadata"]["name"],
+                        [
+                            (
+                                "FieldValueInvalid",
+                                f"spec.ports[{n}].nodePort",
+                                f"Invalid value: {wanted}: provided port is not in the valid range. "
+                                "The range of valid ports is 30000-32767",
+                            )
+                        ],
+                    )
                 if wanted and wanted in self._node_ports_used and wanted not in owned:
                     raise errors.invalid(
                         rt.kind,

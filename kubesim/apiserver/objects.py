@@ -107,6 +107,12 @@ class IPAllocator:
                 if ip not in self._reserved:
                     return ip
 
+    def contains(self, ip: str) -> bool:
+        try:
+            return ipaddress.ip_address(ip) in self._net
+        except ValueError:
+            return True  # not an address at all: validation says so
+
     def reserve(self, ip: str) -> None:
         """An address chosen by the user (``spec.clusterIP``) is never handed out again."""
         with self._lock:

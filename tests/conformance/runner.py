@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -95,11 +96,14 @@ class Cluster:
                 self.headers[setting["key"]] = setting["value"]
 
     def kubectl(self, args: list[str], namespace: str, values: dict[str, str]) -> tuple[int, str, list[str]]:
-        binary = shutil.which("kubectl", path=str(Path(__import__("sys").executable).parent)) or "kubectl"
-        argv = [binary, "--kubeconfig", self.kubeconfig] + [_fill(a, namespace, values) for a in args]
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_COLOR="1")
-        )
+        binary = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+        # A discovery cache of its own each time: a cached one names groups of earlier scenarios.
+        with tempfile.TemporaryDirectory(prefix="conformance-kubectl-") as cache:
+            argv = [binary, "--kubeconfig", self.kubeconfig, "--cache-dir", cache]
+            argv += [_fill(a, namespace, values) for a in args]
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_COLOR="1")
+            )
         return done.returncode, done.stdout + done.stderr, []
 
     def send(
