@@ -139,6 +139,10 @@ def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | N
             resources.append(sub_entry)
     if not resources:
         return None
+    if not any(rt.custom for rt in api.types() if rt.group == group_name):
+        # Built-in groups: the installer registers paths in sorted order. The CRD discovery controller lists
+        # a resource, then its status, then its scale.
+        resources.sort(key=lambda r: r["name"])
     if not group_name:
         return {
             "kind": "APIResourceList",

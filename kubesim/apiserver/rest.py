@@ -53,6 +53,13 @@ def _go_type_of(value: Any) -> str:
     return "string" if isinstance(value, str) else "null"
 
 
+def _at_path(obj: Any, path: str) -> Any:
+    """The value at a CRD scale path (``.spec.replicas``), None when absent."""
+    for part in path.strip(".").split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
 def _int_param(text: str) -> int:
     """An integer query parameter, rejected with Go's strconv message as the server does."""
     try:
@@ -175,7 +182,7 @@ class ResourceMixin(StreamMixin):
         if verb in ("get", "list", "watch"):
             self._check_resource_version(verb, query)
         if verb in ("get", "list", "watch") and route.subresource == "scale":
-            return self._send_json(200, self._scale(api.get(rt, ns, route.name or "")))
+            return self._send_json(200, self._scale(api.get(rt, ns, route.name or ""), rt))
         if verb == "watch":
             return self._watch(route, query)
         if verb == "list":
@@ -299,7 +306,7 @@ class ResourceMixin(StreamMixin):
             if kind == "unsupported":
                 raise errors.unsupported_media_type(content_type)
             if route.subresource == "scale":
-                current = self._scale(api.get(rt, ns, route.name or ""))
+                current = self._scale(api.get(rt, ns, route.name or ""), rt)
                 from kubesim.machinery.patch import json_merge_patch
 
                 return self._update_scale(route, json_merge_patch(current, payload), opts)
@@ -445,10 +452,29 @@ class ResourceMixin(StreamMixin):
         self._send(200, head[:-1] + b',"items":[' + items + b"]}")
 
     # -- scale ---------------------------------------------------------------------------------------------
-    def _scale(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _scale(self, obj: dict[str, Any], rt: ResourceType | None = None) -> dict[str, Any]:
         from kubesim.machinery.selectors import selector_string
 
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if rt is not None and rt.scale_paths:
+            # A custom resource's scale reads the CRD's paths (apiextensions-apiserver
+            # pkg/registry/customresource/etcd.go scaleFromCustomResource): no selector without a path.
+            spec_path, status_path, selector_path = rt.scale_paths
+            scale_status: dict[str, Any] = {"replicas": _at_path(obj, status_path) or 0}
+            selector = _at_path(obj, selector_path) if selector_path else None
+            if selector:
+                scale_status["selector"] = selector
+            return {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    k: obj["metadata"][k]
+                    for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                    if k in obj["metadata"]
+                },
+                "spec": {"replicas": _at_path(obj, spec_path) or 0},
+                "status": scale_status,
+            }
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -480,10 +506,16 @@ class ResourceMixin(StreamMixin):
                     )
                 ],
             )
-        obj = api.patch(
-            route.rt, route.namespace or "", route.name or "", "merge", {"spec": {"replicas": replicas}}, opts
-        )
-        self._send_json(200, self._scale(obj))
+        change: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if route.rt.scale_paths:
+            change = {}
+            target = change
+            parts = route.rt.scale_paths[0].strip(".").split(".")
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = replicas
+        obj = api.patch(route.rt, route.namespace or "", route.name or "", "merge", change, opts)
+        self._send_json(200, self._scale(obj, route.rt))
 
     def _authentication_review(self, rt: ResourceType, payload: Any) -> dict[str, Any]:
         """SelfSubjectReview and TokenReview: the simulated cluster has one user, its admin."""
