@@ -154,19 +154,26 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
             )
         self.decode(rt, patched, opts)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
+    def _check_namespace(
+        self, rt: ResourceType, namespace: str, creating: bool, admitted_as: str = ""
+    ) -> None:
+        """The NamespaceLifecycle admission plugin: no new content in a namespace being terminated, the
+        object named as admission.NewForbidden names it (its name, else its generateName)."""
         if not rt.namespaced:
             return
         ns = self.store.get(("", "namespaces"), "", namespace)
         if ns is None:
             raise errors.not_found("namespaces", "", namespace)
         if creating and ns["metadata"].get("deletionTimestamp"):
+            resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
             raise ApiError(
                 403,
                 "Forbidden",
-                f'{rt.kind} "" is forbidden: unable to create new content in '
+                f'{resource} "{admitted_as}" is forbidden: unable to create new content in '
                 f"namespace {namespace} because it is being terminated",
                 {
+                    **({"name": admitted_as} if admitted_as else {}),
+                    **({"group": rt.group} if rt.group else {}),
                     "kind": rt.plural,
                     "causes": [
                         {
@@ -335,10 +342,10 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
                 )
         if rt.gr == ("", "pods") and not opts.internal:
             # Admission in the real order: the namespace's lifecycle first, then the ServiceAccount.
-            self._check_namespace(rt, namespace, creating=True)
+            self._check_namespace(rt, namespace, creating=True, admitted_as=admitted_as)
             self._check_service_account(obj, namespace, admitted_as)
         with self._lock:
-            self._check_namespace(rt, namespace, creating=True)
+            self._check_namespace(rt, namespace, creating=True, admitted_as=admitted_as)
             if self.store.get(rt.gr, meta.get("namespace", ""), meta["name"]) is not None:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
             for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):

@@ -202,6 +202,8 @@ def _scrub(value: Any, namespace: str, volatile: tuple[str, ...] = ()) -> Any:
         for pattern in volatile:
             value = re.sub(pattern, "<volatile>", value)
         value = _UUID.sub("<uid>", value)
+        # The same divergence inside a quoted object (a patch error quotes the patched object).
+        value = value.replace('\\".\\":{},', "").replace('{\\".\\":{}}', "{}")
         if not namespace:
             return value
         return value.replace(namespace, "{ns}").replace(str(node_port_for(namespace)), "<node-port>")
