@@ -1,13 +1,19 @@
 """Sending a conformance scenario to a cluster and normalising the answer, the same way for both sides.
 
-A scenario is a few setup requests and one checked request, in a namespace of its own. The checked answer
-is reduced to what must agree between the real server and the simulated one: status code, ``reason``,
-``message``, the ``Warning`` headers and the returned object with volatile fields (uid, resourceVersion,
-timestamps, managedFields times, allocated IPs and ports, the scenario's namespace) replaced by markers.
+A scenario is a few setup requests and one checked request, in a namespace of its own. A request may be a
+kubectl command line (run with a fresh discovery cache) or a watch (its events read until the server ends
+it); a setup step may wait for a condition on its answer, and later requests may quote ``{uid}``, ``{rv}``
+and ``{continue}`` from earlier answers. The checked answer is reduced to what must agree between the real
+server and the simulated one: status code, ``reason``, ``message``, the ``Warning`` headers and the returned
+object with volatile fields (uid, resourceVersion, timestamps, condition times, continue tokens, the
+pod-template-hash, allocated IPs and ports, uids quoted in messages, the scenario's namespace, and each
+scenario's own ``volatile`` patterns) replaced by markers; kubectl output has ages as ``<age>`` and its
+column padding collapsed.
 One known divergence is normalised away and said here rather than hidden: the simulator's managedFields do
 not mark owned maps and list items with ``".": {}`` the way structured-merge-diff does, so ``"."`` entries
-of ``fieldsV1`` are dropped on both sides. Requests go through the official client's connection pool and
-its configuration (TLS, token or client certificates), so the same code talks to both servers.
+of ``fieldsV1`` are dropped on both sides (also inside a quoted object). Requests go through the official
+client's connection pool and its configuration (TLS, token or client certificates), so the same code talks
+to both servers.
 """
 
 from __future__ import annotations
