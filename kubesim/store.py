@@ -49,7 +49,8 @@ class Store:
         self.changed = threading.Condition(self.lock)
         # group/resource -> namespace ("" when cluster-scoped) -> name -> object
         self._objects: dict[GR, dict[str, dict[str, dict[str, Any]]]] = {}
-        self._json: dict[int, bytes] = {}  # id(stored dict) -> its JSON, valid while the dict is stored
+        # (id(stored dict), as a list item) -> its JSON, valid while the dict is stored
+        self._json: dict[tuple[int, bool], bytes] = {}
         self._rv = 1000
         self._history: list[WatchEvent] = []  # ascending rv; trimmed to HISTORY events
         self._listeners: list[Callable[[WatchEvent], None]] = []
@@ -74,14 +75,17 @@ class Store:
     def groups(self) -> Iterator[GR]:
         return iter(list(self._objects))
 
-    def json_of(self, gr: GR, obj: dict[str, Any]) -> bytes:
-        """The object's JSON, cached for as long as this exact dict is the stored version."""
-        cached = self._json.get(id(obj))
+    def json_of(self, gr: GR, obj: dict[str, Any], item: bool = False) -> bytes:
+        """The object's JSON, cached for as long as this exact dict is the stored version. As an ``item``
+        of a built-in list it has no apiVersion/kind (typed list items carry none on the wire)."""
+        key = (id(obj), item)
+        cached = self._json.get(key)
         if cached is None:
-            cached = json.dumps(obj, separators=(",", ":")).encode()
+            shown = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")} if item else obj
+            cached = json.dumps(shown, separators=(",", ":")).encode()
             meta = obj["metadata"]
             if self.get(gr, meta.get("namespace", ""), meta["name"]) is obj:
-                self._json[id(obj)] = cached
+                self._json[key] = cached
         return cached
 
     # -- writing -------------------------------------------------------------------------------------------
@@ -97,11 +101,12 @@ class Store:
             bucket = self._objects.setdefault(gr, {}).setdefault(key[0], {})
             old = bucket.get(key[1])
             if old is not None:
-                self._json.pop(id(old), None)
+                self._json.pop((id(old), False), None)
+                self._json.pop((id(old), True), None)
             bucket[key[1]] = obj
             # Serialized once per version, as the API server's watch cache does: lists and watches then only
             # join bytes, however many clients read.
-            self._json[id(obj)] = json.dumps(obj, separators=(",", ":")).encode()
+            self._json[(id(obj), False)] = json.dumps(obj, separators=(",", ":")).encode()
             self._publish(WatchEvent(event, int(meta["resourceVersion"]), gr, key[0], key[1], obj, old))
             return obj
 
@@ -113,7 +118,8 @@ class Store:
                 return None
             if not bucket:
                 self._objects[gr].pop(namespace, None)
-            self._json.pop(id(old), None)
+            self._json.pop((id(old), False), None)
+            self._json.pop((id(old), True), None)
             rv = self.next_rv()
             gone = dict(old)
             gone["metadata"] = dict(old["metadata"], resourceVersion=str(rv))

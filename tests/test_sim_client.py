@@ -212,6 +212,8 @@ def test_raw_bad_requests(sim_cluster, tmp_path):
     assert bad_json.status_code == 400 and bad_json.json()["reason"] == "BadRequest"
     unknown = session.get(f"{url}/apis/nope.example.com/v1/things", headers=headers)
     assert unknown.status_code == 404
+    assert unknown.text == "404 page not found\n"  # a group nobody serves: the mux's plain text, as v1.36
+    unknown = session.get(f"{url}/apis/apps/v1/things", headers=headers)
     assert unknown.json()["message"] == "the server could not find the requested resource"
     no_token = session.get(f"{url}/api/v1/pods")
     assert no_token.status_code == 401 and no_token.json()["reason"] == "Unauthorized"

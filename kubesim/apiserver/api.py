@@ -11,129 +11,60 @@ webhooks as one created by kubectl.
 
 from __future__ import annotations
 
-import base64
 import builtins
-import ipaddress
 import json
 import random
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from kubesim.apiserver import defaults, schema, validation
+from kubesim.apiserver.crds import CrdMixin
+from kubesim.apiserver.deletion import DeletionMixin
+from kubesim.apiserver.objects import (
+    GENERATION_KINDS,
+    AdmissionPlugin,
+    IPAllocator,
+    ListResult,
+    Obj,
+    RequestOptions,
+    _go_patched_json,
+    _loopback_port_free,
+    _random_suffix,
+    _version_priority,
+    _without_registry_fields,
+    controller_of,
+    new_uid,
+    owner_reference,
+    parse_rfc3339,
+    rfc3339,
+)
+from kubesim.apiserver.patching import PatchMixin
+from kubesim.apiserver.reads import ReadsMixin
 from kubesim.clock import SimClock
 from kubesim.machinery import errors, ssa
 from kubesim.machinery.errors import ApiError
-from kubesim.machinery.patch import json_merge_patch, json_patch, strategic_merge_patch
 from kubesim.machinery.resources import BUILTIN_TYPES, ResourceType
-from kubesim.machinery.selectors import parse_field_selector, parse_label_selector
 from kubesim.store import Store, clone
 
-Obj = dict[str, Any]
-
-# Kinds whose registry strategy sets metadata.generation (PrepareForCreate sets 1), from
-# kubernetes/kubernetes pkg/registry/*/*/strategy.go at v1.36; others (Services, Namespaces, ConfigMaps)
-# have none.
-GENERATION_KINDS = frozenset(
-    {
-        ("", "pods"),
-        ("apps", "deployments"),
-        ("apps", "replicasets"),
-        ("apps", "daemonsets"),
-        ("apps", "statefulsets"),
-        ("batch", "jobs"),
-        ("batch", "cronjobs"),
-        ("apiextensions.k8s.io", "customresourcedefinitions"),
-        ("policy", "poddisruptionbudgets"),
-        ("autoscaling", "horizontalpodautoscalers"),
-        ("networking.k8s.io", "ingresses"),
-        ("networking.k8s.io", "networkpolicies"),
-        ("scheduling.k8s.io", "priorityclasses"),
-        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
-        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
-    }
-)
-
-# (operation, resource type, new object, old object, options) -> mutated object
-AdmissionPlugin = Callable[[str, ResourceType, Obj, "Obj | None", "RequestOptions"], Obj]
+__all__ = [
+    "GENERATION_KINDS",
+    "AdmissionPlugin",
+    "Api",
+    "IPAllocator",
+    "ListResult",
+    "RequestOptions",
+    "_random_suffix",
+    "_version_priority",
+    "controller_of",
+    "new_uid",
+    "owner_reference",
+    "parse_rfc3339",
+    "rfc3339",
+]
 
 
-@dataclass
-class RequestOptions:
-    dry_run: bool = False
-    manager: str = ""
-    field_validation: str = "Warn"
-    force: bool = False
-    user: str = "kubernetes-admin"
-    internal: bool = False  # a controller inside the cluster: no field management bookkeeping
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ListResult:
-    items: list[Obj]
-    resource_version: str
-    continue_token: str = ""
-    remaining: int | None = None
-
-
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
-def new_uid() -> str:
-    """A random (version 4) UUID; random.getrandbits is much cheaper than os.urandom on small VMs."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
-
-
-def _random_suffix(n: int = 5) -> str:
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    raw = random.getrandbits(128)
-    return "".join(alphabet[(raw >> (5 * i)) % len(alphabet)] for i in range(n))
-
-
-class IPAllocator:
-    """Hands out addresses from a CIDR, as the service IP and pod IPAM allocators do."""
-
-    def __init__(self, cidr: str, skip: int = 1) -> None:
-        self._net = ipaddress.ip_network(cidr)
-        self._next = skip
-        self._free: list[str] = []
-        self._reserved: set[str] = set()
-        self._lock = threading.Lock()
-
-    def allocate(self) -> str:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-            while True:
-                self._next += 1
-                ip = str(self._net.network_address + self._next)
-                if ip not in self._reserved:
-                    return ip
-
-    def reserve(self, ip: str) -> None:
-        """An address chosen by the user (``spec.clusterIP``) is never handed out again."""
-        with self._lock:
-            self._reserved.add(ip)
-            if ip in self._free:
-                self._free.remove(ip)
-
-    def release(self, ip: str) -> None:
-        with self._lock:
-            self._free.append(ip)
-
-
-class Api:
+class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
     """Request semantics of kube-apiserver over a :class:`Store`."""
 
     def __init__(self, store: Store, clock: SimClock, *, k8s_version: str = "1.33.1") -> None:
@@ -173,56 +104,6 @@ class Api:
     def now(self) -> str:
         return rfc3339(self.clock.now())
 
-    # -- reads -------------------------------------------------------------------------------------------
-    def present(self, rt: ResourceType, obj: Obj, version: str | None = None) -> Obj:
-        """The object as served at ``version`` (custom resources convert with strategy None)."""
-        if version and version != rt.version and rt.custom:
-            obj = dict(obj, apiVersion=rt.api_version(version))
-        return obj
-
-    def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
-        obj = self.store.get(rt.gr, namespace if rt.namespaced else "", name)
-        if obj is None:
-            raise errors.not_found(rt.plural, rt.group, name)
-        return obj
-
-    def list(
-        self,
-        rt: ResourceType,
-        namespace: str | None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        limit: int = 0,
-        continue_token: str = "",
-    ) -> ListResult:
-        match_labels = parse_label_selector(label_selector)
-        match_fields = parse_field_selector(field_selector, None if rt.custom else rt.gr)
-        with self.store.lock:
-            rv = str(self.store.resource_version)
-            items = self.store.items(rt.gr, namespace if rt.namespaced else None)
-        selected = [o for o in items if match_labels(o["metadata"].get("labels") or {}) and match_fields(o)]
-        selected.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        start = ""
-        if continue_token:
-            try:
-                token = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
-                start, rv = token["start"], token["rv"]
-            except (ValueError, KeyError):
-                raise errors.bad_request("continue key is not valid: illegal base64 data") from None
-            selected = [
-                o
-                for o in selected
-                if (o["metadata"].get("namespace", "") + "/" + o["metadata"]["name"]) > start
-            ]
-        if limit and len(selected) > limit:
-            page, rest = selected[:limit], selected[limit:]
-            last = page[-1]["metadata"]
-            token = {"rv": rv, "start": last.get("namespace", "") + "/" + last["name"]}
-            return ListResult(
-                page, rv, base64.urlsafe_b64encode(json.dumps(token).encode()).decode(), len(rest)
-            )
-        return ListResult(selected, rv)
-
     # -- writes ------------------------------------------------------------------------------------------
     def decode(self, rt: ResourceType, obj: Obj, opts: RequestOptions, version: str = "") -> None:
         """Decode a client's body into the kind's Go types as the real server does (see ``schema``): a wrong
@@ -236,6 +117,11 @@ class Api:
         prefix = f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
         try:
             unknown = schema.decode(obj, node)
+            if rt.gr == ("", "secrets"):
+                for value in (obj.get("data") or {}).values():
+                    problem = _base64_error(value) if isinstance(value, str) else None
+                    if problem is not None:
+                        raise schema.DecodeError(problem)
         except schema.DecodeError as exc:
             raise errors.bad_request(prefix + str(exc)) from None
         if not unknown or opts.field_validation == "Ignore":
@@ -268,19 +154,26 @@ class Api:
             )
         self.decode(rt, patched, opts)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
+    def _check_namespace(
+        self, rt: ResourceType, namespace: str, creating: bool, admitted_as: str = ""
+    ) -> None:
+        """The NamespaceLifecycle admission plugin: no new content in a namespace being terminated, the
+        object named as admission.NewForbidden names it (its name, else its generateName)."""
         if not rt.namespaced:
             return
         ns = self.store.get(("", "namespaces"), "", namespace)
         if ns is None:
             raise errors.not_found("namespaces", "", namespace)
         if creating and ns["metadata"].get("deletionTimestamp"):
+            resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
             raise ApiError(
                 403,
                 "Forbidden",
-                f'{rt.kind} "" is forbidden: unable to create new content in '
+                f'{resource} "{admitted_as}" is forbidden: unable to create new content in '
                 f"namespace {namespace} because it is being terminated",
                 {
+                    **({"name": admitted_as} if admitted_as else {}),
+                    **({"group": rt.group} if rt.group else {}),
                     "kind": rt.plural,
                     "causes": [
                         {
@@ -335,13 +228,17 @@ class Api:
         self, operation: str, rt: ResourceType, obj: Obj, old: Obj | None, opts: RequestOptions
     ) -> Obj:
         name = obj["metadata"].get("name", "")
-        causes = validation.validate_name(rt.gr, name) if operation == "CREATE" else []
+        generate_name = obj["metadata"].get("generateName", "")
+        causes = validation.validate_name(rt.gr, name, generate_name) if operation == "CREATE" else []
         if rt.custom:
             obj, more = self._validate_custom(rt, obj, opts)
             causes += more
         else:
             causes += validation.validate(rt.gr, obj)
-        if old is not None:
+        if old is not None and rt.gr == ("", "secrets"):
+            # ValidateSecretUpdate checks the update's rules before the new Secret's own.
+            causes = validation.validate_update(rt.gr, old, obj) + causes
+        elif old is not None:
             causes += validation.validate_update(rt.gr, old, obj)
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
@@ -445,10 +342,10 @@ class Api:
                 )
         if rt.gr == ("", "pods") and not opts.internal:
             # Admission in the real order: the namespace's lifecycle first, then the ServiceAccount.
-            self._check_namespace(rt, namespace, creating=True)
+            self._check_namespace(rt, namespace, creating=True, admitted_as=admitted_as)
             self._check_service_account(obj, namespace, admitted_as)
         with self._lock:
-            self._check_namespace(rt, namespace, creating=True)
+            self._check_namespace(rt, namespace, creating=True, admitted_as=admitted_as)
             if self.store.get(rt.gr, meta.get("namespace", ""), meta["name"]) is not None:
                 raise errors.already_exists(rt.plural, rt.group, meta["name"])
             for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
@@ -478,6 +375,23 @@ class Api:
         spec = obj["spec"]
         if spec.get("type") == "ExternalName":
             return
+        wanted_ip = spec.get("clusterIP")
+        if wanted_ip and wanted_ip != "None" and not self.service_ips.contains(wanted_ip):
+            # The service IP allocator (pkg/registry/core/service/ipallocator, v1.36) refuses an address
+            # outside the service CIDR.
+            raise errors.invalid(
+                rt.kind,
+                rt.group,
+                obj["metadata"]["name"],
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.clusterIPs",
+                        f'Invalid value: ["{wanted_ip}"]: failed to allocate IP {wanted_ip}: the provided '
+                        "network does not match the current range",
+                    )
+                ],
+            )
         if not spec.get("clusterIP"):
             spec["clusterIP"] = self.service_ips.allocate()
             if dry_run:
@@ -489,6 +403,21 @@ class Api:
             owned = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
             for n, port in enumerate(spec.get("ports") or []):
                 wanted = port.get("nodePort")
+                if wanted and not 30000 <= wanted <= 32767 and not dry_run:
+                    # A dry run allocates nothing, so the range is not checked (v1.36 answers 201).
+                    raise errors.invalid(
+                        rt.kind,
+                        rt.group,
+                        obj["metadata"]["name"],
+                        [
+                            (
+                                "FieldValueInvalid",
+                                f"spec.ports[{n}].nodePort",
+                                f"Invalid value: {wanted}: provided port is not in the valid range. "
+                                "The range of valid ports is 30000-32767",
+                            )
+                        ],
+                    )
                 if wanted and wanted in self._node_ports_used and wanted not in owned:
                     raise errors.invalid(
                         rt.kind,
@@ -560,7 +489,8 @@ class Api:
             return self._replace(rt, old, obj, opts, subresource)
 
     def _replace(self, rt: ResourceType, old: Obj, obj: Obj, opts: RequestOptions, subresource: str) -> Obj:
-        meta = obj.setdefault("metadata", {})
+        # A merge patch may share the stored object's metadata: changes to it must not reach the store.
+        meta = obj["metadata"] = dict(obj.get("metadata") or {})
         old_meta = old["metadata"]
         for key in (
             "uid",
@@ -621,260 +551,6 @@ class Api:
             meta["resourceVersion"] = old_meta["resourceVersion"]  # nothing was written
         return self._commit(rt, obj, "MODIFIED", opts)
 
-    def patch(
-        self,
-        rt: ResourceType,
-        namespace: str,
-        name: str,
-        patch_type: str,
-        body: Any,
-        opts: RequestOptions | None = None,
-        subresource: str = "",
-    ) -> Obj:
-        opts = opts or RequestOptions()
-        ns = namespace if rt.namespaced else ""
-        with self._lock:
-            old = self.store.get(rt.gr, ns, name)
-            if patch_type == "apply":
-                return self._apply(rt, ns, name, old, body, opts, subresource)
-            if old is None:
-                raise errors.not_found(rt.plural, rt.group, name)
-            if patch_type == "merge":
-                new = json_merge_patch(old, body)
-            elif patch_type == "strategic":
-                if rt.custom:
-                    raise ApiError(
-                        415,
-                        "UnsupportedMediaType",
-                        "the body of the request was in an unknown "
-                        "format - accepted media types include: application/json-patch+json, "
-                        "application/merge-patch+json, application/apply-patch+yaml",
-                        {},
-                    )
-                new = strategic_merge_patch(old, body)
-            elif patch_type == "json":
-                if not isinstance(body, list):
-                    raise errors.bad_request(
-                        "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
-                    )
-                new = json_patch(old, body)
-            else:
-                raise errors.unsupported_media_type(patch_type)
-            if not isinstance(new, dict):
-                raise errors.bad_request("the patch produced an object that is not a JSON object")
-            if not isinstance(new.get("metadata"), dict):  # kube-apiserver v1.36's words (patch.go)
-                patched = json.dumps(new, separators=(",", ":"), sort_keys=True)
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f' "" is invalid: patch: Invalid value: {json.dumps(patched)}: json: cannot unmarshal '
-                    f"{'string' if isinstance(new.get('metadata'), str) else 'value'} into Go struct field "
-                    f"{rt.kind}.metadata of type v1.ObjectMeta",
-                )
-            expected = (new.get("metadata") or {}).get("resourceVersion")
-            if expected and expected != old["metadata"]["resourceVersion"]:
-                raise errors.conflict(rt.plural, rt.group, name, errors.STALE)
-            self._decode_patched(rt, new, opts)
-            return self._replace(rt, old, new, opts, subresource)
-
-    def _apply(
-        self,
-        rt: ResourceType,
-        ns: str,
-        name: str,
-        old: Obj | None,
-        body: Any,
-        opts: RequestOptions,
-        subresource: str,
-    ) -> Obj:
-        if not isinstance(body, dict):
-            raise errors.bad_request("error decoding YAML: the apply configuration must be an object")
-        node = None if rt.custom else schema.root(rt.group, rt.version, rt.kind)
-        undeclared = schema.apply_schema_error(body, node) if node is not None else None
-        if undeclared:
-            body_ns = (body.get("metadata") or {}).get("namespace", "")
-            raise ApiError(
-                500,
-                "",
-                f"failed to create typed patch object ({body_ns}/{name}; "
-                f"{rt.group}/{rt.version}, Kind={rt.kind}): " + undeclared,
-            )
-        if not opts.manager:
-            raise ApiError(
-                422,
-                "Invalid",
-                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required '
-                "value: is required for apply patch",
-                {
-                    "kind": "PatchOptions",
-                    "group": "meta.k8s.io",
-                    "causes": [
-                        {
-                            "reason": "FieldValueRequired",
-                            "message": "Required value: is required for apply patch",
-                            "field": "fieldManager",
-                        }
-                    ],
-                },
-            )
-        for key in ("apiVersion", "kind"):
-            if not body.get(key):
-                raise errors.bad_request(
-                    f"{key} must be set in an apply configuration"
-                    if key == "kind"
-                    else "invalid object type: /, Kind="
-                )
-        body_meta = body.get("metadata") or {}
-        if body_meta.get("name") and body_meta["name"] != name:
-            raise errors.bad_request(
-                f"the name of the object ({body_meta['name']}) does not match the name on the URL ({name})"
-            )
-        applied = clone(body)
-        applied.setdefault("metadata", {})["name"] = name
-        if rt.namespaced:
-            applied["metadata"]["namespace"] = ns
-        expected = body_meta.get("resourceVersion")
-        if expected and (old is None or expected != old["metadata"]["resourceVersion"]):
-            raise errors.conflict(rt.plural, rt.group, name, errors.STALE)
-        result = ssa.apply(
-            old, applied, opts.manager, body["apiVersion"], opts.force, self.now(), subresource
-        )
-        annotations = (result.get("metadata") or {}).get("annotations") or {}
-        if opts.manager == "kubectl" and ssa.LAST_APPLIED in annotations:
-            # lastAppliedUpdater: kubectl's server-side apply keeps a client-side apply annotation in step.
-            last = clone(body)
-            last_annotations = (last.get("metadata") or {}).get("annotations") or {}
-            last_annotations.pop(ssa.LAST_APPLIED, None)
-            if not last_annotations:
-                (last.get("metadata") or {}).pop("annotations", None)
-            annotations = dict(annotations)
-            annotations[ssa.LAST_APPLIED] = json.dumps(last, sort_keys=True, separators=(",", ":")) + "\n"
-            result["metadata"]["annotations"] = annotations
-        if old is None:
-            created = self.create(
-                rt,
-                result,
-                ns,
-                RequestOptions(
-                    opts.dry_run, "", opts.field_validation, user=opts.user, warnings=opts.warnings
-                ),
-            )
-            return created
-        return self._replace(rt, old, result, opts, "apply" if not subresource else subresource)
-
-    # -- delete -------------------------------------------------------------------------------------------
-    def delete(
-        self,
-        rt: ResourceType,
-        namespace: str,
-        name: str,
-        opts: RequestOptions | None = None,
-        propagation: str | None = None,
-        grace_seconds: int | None = None,
-        precondition_uid: str | None = None,
-        precondition_rv: str | None = None,
-    ) -> Obj:
-        opts = opts or RequestOptions()
-        ns = namespace if rt.namespaced else ""
-        with self._lock:
-            obj = self.store.get(rt.gr, ns, name)
-            if obj is None:
-                raise errors.not_found(rt.plural, rt.group, name)
-            if precondition_uid and precondition_uid != obj["metadata"]["uid"]:
-                raise errors.conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    f"Precondition failed: UID in precondition: "
-                    f"{precondition_uid}, UID in object meta: {obj['metadata']['uid']}",
-                )
-            if precondition_rv and precondition_rv != obj["metadata"]["resourceVersion"]:
-                raise errors.conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    "Precondition failed: ResourceVersion in "
-                    f"precondition: {precondition_rv}, ResourceVersion in object meta: "
-                    f"{obj['metadata']['resourceVersion']}",
-                )
-            for plugin in self.validating:
-                plugin("DELETE", rt, obj, obj, opts)
-            if opts.dry_run:
-                return obj
-            finalizers = list(obj["metadata"].get("finalizers") or [])
-            if propagation == "Foreground" and "foregroundDeletion" not in finalizers:
-                finalizers.append("foregroundDeletion")
-            elif propagation == "Orphan" and "orphan" not in finalizers:
-                finalizers.append("orphan")
-            graceful = (
-                rt.gr == ("", "pods")
-                and obj.get("spec", {}).get("nodeName")
-                and obj.get("status", {}).get("phase") not in ("Succeeded", "Failed")
-            )
-            if grace_seconds is None:
-                grace_seconds = (
-                    obj.get("spec", {}).get("terminationGracePeriodSeconds", 30) if graceful else 0
-                )
-            if rt.gr == ("", "namespaces"):
-                finalizers = finalizers or []
-                if obj["metadata"].get("deletionTimestamp"):
-                    return obj
-                new = clone(obj)
-                new["metadata"]["deletionTimestamp"] = self.now()
-                new["status"] = {"phase": "Terminating"}
-                return self._commit(rt, new, "MODIFIED", opts)
-            if finalizers or (graceful and grace_seconds > 0):
-                if obj["metadata"].get("deletionTimestamp"):
-                    if graceful and grace_seconds == 0:
-                        if not finalizers:
-                            return self._finalize(rt, obj)
-                        if obj["metadata"].get("deletionGracePeriodSeconds"):
-                            # The kubelet is done; the object goes as soon as its finalizers are.
-                            new = clone(obj)
-                            new["metadata"]["deletionGracePeriodSeconds"] = 0
-                            return self._commit(rt, new, "MODIFIED", opts)
-                    return obj
-                new = clone(obj)
-                new["metadata"]["finalizers"] = finalizers or None
-                if not finalizers:
-                    new["metadata"].pop("finalizers")
-                new["metadata"]["deletionTimestamp"] = rfc3339(self.clock.now() + (grace_seconds or 0))
-                new["metadata"]["deletionGracePeriodSeconds"] = grace_seconds or 0
-                return self._commit(rt, new, "MODIFIED", opts)
-            return self._finalize(rt, obj)
-
-    def _finalize(self, rt: ResourceType, obj: Obj) -> Obj:
-        meta = obj["metadata"]
-        gone = self.store.remove(rt.gr, meta.get("namespace", ""), meta["name"])
-        if rt.gr == ("", "services") and (obj.get("spec") or {}).get("clusterIP") not in (None, "None"):
-            self.service_ips.release(obj["spec"]["clusterIP"])
-        if rt.gr == ("", "services"):
-            for port in (obj.get("spec") or {}).get("ports") or []:
-                self._node_ports_used.discard(port.get("nodePort"))
-        if rt.gr == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            self._crd_removed(obj)
-        return gone or obj
-
-    def remove_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> None:
-        """Used by controllers: drop one finalizer, which deletes the object if it was the last."""
-        with self._lock:
-            current = self.store.get(rt.gr, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-            if current is None or current["metadata"]["uid"] != obj["metadata"]["uid"]:
-                return
-            new = clone(current)
-            new["metadata"]["finalizers"] = [
-                f for f in current["metadata"].get("finalizers") or [] if f != finalizer
-            ]
-            if not new["metadata"]["finalizers"]:
-                new["metadata"].pop("finalizers")
-                # A pod still shutting down gracefully stays until the kubelet has finished with it.
-                if new["metadata"].get("deletionTimestamp") and not new["metadata"].get(
-                    "deletionGracePeriodSeconds"
-                ):
-                    self._finalize(rt, current)
-                    return
-            self._commit(rt, new, "MODIFIED", RequestOptions(internal=True))
-
     # -- internal writes by controllers ------------------------------------------------------------------
     def write(self, rt: ResourceType, obj: Obj) -> Obj | None:
         """Store a controller's change (status or spec) with a new resourceVersion; no admission.
@@ -891,163 +567,24 @@ class Api:
             new = dict(obj, metadata=dict(meta, resourceVersion=str(self.store.next_rv())))
             return self.store.put(rt.gr, new, "MODIFIED")
 
-    # -- CRDs ----------------------------------------------------------------------------------------------
-    def _crd_changed(self, crd: Obj) -> None:
-        spec = crd.get("spec") or {}
-        names = spec.get("names") or {}
-        served = [v for v in spec.get("versions") or [] if v.get("served", True)]
-        if not served or crd["metadata"].get("deletionTimestamp"):
-            return
-        storage = next((v for v in served if v.get("storage")), served[0])
-        ordered = [storage["name"]] + [v["name"] for v in served if v is not storage]
-        # kubectl and the dynamic client prefer the newest stable version, as discovery sorts them.
-        ordered.sort(key=_version_priority)
-        subresources = served[0].get("subresources") or {}
-        scale = subresources.get("scale")
-        rt = ResourceType(
-            group=spec.get("group", ""),
-            versions=tuple(ordered),
-            kind=names.get("kind", ""),
-            plural=names.get("plural", ""),
-            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-            short_names=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            subresources=tuple(k for k in ("status", "scale") if k in subresources),
-            singular=names.get("singular", ""),
-            schemas={v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") or {} for v in served},
-            scale_paths=(
-                scale["specReplicasPath"],
-                scale["statusReplicasPath"],
-                scale.get("labelSelectorPath", ""),
-            )
-            if scale
-            else None,
-            custom=True,
-            columns=tuple(served[0].get("additionalPrinterColumns") or ()),
-        )
-        with self._lock:
-            self._types[rt.gr] = rt
-        self._notify_discovery()
 
-    def _crd_removed(self, crd: Obj) -> None:
-        spec = crd.get("spec") or {}
-        gr = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
-        with self._lock:
-            rt = self._types.get(gr)
-            if rt is not None and rt.custom:
-                del self._types[gr]
-                self.store.drop_resource(gr)
-        self._notify_discovery()
-
-    def _notify_discovery(self) -> None:
-        for listener in self.discovery_changed:
-            listener()
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
-# Fields the real server sets after it has recorded the creating manager's fields: by admission plugins
-# (ServiceAccount, Priority, DefaultTolerationSeconds), the registry strategy (a namespace's finalizer) or the
-# REST storage (a Service's IPs and families). The manager does not own them, so they are left out of its set.
-_REGISTRY_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("", "pods"): ("serviceAccount", "serviceAccountName", "priority", "preemptionPolicy", "tolerations"),
-    ("", "services"): ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"),
-    ("", "namespaces"): ("finalizers",),
-}
-
-
-def _without_registry_fields(gr: tuple[str, str], obj: Obj) -> Obj:
-    fields = _REGISTRY_FIELDS.get(gr)
-    if not fields or not isinstance(obj.get("spec"), dict):
-        return dict(obj, metadata=dict(obj["metadata"]))
-    out = dict(
-        obj, metadata=dict(obj["metadata"]), spec={k: v for k, v in obj["spec"].items() if k not in fields}
-    )
-    if not out["spec"]:
-        del out["spec"]  # a namespace whose only spec is the finalizer the strategy adds
-    return out
-
-
-_OBJECT_META_ORDER = (
-    "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "
-    "deletionGracePeriodSeconds labels annotations ownerReferences finalizers managedFields"
-).split()
-_MANAGED_FIELDS_ORDER = "manager operation apiVersion time fieldsType fieldsV1 subresource".split()
-
-
-def _go_patched_json(obj: Obj) -> str:
-    """The patched object as the patcher prints it: an unstructured map (sorted keys) whose metadata was
-    round-tripped through ObjectMeta (struct field order)."""
-
-    def ordered(value: dict[str, Any], order: list[str]) -> dict[str, Any]:
-        return {k: value[k] for k in order if k in value} | {
-            k: value[k] for k in sorted(value) if k not in order
-        }
-
-    def dump(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-    parts = []
-    for key in sorted(obj):
-        value = obj[key]
-        if key == "metadata" and isinstance(value, dict):
-            meta = ordered(value, _OBJECT_META_ORDER)
-            fields = []
-            for name, item in meta.items():
-                if name == "managedFields" and isinstance(item, list):
-                    entries = [
-                        "{"
-                        + ",".join(
-                            f"{json.dumps(k)}:{dump(v)}" for k, v in ordered(m, _MANAGED_FIELDS_ORDER).items()
-                        )
-                        + "}"
-                        if isinstance(m, dict)
-                        else dump(m)
-                        for m in item
-                    ]
-                    fields.append(f'"managedFields":[{",".join(entries)}]')
-                else:
-                    fields.append(f"{json.dumps(name)}:{dump(item)}")
-            parts.append('"metadata":{' + ",".join(fields) + "}")
-        else:
-            parts.append(f"{json.dumps(key)}:{dump(value)}")
-    return "{" + ",".join(parts) + "}"
-
-
-def _version_priority(version: str) -> tuple[int, int, int]:
-    """Kubernetes version priority: GA > beta > alpha, higher numbers first."""
-    import re
-
-    m = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", version)
-    if not m:
-        return (3, 0, 0)
-    major, level, minor = int(m.group(1)), m.group(2), int(m.group(3) or 0)
-    rank = {None: 0, "beta": 1, "alpha": 2}[level]
-    return (rank, -major, -minor)
-
-
-def owner_reference(obj: Obj, controller: bool = True) -> Obj:
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": obj["metadata"]["name"],
-        "uid": obj["metadata"]["uid"],
-        "controller": controller,
-        "blockOwnerDeletion": True,
-    }
-
-
-def controller_of(obj: Obj) -> Obj | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref
+def _base64_error(text: str) -> str | None:
+    """Go's base64.StdEncoding error for a Secret's ``data`` value ([]byte fields are base64 in JSON), or
+    None when it decodes: the offset of the first byte that cannot be, as encoding/base64 reports it."""
+    data = text.replace("\r", "").replace("\n", "")
+    for index, char in enumerate(data):
+        if char == "=":
+            quantum = index % 4
+            rest = data[index:]
+            if quantum < 2 or rest != "=" * (4 - quantum):
+                return f"illegal base64 data at input byte {index if quantum < 2 else index + len(rest)}"
+            return None
+        if char not in _BASE64:
+            return f"illegal base64 data at input byte {index}"
+    if len(data) % 4:
+        # An unpadded tail: encoding/base64 stops at the end of the input (offset not recorded yet).
+        return f"illegal base64 data at input byte {len(data)}"
     return None
-
-
-def _loopback_port_free(port: int) -> bool:
-    """Whether 127.0.0.1:``port`` can be listened on now (with SO_REUSEADDR, as the node-port listener)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

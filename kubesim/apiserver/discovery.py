@@ -6,6 +6,7 @@ server does not answer with aggregated discovery, exactly as they do against old
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -68,6 +69,16 @@ def group(api: Api, name: str) -> dict[str, Any] | None:
     return dict(_group_doc(name, versions), kind="APIGroup", apiVersion="v1")
 
 
+_CUSTOM_VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")
+
+
+def storage_version_hash(group: str, version: str, kind: str) -> str:
+    """apiserver/pkg/endpoints/discovery/storageversionhash.go: the first 8 bytes of the SHA-256 of
+    "group/version/kind" of the storage version, base64."""
+    digest = hashlib.sha256(f"{group}/{version}/{kind}".encode()).digest()
+    return base64.b64encode(digest[:8]).decode()
+
+
 def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | None:
     resources: list[dict[str, Any]] = []
     for rt in sorted(api.types(), key=lambda t: t.plural):
@@ -78,13 +89,14 @@ def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | N
             "singularName": rt.singular_name,
             "namespaced": rt.namespaced,
             "kind": rt.kind,
-            "verbs": list(rt.verbs),
+            # The CRD discovery controller lists a custom resource's verbs in its own order.
+            "verbs": list(_CUSTOM_VERBS if rt.custom else rt.verbs),
         }
         if rt.short_names:
             entry["shortNames"] = list(rt.short_names)
         if rt.categories:
             entry["categories"] = list(rt.categories)
-        entry["storageVersionHash"] = hashlib.sha256("/".join(rt.gr).encode()).hexdigest()[:11]
+        entry["storageVersionHash"] = storage_version_hash(rt.group, rt.version, rt.kind)
         resources.append(entry)
         for sub in rt.subresources:
             sub_entry: dict[str, Any] = {
@@ -127,7 +139,17 @@ def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | N
             resources.append(sub_entry)
     if not resources:
         return None
-    gv = f"{group_name}/{version}" if group_name else version
+    if not any(rt.custom for rt in api.types() if rt.group == group_name):
+        # Built-in groups: the installer registers paths in sorted order. The CRD discovery controller lists
+        # a resource, then its status, then its scale.
+        resources.sort(key=lambda r: r["name"])
+    if not group_name:
+        return {
+            "kind": "APIResourceList",
+            "groupVersion": version,
+            "resources": resources,
+        }  # /api/v1: no apiVersion
+    gv = f"{group_name}/{version}"
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
 

@@ -27,6 +27,39 @@ _PATCH_TYPES = {
 }
 
 
+_REPRESENTATIONS = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+_STREAMS = ("application/json;stream=watch", "application/vnd.kubernetes.protobuf;stream=watch")
+
+
+def _acceptable(accept: str) -> bool:
+    """Whether one of the media ranges of an Accept header is served (JSON, YAML, protobuf, wildcards)."""
+    for item in (accept or "*/*").split(","):
+        media = item.split(";")[0].strip().lower()
+        if media in ("", "*/*", "application/*") or media in _REPRESENTATIONS:
+            return True
+    return False
+
+
+def _go_type_of(value: Any) -> str:
+    """How encoding/json names a JSON value in ``cannot unmarshal X into Go value``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else "null"
+
+
+def _at_path(obj: Any, path: str) -> Any:
+    """The value at a CRD scale path (``.spec.replicas``), None when absent."""
+    for part in path.strip(".").split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
 def _int_param(text: str) -> int:
     """An integer query parameter, rejected with Go's strconv message as the server does."""
     try:
@@ -132,6 +165,15 @@ class ResourceMixin(StreamMixin):
         )
 
     def _verb(self, method: str, route: Route, query: dict[str, str]) -> str:
+        # A collection takes no PUT or PATCH, a named object no POST (but its subresources may).
+        if (
+            method in ("PUT", "PATCH")
+            and not route.name
+            or method == "POST"
+            and route.name
+            and not route.subresource
+        ):
+            raise errors.method_not_allowed(method)
         if method == "GET":
             if query.get("watch") in ("true", "1"):
                 return "watch"
@@ -172,11 +214,36 @@ class ResourceMixin(StreamMixin):
         ns = route.namespace or ""
         if route.subresource in ("exec", "attach", "portforward"):
             return self._pod_session(route)
+        if verb in ("get", "list", "watch") and not _acceptable(self.headers.get("Accept") or ""):
+            offered = _REPRESENTATIONS + (_STREAMS if verb != "get" else ())
+            raise ApiError(
+                406,
+                "NotAcceptable",
+                "406: Not Acceptable\n\nAvailable representations: " + ", ".join(offered),
+                {},
+            )
+        if verb in ("get", "list", "watch"):
+            self._check_resource_version(verb, query)
         if verb in ("get", "list", "watch") and route.subresource == "scale":
-            return self._send_json(200, self._scale(api.get(rt, ns, route.name or "")))
+            return self._send_json(200, self._scale(api.get(rt, ns, route.name or ""), rt))
         if verb == "watch":
             return self._watch(route, query)
         if verb == "list":
+            match = query.get("resourceVersionMatch", "")
+            if match not in ("", "Exact", "NotOlderThan"):
+                raise errors.invalid_options(
+                    "ListOptions",
+                    "resourceVersionMatch",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""',
+                )
+            if match == "Exact" and query.get("resourceVersion") == "0":
+                raise errors.invalid_options(
+                    "ListOptions",
+                    "resourceVersionMatch",
+                    "FieldValueForbidden",
+                    'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+                )
             if query.get("resourceVersionMatch") and not query.get("resourceVersion"):
                 raise errors.invalid_options(
                     "ListOptions",
@@ -221,6 +288,8 @@ class ResourceMixin(StreamMixin):
                 )
             return self._send_object(rt, obj)
         content_type = self._content_type()
+        if verb in ("patch", "apply") and content_type not in _PATCH_TYPES:
+            raise ApiError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
         protobuf_body = content_type == "application/vnd.kubernetes.protobuf"
         payload: Any = None
         if protobuf_body and verb in ("delete", "deletecollection"):
@@ -248,7 +317,7 @@ class ResourceMixin(StreamMixin):
         }:
             raise errors.unsupported_media_type(content_type, patch=verb in ("patch", "apply"))
         else:
-            payload = self._decode(body, content_type)
+            payload = self._decode_body(body, content_type, verb, rt)
         opts = self._options(query, verb)
         if verb == "create":
             if rt.gr == ("authorization.k8s.io", "selfsubjectaccessreviews"):
@@ -293,7 +362,7 @@ class ResourceMixin(StreamMixin):
                             "type handlers.jsonPatchOp"
                         )
             if route.subresource == "scale":
-                current = self._scale(api.get(rt, ns, route.name or ""))
+                current = self._scale(api.get(rt, ns, route.name or ""), rt)
                 from kubesim.machinery.patch import json_merge_patch
 
                 return self._update_scale(route, json_merge_patch(current, payload), opts)
@@ -308,9 +377,18 @@ class ResourceMixin(StreamMixin):
                 route.subresource if route.subresource == "status" else "",
             )
             return self._send_object(rt, api.present(rt, obj, route.version), 200 if existed else 201)
-        if verb == "delete":
+        if verb in ("delete", "deletecollection"):
             options = _delete_options(payload)
             propagation = options.get("propagationPolicy") or query.get("propagationPolicy")
+            if propagation not in (None, "", "Foreground", "Background", "Orphan"):
+                raise errors.invalid_options(
+                    "DeleteOptions",
+                    "propagationPolicy",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{propagation}": supported values: "Foreground", "Background", '
+                    '"Orphan", "nil"',
+                )
+        if verb == "delete":
             grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
             if isinstance(grace, str) and grace:
                 grace = _int_param(grace)
@@ -338,22 +416,70 @@ class ResourceMixin(StreamMixin):
                     "status": "Success",
                     "details": {
                         "name": route.name,
-                        "group": rt.group,
+                        **({"group": rt.group} if rt.group else {}),
                         "kind": rt.plural,
                         "uid": obj["metadata"]["uid"],
                     },
                 },
             )
         if verb == "deletecollection":
+            # The answer lists what was deleted, as each delete left it (gone, or marked for deletion).
             result = api.list(rt, route.namespace, query.get("labelSelector"), query.get("fieldSelector"))
+            deleted = []
             for item in result.items:
                 try:
-                    api.delete(rt, item["metadata"].get("namespace", ""), item["metadata"]["name"], opts)
+                    deleted.append(
+                        api.delete(rt, item["metadata"].get("namespace", ""), item["metadata"]["name"], opts)
+                    )
                 except ApiError as exc:
                     if exc.code != 404:
                         raise
-            return self._send_list(rt, route.version, ListResult([], str(api.store.resource_version)))
+            return self._send_list(rt, route.version, ListResult(deleted, str(api.store.resource_version)))
         raise errors.method_not_allowed(method)
+
+    def _check_resource_version(self, verb: str, query: dict[str, str]) -> None:
+        """A resourceVersion that is no number: a list says so as a 400; a get and a watch pass the storage's
+        error through as a 500 without a reason (apiserver/pkg/storage/etcd3, v1.36)."""
+        text = query.get("resourceVersion", "")
+        if not text or text.isdigit():
+            return
+        problem = (
+            f'resourceVersion: Invalid value: "{text}": strconv.ParseUint: parsing "{text}": invalid syntax'
+        )
+        if verb == "list":
+            raise errors.bad_request(f"invalid resource version: {problem}")
+        raise ApiError(500, "", problem)
+
+    def _decode_body(self, body: bytes, content_type: str, verb: str, rt: ResourceType) -> Any:
+        """The request body, refused with the real server's messages: a patch "error decoding patch: ..."
+        (Go's json errors, a JSON patch that is not an array), an object "the object provided is
+        unrecognized (must be of type Kind): ... (body)"."""
+        from kubesim.machinery.gojson import summarize, syntax_error
+
+        if "yaml" in content_type or not body:
+            return self._decode(body, content_type)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            problem = syntax_error(body.decode(errors="replace"))
+            if verb in ("patch", "apply"):
+                raise errors.bad_request(f"error decoding patch: {problem}") from None
+            raise errors.bad_request(
+                f"the object provided is unrecognized (must be of type {rt.kind}): couldn't get "
+                f"version/kind; json parse error: {problem} ({summarize(body)})"
+            ) from None
+        kind = _PATCH_TYPES.get(content_type, "")
+        if verb == "patch" and kind == "json" and not isinstance(payload, list):
+            raise errors.bad_request(
+                f"error decoding patch: json: cannot unmarshal {_go_type_of(payload)} into Go value of type "
+                "[]handlers.jsonPatchOp"
+            )
+        if verb == "patch" and kind in ("merge", "strategic") and not isinstance(payload, dict):
+            raise errors.bad_request(
+                f"error decoding patch: json: cannot unmarshal {_go_type_of(payload)} into Go value of type "
+                "map[string]interface {}"
+            )
+        return payload
 
     def _wants_table(self) -> bool:
         accept = self.headers.get("Accept") or ""
@@ -367,24 +493,46 @@ class ResourceMixin(StreamMixin):
         meta: dict[str, Any] = {"resourceVersion": result.resource_version}
         if result.continue_token:
             meta["continue"] = result.continue_token
-            meta["remainingItemCount"] = result.remaining
+            if result.remaining is not None:
+                meta["remainingItemCount"] = result.remaining
         head = json.dumps(
             {"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": meta},
             separators=(",", ":"),
         ).encode()
-        if rt.custom and version != rt.version:
+        if rt.custom:
+            # Custom resources are unstructured: each item keeps its apiVersion and kind.
             items = b",".join(
                 json.dumps(api.present(rt, o, version), separators=(",", ":")).encode() for o in result.items
             )
         else:
-            items = b",".join(store.json_of(rt.gr, o) for o in result.items)
+            # A built-in list is encoded from typed items, which carry no apiVersion/kind of their own.
+            items = b",".join(store.json_of(rt.gr, o, item=True) for o in result.items)
         self._send(200, head[:-1] + b',"items":[' + items + b"]}")
 
     # -- scale ---------------------------------------------------------------------------------------------
-    def _scale(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _scale(self, obj: dict[str, Any], rt: ResourceType | None = None) -> dict[str, Any]:
         from kubesim.machinery.selectors import selector_string
 
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if rt is not None and rt.scale_paths:
+            # A custom resource's scale reads the CRD's paths (apiextensions-apiserver
+            # pkg/registry/customresource/etcd.go scaleFromCustomResource): no selector without a path.
+            spec_path, status_path, selector_path = rt.scale_paths
+            scale_status: dict[str, Any] = {"replicas": _at_path(obj, status_path) or 0}
+            selector = _at_path(obj, selector_path) if selector_path else None
+            if selector:
+                scale_status["selector"] = selector
+            return {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    k: obj["metadata"][k]
+                    for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                    if k in obj["metadata"]
+                },
+                "spec": {"replicas": _at_path(obj, spec_path) or 0},
+                "status": scale_status,
+            }
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -416,10 +564,16 @@ class ResourceMixin(StreamMixin):
                     )
                 ],
             )
-        obj = api.patch(
-            route.rt, route.namespace or "", route.name or "", "merge", {"spec": {"replicas": replicas}}, opts
-        )
-        self._send_json(200, self._scale(obj))
+        change: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if route.rt.scale_paths:
+            change = {}
+            target = change
+            parts = route.rt.scale_paths[0].strip(".").split(".")
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = replicas
+        obj = api.patch(route.rt, route.namespace or "", route.name or "", "merge", change, opts)
+        self._send_json(200, self._scale(obj, route.rt))
 
     def _authentication_review(self, rt: ResourceType, payload: Any) -> dict[str, Any]:
         """SelfSubjectReview and TokenReview: the simulated cluster has one user, its admin."""

@@ -263,10 +263,11 @@ class Handler(ResourceMixin):
         else:
             if len(parts) == 1:
                 return self._send_json(200, discovery.group_list(api))
+            group_doc = discovery.group(api, parts[1])
+            if group_doc is None:
+                # A group nobody serves falls through to the mux's NotFound handler: plain text, no Status.
+                return self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
             if len(parts) == 2:
-                group_doc = discovery.group(api, parts[1])
-                if group_doc is None:
-                    raise errors.resource_not_found()
                 return self._send_json(200, group_doc)
             group, version, rest = parts[1], parts[2], parts[3:]
         if not rest:

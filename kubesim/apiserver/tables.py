@@ -7,6 +7,7 @@ which is what the API server does for kinds without a printer.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -92,8 +93,58 @@ def _age(obj: Obj, now: float) -> str:
     return human_duration(now - parse_rfc3339(created)) if created else "<unknown>"
 
 
-def _col(name: str, kind: str = "string", fmt: str = "", priority: int = 0) -> dict[str, Any]:
-    return {"name": name, "type": kind, "format": fmt, "description": name, "priority": priority}
+_NAME_DESCRIPTION = (
+    "Name must be unique within a namespace. Is required when creating resources, although some resources "
+    "may allow a client to request the generation of an appropriate name automatically. Name is primarily "
+    "intended for creation idempotence and configuration definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+_AGE_DESCRIPTION = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created. It is "
+    "not guaranteed to be set in happens-before order across separate operations. Clients may not set this "
+    "value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. "
+    "Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+
+
+def _col(
+    name: str, kind: str = "string", fmt: str = "", priority: int = 0, description: str = ""
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": kind,
+        "format": fmt,
+        "description": description or name,
+        "priority": priority,
+    }
+
+
+_SWAGGER = "swagger:"
+
+
+@functools.cache
+def _swagger(reference: str) -> str:
+    """A field's description in the published v1.36.2 OpenAPI, which the printers' columns quote
+    (pkg/printers/internalversion/printers.go describes columns by the types' SwaggerDoc); read when a
+    table is first asked for, not at import."""
+    from kubesim.apiserver import openapi
+
+    definition, _, field = reference[len(_SWAGGER) :].rpartition(".")
+    definitions = openapi.v2_document().get("definitions") or {}
+    properties = (definitions.get(definition) or {}).get("properties") or {}
+    return str((properties.get(field) or {}).get("description", ""))
+
+
+def _described_col(name: str, definition: str, field: str, kind: str = "string") -> dict[str, Any]:
+    return _col(name, kind, description=f"{_SWAGGER}{definition}.{field}")
+
+
+def _name_col() -> dict[str, Any]:
+    return _col("Name", fmt="name", description=_NAME_DESCRIPTION)
+
+
+def _age_col() -> dict[str, Any]:
+    return _col("Age", description=_AGE_DESCRIPTION)
 
 
 def _pod_row(pod: Obj, now: float) -> list[Any]:
@@ -360,6 +411,33 @@ PRINTERS: dict[tuple[str, str], tuple[list[dict[str, Any]], Callable[[Obj, float
         [_col("Name", fmt="name"), _col("Status"), _col("Age")],
         lambda n, now: [n["metadata"]["name"], (n.get("status") or {}).get("phase", "Active"), _age(n, now)],
     ),
+    # printers.go v1.36: configMapColumnDefinitions, secretColumnDefinitions, serviceAccountColumnDefinitions.
+    ("", "configmaps"): (
+        [_name_col(), _described_col("Data", "io.k8s.api.core.v1.ConfigMap", "data"), _age_col()],
+        lambda c, now: [
+            c["metadata"]["name"],
+            len(c.get("data") or {}) + len(c.get("binaryData") or {}),
+            _age(c, now),
+        ],
+    ),
+    ("", "secrets"): (
+        [
+            _name_col(),
+            _described_col("Type", "io.k8s.api.core.v1.Secret", "type"),
+            _described_col("Data", "io.k8s.api.core.v1.Secret", "data"),
+            _age_col(),
+        ],
+        lambda s, now: [
+            s["metadata"]["name"],
+            s.get("type", "Opaque"),
+            len(s.get("data") or {}),
+            _age(s, now),
+        ],
+    ),
+    ("", "serviceaccounts"): (
+        [_name_col(), _described_col("Secrets", "io.k8s.api.core.v1.ServiceAccount", "secrets"), _age_col()],
+        lambda a, now: [a["metadata"]["name"], len(a.get("secrets") or []), _age(a, now)],
+    ),
     ("", "events"): (
         [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
         _event_row,
@@ -367,18 +445,6 @@ PRINTERS: dict[tuple[str, str], tuple[list[dict[str, Any]], Callable[[Obj, float
 }
 
 
-_NAME_DESCRIPTION = (
-    "Name must be unique within a namespace. Is required when creating resources, although some resources "
-    "may allow a client to request the generation of an appropriate name automatically. Name is primarily "
-    "intended for creation idempotence and configuration definition. Cannot be updated. More info: "
-    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
-)
-_AGE_DESCRIPTION = (
-    "CreationTimestamp is a timestamp representing the server time when this object was created. It is "
-    "not guaranteed to be set in happens-before order across separate operations. Clients may not set this "
-    "value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. "
-    "Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
-)
 _JSONPATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
@@ -423,7 +489,18 @@ def _custom_printer(rt: ResourceType) -> tuple[list[dict[str, Any]], Callable[[O
         }
         for c in specs
     ]
-    return columns, lambda o, _: [o["metadata"]["name"]] + [_jsonpath(o, c["jsonPath"]) for c in specs]
+
+    def cell(obj: Obj, spec: dict[str, Any], now: float) -> Any:
+        value = _jsonpath(obj, spec["jsonPath"])
+        if spec.get("type") == "date" and value is not None:
+            # The CRD table convertor prints dates as durations (HumanDuration), "<unknown>" if unparsable.
+            try:
+                return human_duration(now - parse_rfc3339(str(value)))
+            except ValueError:
+                return "<unknown>"
+        return value
+
+    return columns, lambda o, now: [o["metadata"]["name"]] + [cell(o, c, now) for c in specs]
 
 
 def table(api: Api, rt: ResourceType, items: list[Obj], rv: str, include: str, cluster: SimCluster) -> Obj:
@@ -439,6 +516,10 @@ def table(api: Api, rt: ResourceType, items: list[Obj], rv: str, include: str, c
             ),
         )
     )
+    columns = [
+        dict(c, description=_swagger(c["description"])) if c["description"].startswith(_SWAGGER) else c
+        for c in columns
+    ]
     rows = []
     for obj in items:
         entry: dict[str, Any] = {"cells": row(obj, now)}

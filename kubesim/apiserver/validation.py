@@ -42,15 +42,31 @@ def _go_map(labels: dict[str, str]) -> str:
     return json.dumps(labels, sort_keys=True, separators=(",", ":"))
 
 
-def validate_name(gr: tuple[str, str], name: str) -> list[Cause]:
-    if gr in (("", "namespaces"),):
-        ok, msg = _LABEL.match(name) and len(name) <= 63, _LABEL_MSG
-    elif gr == ("", "services"):
+def _name_problems(gr: tuple[str, str], name: str) -> list[str]:
+    """IsDNS1123Label / IsDNS1123Subdomain (apimachinery/pkg/util/validation, v1.36): the length, then the
+    pattern, each its own message."""
+    if gr in (("", "namespaces"), ("", "services")):
         # RelaxedServiceNameValidation (GA in 1.34): a Service name is an RFC 1123 label, not DNS-1035.
-        ok, msg = _LABEL.match(name) and len(name) <= 63, _LABEL_MSG
+        limit, pattern, msg = 63, _LABEL, _LABEL_MSG
     else:
-        ok, msg = _SUBDOMAIN.match(name) and len(name) <= 253, _SUBDOMAIN_MSG
-    return [] if ok else [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {msg}')]
+        limit, pattern, msg = 253, _SUBDOMAIN, _SUBDOMAIN_MSG
+    problems = [f"must be no more than {limit} characters"] if len(name) > limit else []
+    return problems + ([] if pattern.match(name) else [msg])
+
+
+def validate_name(gr: tuple[str, str], name: str, generate_name: str = "") -> list[Cause]:
+    causes: list[Cause] = []
+    if generate_name:
+        # ValidateObjectMeta checks the prefix as a name whose trailing dash is masked.
+        prefix = generate_name[:-1] + "a" if generate_name.endswith("-") else generate_name
+        causes += [
+            ("FieldValueInvalid", "metadata.generateName", f'Invalid value: "{generate_name}": {m}')
+            for m in _name_problems(gr, prefix)
+        ]
+    return causes + [
+        ("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {m}')
+        for m in _name_problems(gr, name)
+    ]
 
 
 _NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -74,16 +90,17 @@ def _qualified_name(key: str, field: str) -> list[Cause]:
         causes.append(("FieldValueInvalid", field, f'Invalid value: "{key}": prefix part {_SUBDOMAIN_MSG}'))
     if not name:
         causes.append(("FieldValueInvalid", field, f'Invalid value: "{key}": name part must be non-empty'))
-    elif len(name) > 63:
-        causes.append(
-            (
-                "FieldValueInvalid",
-                field,
-                f'Invalid value: "{key}": name part must be no more than 63 characters',
+    else:
+        if len(name) > 63:
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    field,
+                    f'Invalid value: "{key}": name part must be no more than 63 bytes',
+                )
             )
-        )
-    elif not _NAME_PART.match(name):
-        causes.append(("FieldValueInvalid", field, f'Invalid value: "{key}": {_NAME_PART_MSG}'))
+        if not _NAME_PART.match(name):
+            causes.append(("FieldValueInvalid", field, f'Invalid value: "{key}": {_NAME_PART_MSG}'))
     return causes
 
 
@@ -92,7 +109,11 @@ def _labels(labels: dict[str, Any], field: str) -> list[Cause]:
     for key in sorted(labels):
         value = labels[key]
         causes += _qualified_name(key, field)
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+        if isinstance(value, str) and len(value) > 63:
+            causes.append(
+                ("FieldValueInvalid", field, f'Invalid value: "{value}": must be no more than 63 bytes')
+            )
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
             causes.append(
                 (
                     "FieldValueInvalid",
@@ -247,21 +268,20 @@ def _workload(obj: Obj, kind: str) -> list[Cause]:
             )
         )
     selector = spec.get("selector")
-    if not selector:
+    if selector is None:
         causes.append(("FieldValueRequired", "spec.selector", "Required value"))
     template = spec.get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
-    if selector:
+    if isinstance(selector, dict):
         from kubesim.machinery.selectors import match_label_selector_object
 
         if not (selector.get("matchLabels") or selector.get("matchExpressions")):
+            # field.Invalid prints the value as JSON (v1.36): an empty LabelSelector is "{}".
             causes.append(
                 (
                     "FieldValueInvalid",
                     "spec.selector",
-                    "Invalid value: v1.LabelSelector{MatchLabels:"
-                    "map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: "
-                    "empty selector is invalid for deployment",
+                    "Invalid value: {}: empty selector is invalid for deployment",
                 )
             )
         elif not match_label_selector_object(selector, labels):
@@ -422,6 +442,24 @@ def _service(obj: Obj) -> list[Cause]:
         if name in names:
             causes.append(("FieldValueDuplicate", f"spec.ports[{n}].name", f'Duplicate value: "{name}"'))
         names.add(name)
+    families = spec.get("ipFamilies") or []
+    for n, family in enumerate(families):
+        if family not in ("IPv4", "IPv6"):
+            causes.append(
+                (
+                    "FieldValueNotSupported",
+                    f"spec.ipFamilies[{n}]",
+                    f'Unsupported value: "{family}": supported values: "IPv4", "IPv6"',
+                )
+            )
+    external = spec.get("externalName")
+    if stype == "ExternalName" and isinstance(external, str):
+        problems = _name_problems(
+            ("", "configmaps"), external.rstrip(".")
+        )  # a subdomain, trailing dot allowed
+        causes += [
+            ("FieldValueInvalid", "spec.externalName", f'Invalid value: "{external}": {m}') for m in problems
+        ]
     return causes
 
 
@@ -437,7 +475,7 @@ def _config_data(obj: Obj, gr: tuple[str, str]) -> list[Cause]:
         data = obj.get("data") or {}
         required = {
             "kubernetes.io/tls": ("tls.crt", "tls.key"),
-            "kubernetes.io/basic-auth": (),
+            "kubernetes.io/basic-auth": (),  # one of username/password, below
             "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
             "kubernetes.io/dockercfg": (".dockercfg",),
             "kubernetes.io/ssh-auth": ("ssh-privatekey",),
@@ -445,6 +483,15 @@ def _config_data(obj: Obj, gr: tuple[str, str]) -> list[Cause]:
         for key in required:
             if key not in data:
                 causes.append(("FieldValueRequired", f"data[{key}]", "Required value"))
+        if (
+            obj.get("type") == "kubernetes.io/basic-auth"
+            and "username" not in data
+            and "password" not in data
+        ):
+            causes += [
+                ("FieldValueRequired", "data[username]", "Required value"),
+                ("FieldValueRequired", "data[password]", "Required value"),
+            ]
     return causes
 
 
@@ -605,6 +652,10 @@ def validate_update(gr: tuple[str, str], old: Obj, new: Obj) -> list[Cause]:
                     f"Invalid value: {json.dumps(after, separators=(',', ':'))}: field is immutable",
                 )
             )
+    if gr == ("", "secrets") and old.get("type", "Opaque") != new.get("type", "Opaque"):
+        causes.append(
+            ("FieldValueInvalid", "type", f'Invalid value: "{new.get("type")}": field is immutable')
+        )
     if gr == ("", "services"):
         before, after = (old.get("spec") or {}).get("clusterIP"), (new.get("spec") or {}).get("clusterIP")
         if after and before != after:
@@ -612,7 +663,7 @@ def validate_update(gr: tuple[str, str], old: Obj, new: Obj) -> list[Cause]:
                 (
                     "FieldValueInvalid",
                     "spec.clusterIPs[0]",
-                    f'Invalid value: []string{{"{after}"}}: may not change once set',
+                    f'Invalid value: ["{after}"]: may not change once set',
                 )
             )
     if (

@@ -384,9 +384,95 @@ class NamespaceController(ClusterController):
                     except ApiError:
                         pass
         if remaining:
+            self._report_remaining(ns)
             self.manager.after(1.0, lambda: self.enqueue(key))
             return
         self.store.remove(("", "namespaces"), "", name)
+
+    def _report_remaining(self, ns: Any) -> None:
+        """The conditions the namespace controller writes while content remains (kubernetes
+        pkg/controller/namespace/deletion/namespaced_resources_deleter.go, v1.36)."""
+        resources: dict[str, int] = {}
+        finalizers: dict[str, int] = {}
+        for rt in self.api.types():
+            if not rt.namespaced:
+                continue
+            for obj in self.store.items(rt.gr, ns["metadata"]["name"]):
+                label = f"{rt.plural}.{rt.group}"
+                resources[label] = resources.get(label, 0) + 1
+                for finalizer in obj["metadata"].get("finalizers") or []:
+                    finalizers[finalizer] = finalizers.get(finalizer, 0) + 1
+        wanted = [
+            (
+                "NamespaceDeletionDiscoveryFailure",
+                "False",
+                "ResourcesDiscovered",
+                "All resources successfully discovered",
+            ),
+            (
+                "NamespaceDeletionGroupVersionParsingFailure",
+                "False",
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed",
+            ),
+            (
+                "NamespaceDeletionContentFailure",
+                "False",
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization",
+            ),
+            (
+                (
+                    "NamespaceContentRemaining",
+                    "True",
+                    "SomeResourcesRemain",
+                    "Some resources are remaining: "
+                    + ", ".join(f"{k} has {v} resource instances" for k, v in sorted(resources.items())),
+                )
+                if resources
+                else (
+                    "NamespaceContentRemaining",
+                    "False",
+                    "ContentRemoved",
+                    "All content successfully removed",
+                )
+            ),
+            (
+                (
+                    "NamespaceFinalizersRemaining",
+                    "True",
+                    "SomeFinalizersRemain",
+                    "Some content in the namespace has finalizers remaining: "
+                    + ", ".join(f"{k} in {v} resource instances" for k, v in sorted(finalizers.items())),
+                )
+                if finalizers
+                else (
+                    "NamespaceFinalizersRemaining",
+                    "False",
+                    "ContentHasNoFinalizers",
+                    "All content-preserving finalizers finished",
+                )
+            ),
+        ]
+        status = dict(ns.get("status") or {})
+        previous = {c["type"]: c for c in status.get("conditions") or []}
+        conditions = []
+        for kind, state, reason, message in wanted:
+            before = previous.get(kind)
+            same = before is not None and before.get("status") == state
+            conditions.append(
+                {
+                    "type": kind,
+                    "status": state,
+                    "lastTransitionTime": before["lastTransitionTime"] if same and before else self.api.now(),
+                    "reason": reason,
+                    "message": message,
+                }
+            )
+        if [dict(c, lastTransitionTime="") for c in conditions] != [
+            dict(c, lastTransitionTime="") for c in status.get("conditions") or []
+        ]:
+            self.cluster.set_status(("", "namespaces"), ns, dict(status, conditions=conditions))
 
     def _ensure_defaults(self, namespace: str) -> None:
         sa_rt = self.api.type_of("", "serviceaccounts")

@@ -213,7 +213,12 @@ class ReplicaSetController(OwnedController):
         status["terminatingReplicas"] = sum(
             1 for p in self.children(rs, PODS) if p["metadata"].get("deletionTimestamp")
         )
-        if min_ready > 0 and status["readyReplicas"] > status["availableReplicas"]:
+        # ReplicaSetStatus (k8s.io/api/apps/v1 types.go, v1.36): these counts are omitempty, so a zero is
+        # absent; replicas is always written, terminatingReplicas is a pointer (a zero is present).
+        for count in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+            if status[count] == 0:
+                status.pop(count)
+        if min_ready > 0 and status.get("readyReplicas", 0) > status.get("availableReplicas", 0):
             self.manager.after(min_ready, lambda: self.enqueue(key))
         self.cluster.set_status(RS, rs, status)
 
@@ -492,9 +497,9 @@ class DeploymentController(OwnedController):
             "availableReplicas": available,
             "unavailableReplicas": max(0, replicas - available),
         }
-        terminating = sum(s.get("terminatingReplicas", 0) for s in statuses)
-        if terminating:
-            status["terminatingReplicas"] = terminating
+        # A pointer in DeploymentStatus (v1.36, DeploymentReplicaSetTerminatingReplicas on by default): the
+        # controller writes it, zero included (pkg/controller/deployment/sync.go calculateStatus).
+        status["terminatingReplicas"] = sum(s.get("terminatingReplicas", 0) for s in statuses)
         old = deploy.get("status") or {}
         if old.get("collisionCount"):
             status["collisionCount"] = old["collisionCount"]

@@ -97,6 +97,8 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
     details = _details(name, group, kind)
     if not name:
         del details["name"]
+    if not kind:
+        del details["kind"]  # omitempty: a patch's decoding error names no kind
     details["causes"] = [{"reason": r, "message": m, "field": f} for r, f, m in causes]
     return ApiError(422, "Invalid", f'{what} "{name}" is invalid: {text}', details)
 

@@ -169,6 +169,10 @@ def _managers(live: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _conflict_error(conflicts: list[tuple[str, str, Path]]) -> ApiError:
+    """The 409 of structured-merge-diff's Conflicts.Error as the apiserver words it (v1.36): a manager that
+    updated is named with its apiVersion ("creator" using v1), one that applied by name only; several
+    conflicts are grouped by manager."""
+
     def dotted(path: Path) -> str:
         out = ""
         for token in path:
@@ -178,20 +182,57 @@ def _conflict_error(conflicts: list[tuple[str, str, Path]]) -> ApiError:
                 out += "[" + token[2:].strip("{}").replace('"', "").replace(":", "=") + "]"
         return out
 
-    lines = [
-        f'conflict with "{manager}"' + (f" using {api}" if api else "") + f": {dotted(path)}"
-        for manager, api, path in conflicts
-    ]
+    def who(manager: str, api: str) -> str:
+        return f'"{manager}"' + (f" using {api}" if api else "")
+
     n = len(conflicts)
     if n == 1:
-        message = f"Apply failed with 1 conflict: {lines[0]}"
+        manager, api, path = conflicts[0]
+        message = f"Apply failed with 1 conflict: conflict with {who(manager, api)}: {dotted(path)}"
     else:
+        grouped: dict[tuple[str, str], list[Path]] = {}
+        for manager, api, path in conflicts:
+            grouped.setdefault((manager, api), []).append(path)
+        lines = []
+        for manager, api in sorted(grouped):
+            lines.append(f"conflicts with {who(manager, api)}:")
+            lines += [f"- {dotted(path)}" for path in grouped[(manager, api)]]
         message = f"Apply failed with {n} conflicts: " + "\n".join(lines)
     causes = [
-        {"reason": "FieldManagerConflict", "message": line, "field": dotted(path)}
-        for line, (_, _, path) in zip(lines, conflicts, strict=True)
+        {
+            "reason": "FieldManagerConflict",
+            "message": f"conflict with {who(manager, api)}",
+            "field": dotted(path),
+        }
+        for manager, api, path in conflicts
     ]
     return ApiError(409, "Conflict", message, {"causes": causes})
+
+
+def _without(owned: set[Path], taken: set[Path]) -> set[Path]:
+    """A manager's fields once others took ``taken``: a map it set stays its own (structured-merge-diff
+    marks it ``"."``), so the entry keeps ``f:data: {}`` when all its keys went to another manager."""
+    remaining = owned - taken
+    for path in taken & owned:
+        parent = path[:-1]
+        if parent and not any(p[: len(parent)] == parent for p in remaining):
+            remaining.add(parent + (".",))
+    return remaining
+
+
+def _sorted(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """managedFields in the encoder's order (apimachinery managedfields/internal/managedfields.go,
+    sortEncodedManagedFields): by operation (Apply before Update), time, manager, apiVersion, subresource."""
+    return sorted(
+        entries,
+        key=lambda e: (
+            e.get("operation", ""),
+            e.get("time") or "",
+            e.get("manager", ""),
+            e.get("apiVersion", ""),
+            e.get("subresource", ""),
+        ),
+    )
 
 
 def apply(
@@ -225,9 +266,10 @@ def apply(
     for entry, clashing in clashes:
         owned = from_fields_v1(entry.get("fieldsV1", {}))
         if force:
-            entry["fieldsV1"] = to_fields_v1(owned - clashing)
+            entry["fieldsV1"] = to_fields_v1(_without(owned, clashing))
         else:
-            conflicts += [(entry["manager"], entry.get("apiVersion", ""), p) for p in sorted(clashing)]
+            api = "" if entry.get("operation") == "Apply" else entry.get("apiVersion", "")
+            conflicts += [(entry["manager"], api, p) for p in sorted(clashing)]
     if conflicts:
         raise _conflict_error(conflicts)
 
@@ -255,7 +297,7 @@ def apply(
 
     entries = [e for e in entries if e is not mine and e.get("fieldsV1")]
     entries.append(_entry(manager, "Apply", api_version, now, new_fields, subresource))
-    result.setdefault("metadata", {})["managedFields"] = entries
+    result.setdefault("metadata", {})["managedFields"] = _sorted(entries)
     return result
 
 
@@ -298,8 +340,12 @@ def record_update(
     for entry in entries:
         if entry.get("manager") == manager and entry.get("operation") == "Update":
             continue
-        owned = from_fields_v1(entry.get("fieldsV1", {}))
-        entry["fieldsV1"] = to_fields_v1({p for p in owned - changed if p in after})
+        owned = {
+            p
+            for p in from_fields_v1(entry.get("fieldsV1", {}))
+            if p in after or p[-1] == "." and lookup(new, p[:-1]) is not None
+        }
+        entry["fieldsV1"] = to_fields_v1(_without(owned, changed & owned))
     mine = next(
         (
             e
@@ -313,7 +359,7 @@ def record_update(
     owned_before = from_fields_v1(mine["fieldsV1"]) if mine else set()
     entries = [e for e in entries if e is not mine and e.get("fieldsV1")]
     entries.append(_entry(manager, "Update", api_version, now, (owned_before & after) | changed, subresource))
-    new.setdefault("metadata", {})["managedFields"] = entries
+    new.setdefault("metadata", {})["managedFields"] = _sorted(entries)
 
 
 def _entry(

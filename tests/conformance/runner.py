@@ -1,24 +1,38 @@
 """Sending a conformance scenario to a cluster and normalising the answer, the same way for both sides.
 
-A scenario is a few setup requests and one checked request, in a namespace of its own. The checked answer
-is reduced to what must agree between the real server and the simulated one: status code, ``reason``,
-``message``, the ``Warning`` headers and the returned object with volatile fields (uid, resourceVersion,
-timestamps, managedFields times, allocated IPs and ports, the scenario's namespace) replaced by markers.
+A scenario is a few setup requests and one checked request, in a namespace of its own. A request may be a
+kubectl command line (run with a fresh discovery cache) or a watch (its events read until the server ends
+it); a setup step may wait for a condition on its answer, and later requests may quote ``{uid}``, ``{rv}``
+and ``{continue}`` from earlier answers. The checked answer is reduced to what must agree between the real
+server and the simulated one: status code, ``reason``, ``message``, the ``Warning`` headers and the returned
+object with volatile fields (uid, resourceVersion, timestamps, condition times, continue tokens, the
+pod-template-hash, allocated IPs and ports, uids quoted in messages, the scenario's namespace, and each
+scenario's own ``volatile`` patterns) replaced by markers; kubectl output has ages as ``<age>`` and its
+column padding collapsed.
 One known divergence is normalised away and said here rather than hidden: the simulator's managedFields do
 not mark owned maps and list items with ``".": {}`` the way structured-merge-diff does, so ``"."`` entries
-of ``fieldsV1`` are dropped on both sides. Requests go through the official client's connection pool and
-its configuration (TLS, token or client certificates), so the same code talks to both servers.
+of ``fieldsV1`` are dropped on both sides (also inside a quoted object). Requests go through the official
+client's connection pool and its configuration (TLS, token or client certificates), so the same code talks
+to both servers.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 
 _WARNING = re.compile(r'^299 - "((?:[^"\\]|\\.)*)"')
@@ -33,6 +47,14 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     accept: str = "application/json"
     until_ok: bool = False  # setup only: resend until it succeeds (a CRD's resource becoming served)
+    until: Callable[[Any], bool] | None = None  # setup only: resend until the answer's body satisfies it
+    kubectl: list[str] | None = None  # run kubectl with these arguments instead (method/path unused)
+    watch: bool = False  # a watch: the answer is its events, read until the server ends the stream
+
+
+def kubectl(*args: str, until: Callable[[Any], bool] | None = None) -> Request:
+    """A kubectl command line ({ns} is the scenario's namespace); its exit code and output are compared."""
+    return Request("KUBECTL", "", kubectl=list(args), until=until)
 
 
 @dataclass
@@ -46,6 +68,9 @@ class Scenario:
     cleanup: list[Request] = field(
         default_factory=list
     )  # cluster-scoped leftovers (the namespace goes anyway)
+    # Patterns whose matches differ run to run (generated names, resourceVersions quoted in messages):
+    # replaced by "<volatile>" in every string of the answer.
+    volatile: tuple[str, ...] = ()
 
 
 def node_port_for(namespace: str) -> int:
@@ -54,13 +79,20 @@ def node_port_for(namespace: str) -> int:
 
 
 class Cluster:
-    """Raw HTTP to one API server with the credentials of a kubeconfig."""
+    """Raw HTTP to one API server with the credentials of a kubeconfig. ``patience`` bounds how long a
+    setup step waits for its condition (a simulated cluster's controllers act at once; a real one's not)."""
 
-    def __init__(self, kubeconfig: dict[str, Any] | str) -> None:
+    def __init__(self, kubeconfig: dict[str, Any] | str, patience: float = 60) -> None:
+        self.patience = patience
         if isinstance(kubeconfig, dict):
             self.api_client = config.new_client_from_config_dict(kubeconfig)
+            handle, path = tempfile.mkstemp(prefix="conformance-", suffix=".kubeconfig")
+            with os.fdopen(handle, "w") as out:
+                yaml.safe_dump(kubeconfig, out)
+            self.kubeconfig = path
         else:
             self.api_client = config.new_client_from_config(config_file=kubeconfig)
+            self.kubeconfig = kubeconfig
         cfg: client.Configuration = self.api_client.configuration
         self.host = cfg.host
         self.headers: dict[str, str] = {}
@@ -69,17 +101,33 @@ class Cluster:
             if setting.get("in") == "header" and setting.get("value"):
                 self.headers[setting["key"]] = setting["value"]
 
-    def send(self, request: Request, namespace: str) -> tuple[int, dict[str, Any] | str, list[str]]:
-        path = request.path.replace("{ns}", namespace)
-        query = {k: v.replace("{ns}", namespace) for k, v in request.query.items()}
+    def kubectl(self, args: list[str], namespace: str, values: dict[str, str]) -> tuple[int, str, list[str]]:
+        binary = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+        # A discovery cache of its own each time: a cached one names groups of earlier scenarios.
+        with tempfile.TemporaryDirectory(prefix="conformance-kubectl-") as cache:
+            argv = [binary, "--kubeconfig", self.kubeconfig, "--cache-dir", cache]
+            argv += [_fill(a, namespace, values) for a in args]
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_COLOR="1")
+            )
+        return done.returncode, done.stdout + done.stderr, []
+
+    def send(
+        self, request: Request, namespace: str, values: dict[str, str] | None = None
+    ) -> tuple[int, Any, list[str]]:
+        values = values or {}
+        if request.kubectl is not None:
+            return self.kubectl(request.kubectl, namespace, values)
+        path = _fill(request.path, namespace, values)
+        query = {k: _fill(v, namespace, values) for k, v in request.query.items()}
         url = self.host + path + ("?" + urllib.parse.urlencode(query) if query else "")
         body = request.body
         if callable(body):
             body = body(namespace)
         if isinstance(body, (dict, list)):
-            body = json.dumps(body).replace("{ns}", namespace).encode()
+            body = _fill(json.dumps(body), namespace, values).encode()
         elif isinstance(body, str):
-            body = body.replace("{ns}", namespace).encode()
+            body = _fill(body, namespace, values).encode()
         headers = dict(self.headers, Accept=request.accept, **{"User-Agent": "conformance/1.0"})
         if body is not None:
             headers["Content-Type"] = request.content_type
@@ -93,22 +141,58 @@ class Cluster:
             if m
         ]
         text = response.data.decode(errors="replace")
+        if request.watch:
+            events = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return response.status, {"events": events}, warnings
         try:
             return response.status, json.loads(text), warnings
         except ValueError:
             return response.status, text, warnings
 
 
-_VOLATILE_META = ("uid", "resourceVersion", "creationTimestamp", "generation_", "deletionTimestamp")
+def _fill(text: str, namespace: str, values: dict[str, str]) -> str:
+    """``{ns}`` and the values captured from earlier answers (``{uid}``, ``{rv}``, ``{continue}``)."""
+    text = text.replace("{ns}", namespace)
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _capture(body: Any, values: dict[str, str]) -> None:
+    """What a later request may quote from an answer: the object's uid and resourceVersion, a list's
+    continue token."""
+    if not isinstance(body, dict):
+        return
+    meta = body.get("metadata") or {}
+    for key, name in (("uid", "uid"), ("resourceVersion", "rv"), ("continue", "continue")):
+        if isinstance(meta.get(key), str) and meta[key]:
+            values[name] = meta[key]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_AGE = re.compile(r"(?<![\w.-])\d+(?:d\d*h?|h\d*m?|m\d*s?|s)(?![\w.-])")
+_VOLATILE_META = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation_",
+    "deletionTimestamp",
+    "lastUpdateTime",
+    "lastTransitionTime",
+    "lastHeartbeatTime",
+    "continue",
+)
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
-def _scrub(value: Any, namespace: str) -> Any:
+def _scrub(value: Any, namespace: str, volatile: tuple[str, ...] = ()) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if key in _VOLATILE_META or key == "time" and isinstance(item, str):
                 out[key] = "<volatile>"
+            elif key == "pod-template-hash" and isinstance(item, str):
+                out[key] = "<generated>"
             elif key in ("clusterIP", "nodePort") and item not in (None, "None", ""):
                 out[key] = "<allocated>"
             elif key == "." and item == {}:
@@ -116,50 +200,103 @@ def _scrub(value: Any, namespace: str) -> Any:
             elif key == "clusterIPs" and isinstance(item, list):
                 out[key] = ["<allocated>" if i != "None" else i for i in item]
             else:
-                out[key] = _scrub(item, namespace)
+                out[key] = _scrub(item, namespace, volatile)
         return out
     if isinstance(value, list):
-        return [_scrub(v, namespace) for v in value]
+        return [_scrub(v, namespace, volatile) for v in value]
     if isinstance(value, str):
+        for pattern in volatile:
+            value = re.sub(pattern, "<volatile>", value)
+        value = _UUID.sub("<uid>", value)
+        # The same divergence inside a quoted object (a patch error quotes the patched object).
+        value = value.replace('\\".\\":{},', "").replace('{\\".\\":{}}', "{}")
         if not namespace:
             return value
         return value.replace(namespace, "{ns}").replace(str(node_port_for(namespace)), "<node-port>")
     return value
 
 
+def _kubectl_text(text: str, namespace: str, volatile: tuple[str, ...]) -> str:
+    """kubectl's output with ages (``5s``, ``2m3s``) as ``<age>`` and column padding as single spaces
+    (kubectl pads columns itself; the server only sends the cells)."""
+    lines = []
+    for line in _scrub(text, namespace, volatile).splitlines():
+        lines.append(re.sub(r"[ \t]+", " ", _AGE.sub("<age>", line)).rstrip())
+    return "\n".join(lines)
+
+
 def outcome(
-    code: int, body: Any, warnings: list[str], namespace: str, compare_object: bool, compare: str = ""
+    code: int,
+    body: Any,
+    warnings: list[str],
+    namespace: str,
+    compare_object: bool,
+    compare: str = "",
+    volatile: tuple[str, ...] = (),
+    kubectl: bool = False,
 ) -> dict[str, Any]:
     """What must agree: code, reason, message, warnings and (for objects) the normalised object."""
-    result: dict[str, Any] = {"code": code, "warnings": [_scrub(w, namespace) for w in warnings]}
-    if isinstance(body, dict) and body.get("kind") == "Status":
+    result: dict[str, Any] = {"code": code, "warnings": [_scrub(w, namespace, volatile) for w in warnings]}
+    if kubectl:
+        result["text"] = _kubectl_text(body, namespace, volatile)
+    elif isinstance(body, dict) and body.get("kind") == "Status":
         result["reason"] = body.get("reason", "")
-        result["message"] = _scrub(body.get("message", ""), namespace)
-        result["details"] = _scrub(body.get("details"), namespace)
+        result["message"] = _scrub(body.get("message", ""), namespace, volatile)
+        result["details"] = _scrub(body.get("details"), namespace, volatile)
+    elif isinstance(body, dict) and "events" in body and "kind" not in body:
+        result["events"] = _scrub(body["events"], namespace, volatile)
     elif isinstance(body, dict):
         result["kind"] = body.get("kind")
         if compare_object:
-            result["object"] = _scrub(body.get(compare) if compare else body, namespace)
+            picked: Any = body
+            for part in compare.split(".") if compare else []:
+                if isinstance(picked, list) and part.isdigit():
+                    picked = picked[int(part)] if int(part) < len(picked) else None
+                else:
+                    picked = picked.get(part) if isinstance(picked, dict) else None
+            result["object"] = _scrub(picked, namespace, volatile)
     else:
-        result["text"] = _scrub(body, namespace)[:500]
+        result["text"] = _scrub(body, namespace, volatile)[:500]
     return result
+
+
+def _failed(step: Request, code: int) -> bool:
+    return code >= 300 if step.kubectl is None else code != 0
+
+
+def _waiting(step: Request, code: int, body: Any) -> bool:
+    """Whether a setup step is still to be resent: its condition not met yet, or (``until_ok``) failing."""
+    if step.until is not None:
+        return not step.until(body)
+    return step.until_ok and _failed(step, code)
 
 
 def run(cluster: Cluster, scenario: Scenario, namespace: str) -> dict[str, Any]:
     if scenario.namespaced:
         ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         cluster.send(Request("POST", "/api/v1/namespaces", ns), namespace)
+    values: dict[str, str] = {}
     for step in scenario.setup:
-        code, body, _ = cluster.send(step, namespace)
-        deadline = time.monotonic() + 30
-        while step.until_ok and code >= 300 and time.monotonic() < deadline:
+        code, body, _ = cluster.send(step, namespace, values)
+        deadline = time.monotonic() + cluster.patience
+        while _waiting(step, code, body) and time.monotonic() < deadline:
             time.sleep(0.2)
-            code, body, _ = cluster.send(step, namespace)
-        if code >= 300:
+            code, body, _ = cluster.send(step, namespace, values)
+        if _waiting(step, code, body) or _failed(step, code):
             raise AssertionError(f"{scenario.name}: setup {step.method} {step.path} answered {code}: {body}")
-    code, body, warnings = cluster.send(scenario.check, namespace)
+        _capture(body, values)
+    code, body, warnings = cluster.send(scenario.check, namespace, values)
     for step in scenario.cleanup:
-        cluster.send(step, namespace)
+        cluster.send(step, namespace, values)
     if scenario.namespaced:
         cluster.send(Request("DELETE", f"/api/v1/namespaces/{namespace}"), namespace)
-    return outcome(code, body, warnings, namespace, scenario.compare_object, scenario.compare)
+    return outcome(
+        code,
+        body,
+        warnings,
+        namespace,
+        scenario.compare_object,
+        scenario.compare,
+        scenario.volatile,
+        scenario.check.kubectl is not None,
+    )

@@ -748,6 +748,8 @@ def _strategic_merge() -> list[Scenario]:
 
 
 def all_scenarios() -> list[Scenario]:
+    from tests.conformance.scenarios_exact import exact_scenarios
+
     scenarios = (
         _decoding()
         + _semantics()
@@ -757,6 +759,7 @@ def all_scenarios() -> list[Scenario]:
         + _rules()
         + _custom_resources()
         + _strategic_merge()
+        + exact_scenarios()
     )
     names = [s.name for s in scenarios]
     assert len(names) == len(set(names)), "scenario names must be unique"
