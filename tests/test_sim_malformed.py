@@ -384,6 +384,10 @@ def _problems(response: requests.Response, lenient: bool = False, real_500: bool
         return [] if lenient else [f"{response.status_code}, not an error: {text[:200]}"]
     if response.status_code == 500 and not real_500:
         return [f"500 for a request the server should refuse: {text[:300]}"]
+    if response.status_code == 404 and text == "404 page not found\n":
+        # kube-apiserver v1.36 answers a path under a group it does not serve with Go's plain NotFound
+        # handler, not a Status (recorded: tests/conformance scenarios malformed-unknown-group*).
+        return []
     if not response.headers.get("Content-Type", "").startswith(JSON):
         return [
             f"{response.status_code} with Content-Type {response.headers.get('Content-Type')}: {text[:200]}"
