@@ -17,7 +17,7 @@ from typing import Any
 from ..journal import JournalEntry
 from ..retry import already_done
 from ..run import StepFailed
-from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, Rehearsal, wait_for
+from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, RUN_LABEL, Rehearsal, wait_for
 from .backup import (
     CLUSTER,
     NAMESPACED,
@@ -37,8 +37,11 @@ RESTORE_MANAGER = "istio-upgrade-rehearsal-restore"
 
 
 def _owned(obj: Obj) -> bool:
-    """Created by the harness (the apps it deployed): its cleanup removes it, restores leave it alone."""
-    return (obj["metadata"].get("labels") or {}).get(OWNED_LABEL) == OWNED_VALUE
+    """Created by a rehearsal run (the apps it deployed, labelled with that run's id): its cleanup removes it,
+    restores leave it alone. The ``managed-by`` label alone is anyone's to set, and does not make an object
+    the harness's."""
+    labels = obj["metadata"].get("labels") or {}
+    return labels.get(OWNED_LABEL) == OWNED_VALUE and bool(labels.get(RUN_LABEL))
 
 
 def _comparable(obj: Obj) -> Obj:
@@ -149,36 +152,84 @@ def _replace_as_it_was(ctx: Rehearsal, obj: Obj, current: Obj | None) -> None:
     resource.replace(body=body, namespace=namespace, field_manager=RESTORE_MANAGER)
 
 
+def _created_by(ctx: Rehearsal, api_version: str, kind: str, namespace: str, name: str, run_id: str) -> bool:
+    """Whether the object exists and carries ``run_id``'s label: only then is it the run's to delete."""
+    try:
+        found = ctx.kube.resource(api_version, kind).get(name=name, namespace=namespace or None).to_dict()
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            return False
+        raise
+    return (found["metadata"].get("labels") or {}).get(RUN_LABEL) == run_id
+
+
 def delete_objects(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     """The cleanup of what a setup step created: its objects, then the namespaces it created (waiting until
-    they are gone, so the cluster is as found when the run ends)."""
-    removed = []
+    they are gone, so the cluster is as found when the run ends). Only objects that carry the run's label are
+    deleted (an entry journaled before runs were labelled deletes what it names): an object of the same name
+    that is not the run's (the user's, recreated meanwhile) is left, and named."""
+    removed: list[str] = []
+    left: list[str] = []
+    run_id = entry.args.get("run")
+    created_namespaces = list(entry.args.get("namespaces") or [])
     for api_version, kind, namespace, name in entry.args.get("objects") or []:
-        if namespace in (entry.args.get("namespaces") or []):
+        if namespace in created_namespaces:
             continue  # goes with its namespace
+        where = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        if run_id and not _created_by(ctx, api_version, kind, namespace, name, run_id):
+            try:
+                ctx.kube.resource(api_version, kind).get(name=name, namespace=namespace or None)
+                left.append(f"{where} (not created by {run_id})")
+            except Exception:
+                pass  # already gone
+            continue
         try:
             resource = ctx.kube.resource(api_version, kind)
             resource.delete(name=name, namespace=namespace or None)
-            removed.append(f"{kind}/{namespace + '/' if namespace else ''}{name}")
+            removed.append(where)
         except Exception as exc:
             if not already_done(exc, "delete"):
                 raise
     namespaces = ctx.kube.resource("v1", "Namespace")
-    for namespace in entry.args.get("namespaces") or []:
+    remaining = set()
+    for namespace in created_namespaces:
+        if run_id and not _created_by(ctx, "v1", "Namespace", "", namespace, run_id):
+            try:
+                namespaces.get(name=namespace)
+                left.append(f"Namespace {namespace} (not created by {run_id})")
+            except Exception:
+                pass
+            continue
         try:
             namespaces.delete(name=namespace)
         except Exception as exc:
             if not already_done(exc, "delete"):
                 raise
         removed.append(f"Namespace {namespace}")
-    remaining = set(entry.args.get("namespaces") or [])
+        remaining.add(namespace)
     if remaining:
         wait_for(
             lambda: not remaining & {n["metadata"]["name"] for n in ctx.objects("v1", "Namespace")},
             ctx.settings.timeout,
             f"namespace(s) {', '.join(sorted(remaining))} to be deleted",
         )
-    return {"removed": removed}
+    return {"removed": removed, "left": left}
+
+
+def remove_injection_label(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
+    """The cleanup of the ``istio-injection`` label the run put on a namespace it did not create."""
+    name = entry.args["namespace"]
+    try:
+        ctx.kube.resource("v1", "Namespace").patch(
+            name=name,
+            body={"metadata": {"labels": {"istio-injection": None}}},
+            content_type="application/merge-patch+json",
+        )
+    except Exception as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
+        return {"removed": []}
+    return {"removed": [f"label istio-injection of Namespace {name}"]}
 
 
 def uninstall_istio(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
@@ -193,6 +244,7 @@ def uninstall_istio(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
 ACTIONS: dict[str, Callable[[Rehearsal, JournalEntry], dict[str, Any]]] = {
     "restore_backup": restore_backup,
     "delete_objects": delete_objects,
+    "remove_injection_label": remove_injection_label,
     "uninstall_istio": uninstall_istio,
 }
 
@@ -312,13 +364,20 @@ def cleanup(ctx: Rehearsal) -> dict[str, Any]:
     """Undo what the setup steps did (apps, namespaces, an Istio the harness installed), last first, so the
     cluster is left as found except for the upgrade. Only on a cluster that outlives the run."""
     pending = ctx.journal.pending("setup")
-    outcome: dict[str, Any] = {"created": ctx.state.get("created", []), "removed": [], "errors": []}
+    outcome: dict[str, Any] = {
+        "created": ctx.state.get("created", []),
+        "removed": [],
+        "left": [],
+        "errors": [],
+    }
     if not pending:
         return outcome
     with ctx.run.step("cleanup") as step:
         for entry in pending:
             try:
-                outcome["removed"] += ACTIONS[entry.action](ctx, entry).get("removed", [])
+                done = ACTIONS[entry.action](ctx, entry)
+                outcome["removed"] += done.get("removed", [])
+                outcome["left"] += done.get("left", [])
                 ctx.journal.mark_done(entry)
             except Exception as exc:
                 outcome["errors"].append(f"{entry.name}: {exc}")
@@ -326,7 +385,11 @@ def cleanup(ctx: Rehearsal) -> dict[str, Any]:
         step.add_data("cleanup", outcome)
         if outcome["errors"]:
             raise StepFailed("; ".join(outcome["errors"]))
-        step.note("removed " + (", ".join(outcome["removed"]) or "nothing"))
+        step.note(
+            "removed "
+            + (", ".join(outcome["removed"]) or "nothing")
+            + ("; left, as not the run's: " + ", ".join(outcome["left"]) if outcome["left"] else "")
+        )
     return outcome
 
 
