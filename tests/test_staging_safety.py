@@ -75,7 +75,9 @@ def _kubeconfig(path: Path, context: str, server: str) -> Path:
 def test_allow_context_patterns_are_anchored_on_the_name_or_the_servers_host(tmp_path):
     config = _kubeconfig(tmp_path / "kc", "prod-eu", "https://api.staging.acme.example:6443")
     # A glob matches the whole name, never a part of it: "staging" is not "*staging*".
-    with pytest.raises(ClusterError, match=r"context 'prod-eu' \(server api.staging.acme.example\)"):
+    with pytest.raises(
+        ClusterError, match=r"context 'prod-eu' does not .* \(server api.staging.acme.example;"
+    ):
         check_context_allowed(config, None, ["staging"])
     with pytest.raises(ClusterError, match="does not look like a cluster meant for rehearsals"):
         check_context_allowed(config, None, ["prod"])

@@ -112,9 +112,10 @@ def check_context_allowed(path: Path, context: str | None, allowed: Sequence[str
     if not context_allowed(chosen, host, allowed):
         described = ", ".join(allowed) if allowed else DEFAULTS_DESCRIBED
         raise ClusterError(
-            f"context '{chosen}'{f' (server {host})' if host else ''} does not look like a cluster meant for "
-            f"rehearsals (allowed: {described}, matched against the whole context name or server host); if "
-            f"it is one, pass --allow-context '{chosen}'"
+            f"context '{chosen}' does not look like a cluster meant for rehearsals ("
+            + (f"server {host}; " if host else "")
+            + f"allowed: {described}, matched against the whole context name or server host); if it is one, "
+            f"pass --allow-context '{chosen}'"
         )
     return chosen
 

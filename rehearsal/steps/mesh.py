@@ -488,17 +488,37 @@ def answering_proxies(ctx: Rehearsal, istioctl: Istioctl, answered_by: dict[str,
     return by_pod
 
 
-def echo_request_count(ctx: Rehearsal) -> int:
-    """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020."""
+def echo_request_count(ctx: Rehearsal, problems: list[str] | None = None) -> int:
+    """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020. A pod that
+    cannot be read is named in ``problems`` (no sidecar, so nothing listens on :15020; or the API server's
+    one-line answer), at once: nothing that waiting would change is retried."""
+    from ..retry import api_error_line, is_api_error
+
     total = 0
     for pod in ctx.objects("v1", "Pod", ctx.apps_ns, label_selector="app=echo"):
         if pod["metadata"].get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
             continue
+        name = pod["metadata"]["name"]
+        proxies = [
+            c
+            for c in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers") or [])
+            if c["name"] == "istio-proxy"
+        ]
+        if not proxies:
+            if problems is not None:
+                problems.append(
+                    f"pod {ctx.apps_ns}/{name} has no istio-proxy sidecar, so nothing serves its telemetry "
+                    f"on :15020 (is namespace {ctx.apps_ns} labelled for injection?)"
+                )
+            continue
         try:
             text = ctx.kube.get_text(
-                f"/api/v1/namespaces/{ctx.apps_ns}/pods/{pod['metadata']['name']}:15020/proxy/stats/prometheus"
+                f"/api/v1/namespaces/{ctx.apps_ns}/pods/{name}:15020/proxy/stats/prometheus"
             )
-        except Exception:
+        except Exception as exc:
+            if problems is not None:
+                said = api_error_line(exc) if is_api_error(exc) else str(exc).splitlines()[0]
+                problems.append(f"pod {ctx.apps_ns}/{name}: reading :15020/stats/prometheus: {said}")
             continue
         for line in text.splitlines():
             if (

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import waits
 from ..journal import JournalEntry
-from ..retry import already_done
+from ..retry import already_done, api_error_line, is_api_error
 from ..run import StepFailed
 from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, RUN_LABEL, Rehearsal, wait_for
 from .backup import (
@@ -122,11 +123,15 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
                 if not already_done(exc, "delete"):
                     raise
             removed.append(_name({**obj, "kind": kind}))
-    waited = []
-    for kind in ("Deployment", "DaemonSet"):
-        for obj in ctx.objects("apps/v1", kind, ISTIO_NS):
-            kube.wait_rollout(kind, obj["metadata"]["name"], ISTIO_NS, ctx.settings.timeout)
-            waited.append(f"{kind.lower()}/{obj['metadata']['name']}")
+    # Every control plane workload at once, with a live line, ending as soon as one cannot roll out.
+    workloads = [
+        (kind, obj["metadata"]["name"])
+        for kind in ("Deployment", "DaemonSet")
+        for obj in ctx.objects("apps/v1", kind, ISTIO_NS)
+    ]
+    if workloads:
+        waits.rollouts(kube, workloads, ISTIO_NS, ctx.settings.timeout)
+    waited = [f"{kind.lower()}/{name}" for kind, name in workloads]
     return {"restored": restored, "unchanged": unchanged, "removed": removed, "rolled out": waited}
 
 
@@ -302,10 +307,21 @@ def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
     }
 
 
-def perform(ctx: Rehearsal) -> dict[str, Any]:
-    """Run every pending undo of the upgrade (collecting errors rather than stopping), then the proof. An undo
-    that raised fails the step; after a failed restore nothing runs that would move the cluster further from
-    the source (no restart onto whatever injector is left)."""
+def one_line(exc: BaseException) -> str:
+    """An error as one line: an API error in the API server's words (never the client's dump of headers and
+    body), anything else its first line."""
+    if is_api_error(exc):
+        return api_error_line(exc)
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def perform(ctx: Rehearsal, after_restore: Callable[[Rehearsal], Any] | None = None) -> dict[str, Any]:
+    """Run every pending undo of the upgrade (collecting errors rather than stopping), then ``after_restore``
+    (a downgrade deploys the sample apps it proves traffic with only now, onto the source's injector), then
+    restart the workloads onto the restored injector's sidecar, then the proof. An undo that raised fails the
+    step; after a failed restore nothing runs that would move the cluster further from the source (no restart
+    onto whatever injector is left, which may still inject the target's sidecar)."""
     results: dict[str, Any] = {"ran": True, "restored": [], "errors": []}
     backup_folder = None
     try:
@@ -322,35 +338,43 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
                         backup_folder = _backup_folder(ctx, entry)
                     ctx.journal.mark_done(entry)
                 except Exception as exc:
-                    results["errors"].append(f"{entry.name}: {exc}")
-                    ctx.journal.mark_failed(entry, str(exc))
+                    results["errors"].append(f"{entry.name}: {one_line(exc)}")
+                    ctx.journal.mark_failed(entry, one_line(exc))
             step.add_data("undo", results)
             if results["errors"]:
                 raise StepFailed("; ".join(results["errors"]))
             step.note(f"{len(results['restored'])} undo action(s) done")
     except StepFailed:
         pass  # recorded as the step's failure; the proof below says where the cluster stands
+    if not results["errors"] and after_restore is not None:
+        try:
+            after_restore(ctx)
+        except Exception as exc:
+            results["errors"].append(one_line(exc))
     if not results["errors"]:
         try:
             restart_workloads(ctx, "rollback: restart workloads", rolling_back=True)
         except Exception as exc:
-            results["errors"].append(f"restart workloads: {exc}")
+            results["errors"].append(f"restart workloads: {one_line(exc)}")
     else:
         with ctx.run.step("rollback: restart workloads") as step:
             step.not_needed(
-                "the restore failed: restarting workloads now could move their sidecars further from "
-                "the source"
+                f"not restarted, as the restore failed ({results['errors'][0]}): the injector may still "
+                "inject the target's sidecar, and restarting now would move workloads further from the source"
             )
     with ctx.run.step("rollback: verify") as step:
-        proof = verify_source(ctx, backup_folder)
+        try:
+            proof = verify_source(ctx, backup_folder)
+        except Exception as exc:  # the proof could not be made: that is a failed proof, said in one line
+            proof = {"verified": False, "versions": None, "findings": {"verification": [one_line(exc)]}}
         step.add_data("verification", proof)
         results["verification"] = proof
         results["verified"] = proof["verified"] and not results["errors"]
         if not results["verified"]:
             step.outcome = "failed"
             step.reason = "; ".join(
-                f"{k}: {', '.join(v[:3])}" for k, v in proof["findings"].items()
-            ) or "; ".join(results["errors"])
+                results["errors"][:2] + [f"{k}: {', '.join(v[:3])}" for k, v in proof["findings"].items()]
+            )
         else:
             step.note(
                 f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; "
@@ -380,8 +404,8 @@ def cleanup(ctx: Rehearsal) -> dict[str, Any]:
                 outcome["left"] += done.get("left", [])
                 ctx.journal.mark_done(entry)
             except Exception as exc:
-                outcome["errors"].append(f"{entry.name}: {exc}")
-                ctx.journal.mark_failed(entry, str(exc))
+                outcome["errors"].append(f"{entry.name}: {one_line(exc)}")
+                ctx.journal.mark_failed(entry, one_line(exc))
         step.add_data("cleanup", outcome)
         if outcome["errors"]:
             raise StepFailed("; ".join(outcome["errors"]))

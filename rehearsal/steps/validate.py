@@ -201,6 +201,63 @@ def versions_after(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
     }
 
 
+def injected_proxy(ctx: Rehearsal, namespace: str, template: dict[str, Any]) -> str | None:
+    """The istio-proxy image the injector gives a pod of ``template`` created now in ``namespace``: a
+    server-side dry-run create (admission webhooks run, nothing is stored), so the answer is the injector's
+    own, not what its ConfigMap says it would do. None when no sidecar is injected."""
+    meta = template.get("metadata") or {}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "rehearsal-injection-check-",
+            "namespace": namespace,
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": dict(meta.get("annotations") or {}),
+        },
+        "spec": template.get("spec") or {},
+    }
+    created = ctx.kube.resource("v1", "Pod").create(body=body, namespace=namespace, dry_run="All").to_dict()
+    for c in (created["spec"].get("containers") or []) + (created["spec"].get("initContainers") or []):
+        if c["name"] == "istio-proxy":
+            return str(c["image"])
+    return None
+
+
+def prove_injection(ctx: Rehearsal, namespace: str, template: dict[str, Any], version: str) -> str:
+    """Before workloads of ``namespace`` are restarted: a pod created now gets a sidecar at ``version``
+    (:func:`injected_proxy`); else :class:`~rehearsal.run.StepFailed` says what it would get instead, so no
+    workload is restarted onto the wrong proxy."""
+    from istiofacts import catalog
+
+    from ..retry import api_error_line, is_api_error
+    from ..run import StepFailed
+
+    try:
+        image = injected_proxy(ctx, namespace, template)
+    except Exception as exc:
+        said = api_error_line(exc) if is_api_error(exc) else str(exc).splitlines()[0]
+        raise StepFailed(
+            f"namespace {namespace}: a trial pod (server-side dry run) was refused: {said}"
+        ) from None
+    if image is None:
+        raise StepFailed(
+            f"namespace {namespace}: a pod created now gets no istio-proxy sidecar, so restarting its "
+            "workloads would take their sidecars away; nothing was restarted"
+        )
+    tag = image.rsplit(":", 1)[-1].split("-")[0] if ":" in image.rsplit("/", 1)[-1] else ""
+    try:
+        same = catalog.parse_version(tag) == catalog.parse_version(version)
+    except catalog.UnknownVersion:
+        same = False
+    if not same:
+        raise StepFailed(
+            f"namespace {namespace}: the injector gives a pod created now the sidecar {image}, not Istio "
+            f"{version}'s; restarting its workloads would put them on it, so nothing was restarted"
+        )
+    return image
+
+
 def pod_health_findings(ctx: Rehearsal, restarts_before: dict[str, int]) -> list[str]:
     findings = []
     for ns in (ISTIO_NS, ctx.apps_ns):
@@ -341,9 +398,15 @@ def traffic_findings(ctx: Rehearsal, version: str) -> tuple[dict[str, Any], list
 
 
 def telemetry_findings(ctx: Rehearsal) -> tuple[dict[str, Any], list[str]]:
-    before = echo_request_count(ctx)
+    problems: list[str] = []
+    before = echo_request_count(ctx, problems)
+    if problems:
+        # No count to compare: say why now rather than send traffic whose count nothing can read.
+        return {"before": None, "after": None, "sent": 0, "answered": 0, "problems": problems}, problems
     sent = send_traffic(ctx, ctx.settings.traffic_requests, "/echo/telemetry")
-    after = echo_request_count(ctx)
+    after = echo_request_count(ctx, problems)
+    if problems:
+        return {"before": before, "after": None, "sent": sent["requests"], "problems": problems}, problems
     data = {
         "before": before,
         "after": after,
