@@ -9,6 +9,7 @@ judgement of versions runs on objects shaped as a real API server returns them (
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -388,3 +389,189 @@ def test_the_report_lists_proxies_not_restarted_apart(tmp_path):
     text = _versions(record)
     assert "Not restarted (out of scope)" in text and "billing-1.billing" in text
     assert "namespace outside the restart scope" in text and "proxy &lt;x&gt; runs 1.0.0" in text
+
+
+# -- 8. bounded, honest retries and waits ------------------------------------------------------------------
+def test_one_retry_budget_covers_a_whole_check_not_each_call(tmp_path):
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from rehearsal import retry
+    from rehearsal.cluster.base import Cluster
+
+    with SimCluster(time_scale=0, kubeconfig=tmp_path / "kubeconfig") as sim:
+        assert sim.kubeconfig_path is not None
+        events: list[Obj] = []
+        cluster = Cluster("kubeconfig", "sim", sim.kubeconfig_path, sim.context)
+        cluster.retry_listeners.append(events.append)
+        cluster.retry_budget = 60.0  # what one call alone may spend
+        core = client.CoreV1Api(cluster.api_client())
+        sim.faults.fail_api("get", "namespaces", code=503, times=-1)
+        failed = 0
+        with retry.budget(1.0) as shared:
+            for _ in range(6):  # a check that makes many calls
+                try:
+                    core.read_namespace("default")
+                except ApiException as exc:
+                    assert exc.status == 503
+                    failed += 1
+        assert failed == 6
+        assert shared.spent <= 1.0 and sum(e["waited_seconds"] for e in events) <= 1.0
+        # The budget spent, the later calls fail at once: no retry of theirs is recorded.
+        assert len(events) < 6
+
+
+def test_a_proxys_answer_about_its_backend_is_not_retried(cluster):
+    from rehearsal import retry
+
+    kube = _kube(cluster)
+    events: list[Obj] = []
+    retry.install(kube.api_client, [events.append], retry.Backoff(budget=5.0))
+    kube.apply(
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "quiet"}},
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "nobody", "namespace": "quiet"},
+                "spec": {"selector": {"app": "nobody"}, "ports": [{"port": 80}]},
+            },
+            _user_objects("quiet")[2],  # a pod that serves on its container's port, nothing on :15020
+        ]
+    )
+    kube.wait_rollout("Deployment", "users-own", "quiet", 60)
+    pod = kube.resource("v1", "Pod").get(namespace="quiet").items[0].metadata.name
+    for path, said in (
+        ("/api/v1/namespaces/quiet/services/nobody:80/proxy/", "no endpoints available for service"),
+        (f"/api/v1/namespaces/quiet/pods/{pod}:15020/proxy/stats", "connection refused"),
+    ):
+        with pytest.raises(Exception) as answer:
+            kube.get_text(path)
+        assert getattr(answer.value, "status", None) == 503 and said in str(getattr(answer.value, "body", ""))
+    assert events == []  # answered, not retried
+    kube.resource("v1", "Namespace").delete(name="quiet")
+
+
+def test_telemetry_of_an_echo_without_sidecar_fails_at_once_naming_why(tmp_path, cluster):
+    kube = _kube(cluster)
+    echo = next(yaml.safe_load_all((mesh.SAMPLE_APPS / "10-echo.yaml").read_text()))
+    echo["metadata"]["namespace"] = "no-sidecars"
+    kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "no-sidecars"}}, echo])
+    kube.wait_rollout("Deployment", "echo", "no-sidecars", 60)
+    ctx = steps_context(cluster, tmp_path, apps_namespace="no-sidecars")
+    data, problems = validate.telemetry_findings(ctx)
+    assert problems and "has no istio-proxy sidecar, so nothing serves its telemetry on :15020" in problems[0]
+    assert data["sent"] == 0
+    kube.resource("v1", "Namespace").delete(name="no-sidecars")
+
+
+def test_an_apps_namespace_that_opts_out_of_injection_stops_the_run(tmp_path, cluster):
+    kube = _kube(cluster)
+    kube.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": "opted-out", "labels": {"istio-injection": "disabled"}},
+            }
+        ]
+    )
+    ctx = steps_context(cluster, tmp_path, apps_namespace="opted-out")
+    with pytest.raises(StepFailed, match="namespace opted-out exists with istio-injection=disabled"):
+        mesh.deploy_apps(ctx)
+    assert not kube.resource("apps/v1", "Deployment").get(namespace="opted-out").items
+    kube.resource("v1", "Namespace").delete(name="opted-out")
+
+
+def test_injection_is_proven_by_a_dry_run_pod_before_any_restart(tmp_path, cluster):
+    kube = _kube(cluster)
+    kube.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}},
+            }
+        ]
+    )
+    template = _user_objects("shop")[2]["spec"]["template"]
+    ctx = steps_context(cluster, tmp_path)
+    image = validate.prove_injection(ctx, "shop", template, SOURCE)
+    assert image.endswith(f"/proxyv2:{SOURCE}")
+    # The cluster's injector still gives the source's sidecar: restarting onto the target is refused.
+    with pytest.raises(
+        StepFailed, match=f"gives a pod created now the sidecar {re.escape(image)}, not Istio {TARGET}"
+    ):
+        validate.prove_injection(ctx, "shop", template, TARGET)
+    assert not kube.resource("v1", "Pod").get(namespace="shop").items  # a dry run stores nothing
+    with pytest.raises(StepFailed, match="gets no istio-proxy sidecar"):
+        validate.prove_injection(ctx, "batch", template, SOURCE)
+
+
+# -- 9. downgrade and rollback order -----------------------------------------------------------------------
+def test_a_downgrade_whose_restore_fails_restarts_nothing_and_ends_with_a_plain_cause_and_a_report(
+    tmp_path, cluster, capsys
+):
+    """``rollback --downgrade`` of an upgraded run whose restore meets a 422 (a nodePort of the backup now
+    held by another Service): the cause in one line, no restart, no apps deployed, and report.html."""
+    import json
+
+    from rehearsal.steps import backup as backup_steps
+    from rehearsal.steps.replay import replay
+
+    kube = _kube(cluster)
+    bin_dir = tmp_path / "bin"
+    ctx = steps_context(cluster, tmp_path)
+    ctx.settings = ctx.run.settings = dataclasses.replace(
+        ctx.settings,
+        cluster="kubeconfig",
+        kubeconfig=str(cluster.kubeconfig_path),
+        istioctl_from_path=str(write_executable(SOURCE, bin_dir)),
+        istioctl_to_path=str(write_executable(TARGET, bin_dir)),
+    )
+    folder = backup_steps.backup(ctx)
+    entry = ctx.journal.push(
+        "restore Istio from the backup",
+        "restore_backup",
+        {"backup": str(folder.relative_to(ctx.run.dir)), "source": SOURCE},
+        registered_by="apply",
+    )
+    ctx.journal.mark_changed()
+    ctx.run.save()
+    record_path = ctx.run.dir / "rehearsal.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "verdict": "upgraded"}))
+    (ctx.run.dir / "settings.json").write_text(json.dumps(ctx.settings.to_dict()))
+    services = kube.resource("v1", "Service")
+    gateway = services.get(name="istio-ingressgateway", namespace="istio-system").to_dict()
+    port = next(p["nodePort"] for p in gateway["spec"]["ports"] if p.get("nodePort"))
+    services.delete(name="istio-ingressgateway", namespace="istio-system")
+    squatter = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "squatter", "namespace": "default"},
+        "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80, "nodePort": port}]},
+    }
+    kube.apply([squatter])
+    try:
+        code = replay(ctx.run.dir, downgrade=True)
+    finally:
+        services.delete(name="squatter", namespace="default")
+        rollback.restore_backup(ctx, entry)  # the module's cluster as it was
+    out = capsys.readouterr().out
+    assert code == 1, out
+    new = next((p for p in (tmp_path / "reports").glob("run-*") if p != ctx.run.dir), None)
+    assert new is not None, out + capsys.readouterr().err
+    record = json.loads((new / "rehearsal.json").read_text())
+    assert record["verdict"] == "downgrade-failed"
+    cause = next(line for line in out.splitlines() if line.startswith("cause: "))
+    assert "provided port is already allocated" in cause and "the API server answered 422" in cause
+    steps = {s["name"]: s for s in record["steps"]}
+    assert steps["rollback"]["outcome"] == "failed"
+    assert "HTTP response headers" not in json.dumps(record)
+    assert (
+        steps["rollback: restart workloads"]["outcome"] == "not-needed"
+    )  # nothing onto the target's sidecar
+    assert "deploy sample apps" not in steps  # no app deployed onto an injector not proven the source's
+    assert (new / "report.html").is_file() and "provided port is already allocated" in (
+        new / "report.html"
+    ).read_text()

@@ -171,7 +171,7 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         _write_report(run_dir)
         print(f"{run_dir.name}: {run.verdict}")
     if not outcome["verified"]:
-        print(f"cause: {run.failure or (outcome.get('errors') or ['the source state was not proven'])[0]}")
+        print(f"cause: {(outcome.get('errors') or [run.failure or 'the source state was not proven'])[0]}")
     for line in outcome.get("errors", []):
         print(f"  error: {line}")
     for name, items in (outcome.get("verification") or {}).get("findings", {}).items():
