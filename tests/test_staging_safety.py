@@ -172,6 +172,16 @@ def test_a_typo_in_restart_namespaces_is_one_line_before_anything_changes(tmp_pa
     mesh.check_restart_namespaces(ctx)
 
 
+def test_a_whole_run_with_a_restart_namespaces_typo_writes_nothing(tmp_path, cluster, suites_run):
+    kube = _kube(cluster)
+    before = _writes(kube)
+    args = runs.existing_cluster_args(tmp_path, Path(str(cluster.kubeconfig_path)))
+    result = suites_run(tmp_path, *args, "--restart-namespaces", "shpo", traffic_requests=2)
+    assert result.returncode != 0
+    assert "--restart-namespaces: namespace shpo does not exist" in result.stdout
+    assert _writes(kube) == before  # not even the Lease
+
+
 # -- 2. own only what the run created --------------------------------------------------------------------
 def _user_objects(namespace: str) -> list[Obj]:
     labels = {"app": "users-own"}

@@ -151,15 +151,23 @@ def check_restart_namespaces(ctx: Rehearsal) -> None:
     labelled for injection (``istio-injection=enabled`` or ``istio.io/rev``), or is one the run itself
     creates so labelled (the sample apps'). A typo is one line before anything changes, not a restart scope
     that silently leaves the intended namespace on the old sidecars."""
-    asked = ctx.settings.restart_namespaces
+    if not ctx.settings.restart_namespaces:
+        return
+    check_restart_namespaces_in(
+        ctx.settings,
+        {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in ctx.objects("v1", "Namespace")},
+    )
+
+
+def check_restart_namespaces_in(settings: Settings, existing: dict[str, dict[str, str]]) -> None:
+    """:func:`check_restart_namespaces` against the cluster's namespaces (name -> labels), read before the
+    run takes its Lease: a typo is refused before any request that writes."""
+    asked = settings.restart_namespaces
     if not asked:
         return
-    existing = {
-        n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in ctx.objects("v1", "Namespace")
-    }
     created = {
         d["metadata"]["name"]: d["metadata"].get("labels") or {}
-        for d in app_manifests(ctx.settings)
+        for d in app_manifests(settings)
         if d["kind"] == "Namespace"
     }
     problems = []

@@ -505,9 +505,16 @@ def injected_namespaces(ctx: Rehearsal) -> list[str]:
 
 
 def restart_scope(ctx: Rehearsal) -> list[str]:
-    """The namespaces whose workloads may be restarted: ``--restart-namespaces``, else every injected one (the
-    runbook's step 9)."""
-    return list(ctx.settings.restart_namespaces) or injected_namespaces(ctx)
+    """The namespaces whose workloads may be restarted: ``--restart-namespaces`` (with the sample apps' own
+    namespace, which the run deployed to prove the upgrade with), else every injected one (the runbook's step
+    9)."""
+    asked = list(ctx.settings.restart_namespaces)
+    if not asked:
+        return injected_namespaces(ctx)
+    if not ctx.settings.apps and ctx.apps_ns not in asked:
+        if any(n["metadata"]["name"] == ctx.apps_ns for n in ctx.objects("v1", "Namespace")):
+            asked.append(ctx.apps_ns)
+    return asked
 
 
 def restart_workloads(
