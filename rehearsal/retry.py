@@ -12,6 +12,14 @@ retried after an answer that may have come after the change (500, 504, a reset) 
 delete ``404``, which :func:`already_done` tells callers to take as done; server-side apply and the harness's
 patches carry the whole wanted state, so applying them twice changes nothing more. Each retry is reported to a
 listener (the run records it as evidence of the step in flight).
+
+A retry budget covers a whole step or check (:func:`budget`), not one call: a check that makes many calls to
+an API server that keeps failing spends the budget once, then every call fails at once. And an answer the
+API server gives *about a backend* is not the API server being busy: its service and pod proxy answer 503
+when the Service has no endpoints or the pod refused the connection (``no endpoints available for service``,
+``pkg/registry/core/service/storage``; ``error trying to reach service: dial tcp ...: connect: connection
+refused``, ``k8s.io/apimachinery/pkg/util/proxy/transport.go`` RoundTrip; both checked against a real
+kube-apiserver v1.36.2), which waiting does not change: those are answers, returned at once.
 """
 
 from __future__ import annotations
@@ -35,6 +43,64 @@ Listener = Callable[[dict[str, Any]], None]
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "rehearsal_retry_deadline", default=None
 )
+
+
+@dataclass
+class Budget:
+    """Seconds of retrying (failed attempts and the pauses between them) one step or check may spend in all,
+    over every call it makes."""
+
+    total: float
+    spent: float = 0.0
+
+    def allows(self, seconds: float) -> bool:
+        return self.spent + seconds <= self.total
+
+
+_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
+    "rehearsal_retry_budget", default=None
+)
+
+
+@contextmanager
+def budget(seconds: float) -> Iterator[Budget]:
+    """Every call inside this block shares one retry budget of ``seconds`` (an enclosing budget still
+    counts: a check inside a step spends from both)."""
+    own = Budget(seconds)
+    outer = _budget.get()
+    token = _budget.set(own)
+    try:
+        yield own
+    finally:
+        _budget.reset(token)
+        if outer is not None:
+            outer.spent += own.spent
+
+
+def current_budget() -> Budget | None:
+    return _budget.get()
+
+
+# The API server's proxy answering about the backend it proxies to (see the module's docstring).
+_BACKEND_ANSWER = re.compile(
+    r"no endpoints available for service|error trying to reach service:.*connection refused"
+)
+
+
+def backend_answer(url: str, status: int, body: bytes | str | None) -> bool:
+    """A 502/503 from a service or pod ``proxy`` subresource that says the backend has no endpoints or
+    refused the connection: the backend's state, not a busy API server."""
+    if status not in (502, 503) or "/proxy" not in url.split("?", 1)[0]:
+        return False
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return bool(_BACKEND_ANSWER.search(text))
+
+
+def _body(response: Any) -> bytes | str | None:
+    try:
+        return response.read() if hasattr(response, "read") else getattr(response, "data", None)
+    except Exception:  # a body that cannot be read says nothing either way
+        return None
 
 
 @dataclass(frozen=True)
@@ -110,6 +176,8 @@ class _RetryingRequest:
                 if attempt and ambiguous and status in (404, 409):
                     self._report(method, url, attempt, status, "the change had already taken effect", 0.0)
                 return response
+            if status in (502, 503) and "/proxy" in url and backend_answer(url, status, _body(response)):
+                return response  # the backend's state, as the API server's proxy reports it
             retry_after = _retry_after(getattr(response, "headers", None))
             if not self._again(method, url, attempt, status, response.reason or "", retry_after, limit):
                 return response  # the caller turns it into the usual ApiException
@@ -130,6 +198,11 @@ class _RetryingRequest:
         pause = self.backoff.delay(attempt, retry_after)
         if time.monotonic() + pause > limit:
             return False
+        shared = _budget.get()
+        if shared is not None:
+            if not shared.allows(pause):
+                return False  # the step's budget is spent: this call fails at once, as will the next
+            shared.spent += pause
         self._report(method, url, attempt + 1, status, reason, pause)
         _wait(pause)
         return True
@@ -172,6 +245,30 @@ def install(api_client: Any, listeners: list[Listener] | None = None, backoff: B
         return api_client
     rest.request = _RetryingRequest(current, backoff or Backoff(), listeners if listeners is not None else [])
     return api_client
+
+
+def api_error_line(exc: BaseException) -> str:
+    """An API error as one line: the API server's own message (its ``Status``), with the code, never the
+    client's multi-line dump of headers and body."""
+    import json
+
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None)
+    message = None
+    if body:
+        try:
+            data = json.loads(body)
+            message = data.get("message") if isinstance(data, dict) else None
+        except (ValueError, TypeError):
+            message = str(body).strip().splitlines()[0] if str(body).strip() else None
+    if not message:
+        message = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0]
+    return f"the API server answered {status}: {message}" if status else str(message)
+
+
+def is_api_error(exc: BaseException) -> bool:
+    """An error of the Kubernetes client carrying an HTTP answer (ApiException and the dynamic client's)."""
+    return hasattr(exc, "status") and hasattr(exc, "body") and hasattr(exc, "reason")
 
 
 def already_done(exc: BaseException, verb: str) -> bool:

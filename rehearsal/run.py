@@ -144,16 +144,22 @@ class Run:
 
     @contextmanager
     def step(self, name: str) -> Iterator[StepRecord]:
+        from . import retry
+
         record = StepRecord(name, self.now())
         self.steps.append(record)
         previous, self.current = self.current, record
         try:
-            yield record
+            # One retry budget for the whole step, however many calls it makes (rehearsal.retry).
+            with retry.budget(self.settings.timeout):
+                yield record
             if record.outcome == "running":
                 record.outcome = "passed"
         except BaseException as exc:
             record.outcome = "failed"
-            record.reason = redact(str(exc)) or type(exc).__name__
+            # An API error is one line in the API server's words, never the client's dump of headers.
+            said = retry.api_error_line(exc) if retry.is_api_error(exc) else str(exc)
+            record.reason = redact(said) or type(exc).__name__
             evidence = getattr(exc, "evidence", None)
             if evidence is not None:
                 record.evidence.append({"type": "data", "title": "what the cluster said", "data": evidence})

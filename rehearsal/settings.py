@@ -5,6 +5,7 @@ accepts, before anything touches a cluster.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class Settings:
     allow_context: tuple[str, ...] = ()
     restart_namespaces: tuple[str, ...] = ()
     apps: str | None = None
+    apps_namespace: str = "rehearsal-apps"
     probe: str | None = None
     probe_host: str | None = None
     istio_from_given: bool = True
@@ -194,6 +196,17 @@ def resolve(values: dict[str, Any]) -> Settings:
     restart_namespaces = tuple(
         n.strip() for item in v.get("restart_namespaces") or () for n in str(item).split(",") if n.strip()
     )
+    apps_namespace = str(v.get("apps_namespace") or "rehearsal-apps")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", apps_namespace):
+        raise SettingsError(
+            f"--apps-namespace {apps_namespace!r} is not a namespace name (lower-case letters, digits and "
+            "'-', at most 63, starting and ending with a letter or digit)"
+        )
+    if apps_namespace in ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system"):
+        raise SettingsError(
+            f"--apps-namespace {apps_namespace}: the sample apps need a namespace of their own, not "
+            f"{apps_namespace}; pick a new name such as rehearsal-apps-2"
+        )
     apps = v.get("apps")
     if apps and not Path(str(apps)).is_dir():
         raise SettingsError(f"--apps {apps}: not a folder; pass a folder of Kubernetes YAML manifests")
@@ -277,6 +290,7 @@ def resolve(values: dict[str, Any]) -> Settings:
         allow_context=allow_context,
         restart_namespaces=restart_namespaces,
         apps=str(apps) if apps else None,
+        apps_namespace=apps_namespace,
         probe=v.get("probe"),
         probe_host=v.get("probe_host"),
         istio_from_given=bool(v.get("istio_from")),

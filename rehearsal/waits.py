@@ -18,6 +18,7 @@ progress line) hear about every wait as it goes.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -153,8 +154,28 @@ def cluster_time(kube: Kube, namespace: str) -> str | None:
         return None
 
 
-def _verdict_of(kube: Kube, workload: Obj, pods: list[Obj], check_events: bool) -> Obj | None:
-    """The cluster's reason this rollout cannot succeed, or None while it still can."""
+def _moment(value: Any) -> dt.datetime | None:
+    """A timestamp of the API (RFC 3339, with or without fractions; or the client's datetime), as UTC,
+    truncated to the second: events' ``lastTimestamp`` has whole seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _verdict_of(
+    kube: Kube, workload: Obj, pods: list[Obj], check_events: bool, since: dt.datetime | None = None
+) -> Obj | None:
+    """The cluster's reason this rollout cannot succeed, or None while it still can. ``since`` is the
+    cluster's clock when the wait began: events older than it are not about this wait."""
     kind, meta = workload.get("kind", ""), workload["metadata"]
     where = f"{kind.lower()} {meta['namespace']}/{meta['name']}"
     for condition in (workload.get("status") or {}).get("conditions") or []:
@@ -205,18 +226,72 @@ def _verdict_of(kube: Kube, workload: Obj, pods: list[Obj], check_events: bool) 
                         f"back-off): {said[-1] if said else waiting.get('message') or reason}",
                     }
     if check_events:
+        current = _current_controllers(kube, workload)
         for event in _events(kube, meta["namespace"]) if events is None else events:
             involved = event.get("involvedObject") or {}
-            if event.get("reason") == "FailedCreate" and str(involved.get("name", "")).startswith(
-                meta["name"]
-            ):
-                return {
-                    "object": f"{str(involved.get('kind', '')).lower()} {meta['namespace']}/"
-                    f"{involved.get('name')}",
-                    "reason": "FailedCreate",
-                    "message": event.get("message"),
-                }
+            if event.get("reason") != "FailedCreate":
+                continue
+            # Only the controller of the pods this rollout makes (the Deployment's current ReplicaSet, the
+            # StatefulSet or DaemonSet itself), never a workload whose name merely starts with this one's, and
+            # not an old ReplicaSet's leftover events.
+            about_this = (
+                involved.get("uid") in current
+                if involved.get("uid")
+                else involved.get("name") in current.values()
+            )
+            if not about_this:
+                continue
+            # Newer than the wait, and still failing after the controller's back-off (the event repeats:
+            # k8s.io/kubernetes pkg/controller/replicaset/replica_set.go requeues a failed create with the
+            # rate-limited queue; the recorder aggregates the repeats into count).
+            last = _moment(
+                event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+            )
+            if since and last and last < since:
+                continue
+            if int(event.get("count") or 1) < 2:
+                continue
+            return {
+                "object": f"{str(involved.get('kind', '')).lower()} {meta['namespace']}/"
+                f"{involved.get('name')}",
+                "reason": "FailedCreate",
+                "message": event.get("message"),
+            }
     return None
+
+
+def _current_controllers(kube: Kube, workload: Obj) -> dict[str, str]:
+    """uid -> name of the objects whose FailedCreate events are about this rollout: a Deployment's current
+    ReplicaSet (the one of its revision, ``deployment.kubernetes.io/revision``), or the workload itself."""
+    meta = workload["metadata"]
+    if workload.get("kind") != "Deployment":
+        return {str(meta.get("uid")): meta["name"]}
+    revision = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
+    selector = (workload.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+    try:
+        sets = [
+            r.to_dict()
+            for r in kube.resource("apps/v1", "ReplicaSet")
+            .get(
+                namespace=meta["namespace"],
+                label_selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())) or None,
+            )
+            .items
+        ]
+    except Exception:
+        return {}
+    owned = [
+        r
+        for r in sets
+        if any(o.get("uid") == meta.get("uid") for o in r["metadata"].get("ownerReferences") or [])
+    ]
+
+    def rev(r: Obj) -> int:
+        value = (r["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision") or "0"
+        return int(value) if str(value).isdigit() else 0
+
+    current = [r for r in owned if revision and str(rev(r)) == str(revision)] or sorted(owned, key=rev)[-1:]
+    return {str(r["metadata"].get("uid")): r["metadata"]["name"] for r in current}
 
 
 def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
@@ -335,6 +410,7 @@ def rollouts(kube: Kube, workloads: Sequence[tuple[str, str]], namespace: str, t
     resources = {kind: kube.resource("apps/v1", kind) for kind, _ in workloads}
     started = time.monotonic()
     deadline = started + timeout
+    since = _moment(cluster_time(kube, namespace))
     last_event_check = 0.0
     interval = 0.05
     done: dict[tuple[str, str], Obj] = {}
@@ -354,7 +430,7 @@ def rollouts(kube: Kube, workloads: Sequence[tuple[str, str]], namespace: str, t
                 done[(kind, name)] = workload
                 continue
             pods = _pods_of(kube, workload)
-            cause = _verdict_of(kube, workload, pods, check_events)
+            cause = _verdict_of(kube, workload, pods, check_events, since)
             if cause is None and now >= deadline:
                 cause = {
                     "object": f"{kind.lower()} {namespace}/{name}",

@@ -195,28 +195,73 @@ class _Listed:
 
 
 class _EventsOnly:
-    """A cluster whose only answer is a list of events (the part of Kube the verdict reads)."""
+    """A cluster whose only answers are lists of events and ReplicaSets (the part of Kube the verdict
+    reads)."""
 
-    def __init__(self, events: list[dict]) -> None:
+    def __init__(self, events: list[dict], replica_sets: list[dict] | None = None) -> None:
         self.events = events
+        self.replica_sets = replica_sets or []
 
     def resource(self, api_version: str, kind: str):
-        assert (api_version, kind) == ("v1", "Event")
-        return type("Resource", (), {"get": lambda _, namespace=None: _Listed(self.events)})()
+        assert (api_version, kind) in (("v1", "Event"), ("apps/v1", "ReplicaSet"))
+        items = self.events if kind == "Event" else self.replica_sets
+        return type("Resource", (), {"get": lambda _, namespace=None, label_selector=None: _Listed(items)})()
+
+
+def _replica_set(deployment: dict, name: str, revision: int) -> dict:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": f"uid-{name}",
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+            "ownerReferences": [
+                {"kind": "Deployment", "name": deployment["metadata"]["name"], "uid": "uid-d"}
+            ],
+        }
+    }
+
+
+def _failed_create(rs: str, message: str, count: int, last: str = "2026-01-01T00:00:10Z") -> dict:
+    return {
+        "reason": "FailedCreate",
+        "type": "Warning",
+        "message": message,
+        "count": count,
+        "lastTimestamp": last,
+        "involvedObject": {"kind": "ReplicaSet", "name": rs, "uid": f"uid-{rs}"},
+    }
+
+
+def test_a_rollout_wait_counts_only_failed_creates_of_the_current_replica_set_after_the_back_off():
+    # The ReplicaSet controller retries a refused create with its rate-limited queue
+    # (pkg/controller/replicaset/replica_set.go) and the recorder aggregates the repeats into count.
+    workload = _deployment("web", GOOD_IMAGE)
+    workload["metadata"].update(uid="uid-d", annotations={"deployment.kubernetes.io/revision": "2"})
+    sets = [_replica_set(workload, "web-old11", 1), _replica_set(workload, "web-new22", 2)]
+    refused = "Error creating: pods is forbidden: exceeded quota"
+    since = waits._moment("2026-01-01T00:00:05Z")
+
+    def verdict(*events):
+        return waits._verdict_of(_EventsOnly(list(events), sets), workload, [], True, since)
+
+    assert verdict(_failed_create("web-old11", refused, 5)) is None  # an old ReplicaSet's
+    assert verdict(_failed_create("web-canary-33", refused, 5)) is None  # another workload, same prefix
+    assert verdict(_failed_create("web-new22", refused, 1)) is None  # not yet retried after a back-off
+    assert verdict(_failed_create("web-new22", refused, 3, "2026-01-01T00:00:01Z")) is None  # before the wait
+    cause = verdict(_failed_create("web-new22", refused, 2))
+    assert cause == {"object": "replicaset default/web-new22", "reason": "FailedCreate", "message": refused}
 
 
 def test_pods_refused_at_admission_end_the_wait_in_the_api_servers_words():
     # Real clusters: the ReplicaSet controller records a FailedCreate event, and the deployment controller
     # copies it into a ReplicaFailure condition (pkg/controller/deployment/sync.go, v1.33.1).
     workload = _deployment("refused", GOOD_IMAGE)
+    workload["metadata"].update(uid="uid-d", annotations={"deployment.kubernetes.io/revision": "1"})
     refusal = 'Error creating: admission webhook "policy.example.com" denied the request: <no root>'
-    event = {
-        "reason": "FailedCreate",
-        "type": "Warning",
-        "message": refusal,
-        "involvedObject": {"kind": "ReplicaSet", "name": "refused-7d9c5b8f6c"},
-    }
-    cause = waits._verdict_of(_EventsOnly([event]), workload, [], check_events=True)
+    event = _failed_create("refused-7d9c5b8f6c", refusal, 2)
+    cluster = _EventsOnly([event], [_replica_set(workload, "refused-7d9c5b8f6c", 1)])
+    cause = waits._verdict_of(cluster, workload, [], check_events=True)
     assert cause == {
         "object": "replicaset default/refused-7d9c5b8f6c",
         "reason": "FailedCreate",

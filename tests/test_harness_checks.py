@@ -356,6 +356,8 @@ def test_a_proxy_whose_pod_is_gone_is_leaving_not_skew_and_not_part_of_the_mesh_
         "control_plane": [TARGET],
         "data_plane": {"echo-7d4f8c9b6-new12.rehearsal-apps": TARGET},
         "pod_specs": {"echo-7d4f8c9b6-new12.rehearsal-apps": TARGET},
+        "out_of_scope": {},
+        "warnings": [],
     }
 
 

@@ -209,7 +209,7 @@ class Istioctl:
         return minor_of(self.version)
 
     def run(self, *args: str, check: bool = True, stdin: str | None = None) -> CommandRecord:
-        from ..retry import Backoff, transient_istioctl_error
+        from ..retry import Backoff, current_budget, transient_istioctl_error
 
         backoff = Backoff(budget=self.retry_budget)
         limit = time.monotonic() + self.retry_budget
@@ -221,6 +221,11 @@ class Istioctl:
             pause = backoff.delay(attempt)
             if time.monotonic() + pause > limit:
                 break
+            shared = current_budget()  # the step's or check's budget, shared with its API calls
+            if shared is not None:
+                if not shared.allows(pause):
+                    break
+                shared.spent += pause
             attempt += 1
             event = {
                 "command": " ".join(["istioctl", *args])[:200],

@@ -308,7 +308,36 @@ def _versions(record: dict[str, Any]) -> str:
     )
     return (
         "<section id='versions'><h2>Versions</h2>"
-        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table></section>"
+        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{_out_of_scope(versions, columns)}"
+        "</section>"
+    )
+
+
+def _out_of_scope(versions: dict[str, Any], columns: list[tuple[str, str]]) -> str:
+    """Proxies the run did not restart, listed apart from the judged ones, and the warnings about them."""
+    apart: dict[str, dict[str, str]] = {}
+    warnings: list[str] = []
+    for col, _ in columns:
+        data = versions.get(col) or {}
+        for proxy, seen in (data.get("out_of_scope") or {}).items():
+            apart.setdefault(proxy, {})[col] = f"{seen.get('version')}"
+            apart[proxy]["reason"] = str(seen.get("reason") or "")
+        warnings += [w for w in data.get("warnings") or [] if w not in warnings]
+    if not apart:
+        return ""
+    head = "".join(f"<th>{E(title)}</th>" for _, title in columns)
+    rows = "".join(
+        f"<tr><th>{E(proxy)}</th><td>{E(seen.get('reason', ''))}</td>"
+        + "".join(f"<td>{E(seen[c]) if c in seen else '&ndash;'}</td>" for c, _ in columns)
+        + "</tr>"
+        for proxy, seen in sorted(apart.items())
+    )
+    notes = "".join(f"<li class='warning'>{E(w)}</li>" for w in warnings)
+    return (
+        "<h3>Not restarted (out of scope)</h3><p>Proxies the run did not restart, and so did not judge: "
+        "outside the restart scope, finished pods, pods of Jobs and CronJob history.</p>"
+        f"<table class='grid'><tr><th>proxy</th><th>why</th>{head}</tr>{rows}</table>"
+        + (f"<ul>{notes}</ul>" if notes else "")
     )
 
 

@@ -28,6 +28,9 @@ SAMPLE_HOST = "echo.istio-upgrade-rehearsal.invalid"
 # Every object the harness creates carries this label, so restores and cleanups tell it from the user's.
 OWNED_LABEL = "app.kubernetes.io/managed-by"
 OWNED_VALUE = "istio-upgrade-rehearsal"
+# ... and this one, with the id of the run that created it: cleanup and rollback remove only objects with this
+# label and value that did not exist before the run, never an object of the same name the user had.
+RUN_LABEL = "istio-upgrade-rehearsal/run"
 
 
 @dataclass
@@ -42,6 +45,11 @@ class Rehearsal:
     istioctl_from: Istioctl
     istioctl_to: Istioctl
     state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def apps_ns(self) -> str:
+        """The namespace of the sample apps (``--apps-namespace``)."""
+        return self.settings.apps_namespace
 
     def objects(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None

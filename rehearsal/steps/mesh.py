@@ -18,7 +18,7 @@ from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
 from ..kube import http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
-from . import APPS_NS, ISTIO_NS, OWNED_LABEL, OWNED_VALUE, SAMPLE_APPS, SAMPLE_HOST, Rehearsal
+from . import APPS_NS, ISTIO_NS, OWNED_LABEL, OWNED_VALUE, RUN_LABEL, SAMPLE_APPS, SAMPLE_HOST, Rehearsal
 from .detect import InstalledMesh, detect, merged_plan, plan_document
 
 
@@ -102,6 +102,7 @@ def detect_installed(ctx: Rehearsal) -> InstalledMesh:
     become the plan of the upgrade."""
     s = ctx.settings
     with ctx.run.step("detect installed mesh") as step:
+        check_restart_namespaces(ctx)
         installed = detect(ctx)
         ctx.state["installed"] = installed
         step.add_data("installed", installed.to_dict())
@@ -141,6 +142,49 @@ def detect_installed(ctx: Rehearsal) -> InstalledMesh:
         return installed
 
 
+def _injection_labelled(labels: dict[str, Any]) -> bool:
+    return labels.get("istio-injection") == "enabled" or bool(labels.get("istio.io/rev"))
+
+
+def check_restart_namespaces(ctx: Rehearsal) -> None:
+    """``--restart-namespaces`` names only namespaces whose workloads get sidecars: each exists and is
+    labelled for injection (``istio-injection=enabled`` or ``istio.io/rev``), or is one the run itself
+    creates so labelled (the sample apps'). A typo is one line before anything changes, not a restart scope
+    that silently leaves the intended namespace on the old sidecars."""
+    if not ctx.settings.restart_namespaces:
+        return
+    check_restart_namespaces_in(
+        ctx.settings,
+        {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in ctx.objects("v1", "Namespace")},
+    )
+
+
+def check_restart_namespaces_in(settings: Settings, existing: dict[str, dict[str, str]]) -> None:
+    """:func:`check_restart_namespaces` against the cluster's namespaces (name -> labels), read before the
+    run takes its Lease: a typo is refused before any request that writes."""
+    asked = settings.restart_namespaces
+    if not asked:
+        return
+    created = {
+        d["metadata"]["name"]: d["metadata"].get("labels") or {}
+        for d in app_manifests(settings)
+        if d["kind"] == "Namespace"
+    }
+    problems = []
+    for name in asked:
+        labels = existing.get(name, created.get(name))
+        if labels is None:
+            problems.append(f"namespace {name} does not exist")
+        elif not _injection_labelled(labels):
+            problems.append(f"namespace {name} is not labelled for sidecar injection")
+    if problems:
+        injected = sorted(n for n, labels in existing.items() if _injection_labelled(labels))
+        raise StepFailed(
+            f"--restart-namespaces: {'; '.join(problems)}; injected namespaces here: "
+            f"{', '.join(injected) or 'none'}"
+        )
+
+
 def install_source(ctx: Rehearsal) -> None:
     """Install the source version with the plan's settings, unless a mesh already runs (never over it).
     On a cluster that outlives the run, the uninstall is registered first, as the cleanup of this step."""
@@ -167,14 +211,29 @@ def install_source(ctx: Rehearsal) -> None:
         step.note(f"Istio {s.istio_from} installed")
 
 
-def app_manifests(settings: Settings) -> list[dict[str, Any]]:
-    """The apps the rehearsal serves traffic through: the user's (``--apps``) or the sample apps, each object
-    labelled as the harness's so that restores and cleanups can tell it from the user's own."""
+def app_manifests(settings: Settings, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The apps the rehearsal serves traffic through: the user's (``--apps``) or the sample apps (in
+    ``--apps-namespace``), each object labelled as the harness's, and with ``run_id`` as that run's, so that
+    restores and cleanups can tell it from the user's own."""
     if settings.apps:
         docs = load_manifests(settings.apps)
     else:
         docs = with_registry(load_manifests(SAMPLE_APPS, SAMPLE_APPS / "mesh"), settings.apps_registry)
     docs = json.loads(json.dumps(docs))
+    if not settings.apps and settings.apps_namespace != APPS_NS:
+        for doc in docs:
+            meta = doc["metadata"]
+            if doc["kind"] == "Namespace" and meta["name"] == APPS_NS:
+                meta["name"] = settings.apps_namespace
+            elif meta.get("namespace") == APPS_NS:
+                meta["namespace"] = settings.apps_namespace
+            if doc["kind"] == "VirtualService":
+                for route in doc["spec"].get("http") or []:
+                    for target in route.get("route") or []:
+                        host = target["destination"]["host"]
+                        target["destination"]["host"] = host.replace(
+                            f".{APPS_NS}.svc", f".{settings.apps_namespace}.svc"
+                        )
     if not settings.apps:
         # The sample route matches only a host the harness owns (".invalid" can never be anyone's, RFC 6761):
         # on a gateway shared with other teams, "*" would capture /echo of every host.
@@ -185,7 +244,10 @@ def app_manifests(settings: Settings) -> list[dict[str, Any]]:
                 for server in doc["spec"].get("servers") or []:
                     server["hosts"] = [SAMPLE_HOST]
     for doc in docs:
-        doc["metadata"].setdefault("labels", {})[OWNED_LABEL] = OWNED_VALUE
+        labels = doc["metadata"].setdefault("labels", {})
+        labels[OWNED_LABEL] = OWNED_VALUE
+        if run_id:
+            labels[RUN_LABEL] = run_id
     return docs
 
 
@@ -204,12 +266,86 @@ def _ref(doc: dict[str, Any], default_namespace: str) -> list[str]:
     ]
 
 
+def taken_names(ctx: Rehearsal, docs: list[dict[str, Any]]) -> list[str]:
+    """The objects of ``docs`` whose names are already taken by an object this run did not create (the
+    user's, or one a rehearsal run left behind): applying over them would adopt them, and the cleanup would
+    then delete them."""
+    taken = []
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            continue
+        api_version, kind, namespace, name = _ref(doc, "default")
+        try:
+            resource = ctx.kube.resource(api_version, kind)
+        except Exception:
+            continue  # a kind the cluster does not serve: no object of it can hold the name
+        try:
+            found = resource.get(name=name, namespace=namespace or None).to_dict()
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                continue
+            raise
+        labels = found["metadata"].get("labels") or {}
+        if labels.get(RUN_LABEL) == ctx.run.run_id:
+            continue  # this run's own (a retried deploy)
+        owner = (
+            f"left by rehearsal run {labels[RUN_LABEL]}" if labels.get(RUN_LABEL) else "not the rehearsal's"
+        )
+        taken.append(f"{kind} {namespace + '/' if namespace else ''}{name} ({owner})")
+    return taken
+
+
+def ensure_injection(ctx: Rehearsal, namespaces: list[str], existing: dict[str, Any], step: Any) -> list[str]:
+    """Namespaces the apps go into that the run did not create must inject sidecars, or the sample apps run
+    without one and every mesh check judges nothing. A namespace without any injection label gets
+    ``istio-injection=enabled`` (journaled first, removed at cleanup); one that says ``disabled`` is the
+    owner's choice, and the run stops naming it."""
+    labelled = []
+    for name in namespaces:
+        labels = existing[name]["metadata"].get("labels") or {}
+        if _injection_labelled(labels):
+            continue
+        if "istio-injection" in labels:
+            raise StepFailed(
+                f"namespace {name} exists with istio-injection={labels['istio-injection']}: the sample apps "
+                f"there would run without sidecars; pass --apps-namespace with another name"
+            )
+        ctx.journal.push(
+            f"remove the injection label the rehearsal put on namespace {name}",
+            "remove_injection_label",
+            {"namespace": name},
+            registered_by=step.name,
+            phase="setup",
+        )
+        ctx.kube.resource("v1", "Namespace").patch(
+            name=name,
+            body={"metadata": {"labels": {"istio-injection": "enabled"}}},
+            content_type="application/merge-patch+json",
+        )
+        labelled.append(name)
+    return labelled
+
+
 def deploy_apps(ctx: Rehearsal) -> None:
     """Deploy the apps; first register their removal (and of namespaces the run creates) as this step's
-    cleanup, so the cluster is left as found. Namespaces that already exist are not relabelled or taken."""
+    cleanup, so the cluster is left as found. Namespaces that already exist are not relabelled or taken
+    (except for the injection label the apps need, recorded and removed at cleanup), and a name the user's
+    objects already hold stops the run before any change."""
     with ctx.run.step("deploy sample apps" if not ctx.settings.apps else "deploy your apps") as step:
-        docs = app_manifests(ctx.settings)
+        docs = app_manifests(ctx.settings, ctx.run.run_id)
         existing = {n["metadata"]["name"]: n for n in ctx.objects("v1", "Namespace")}
+        taken = taken_names(ctx, docs)
+        if taken:
+            how = (
+                "pass --apps-namespace with a namespace name not in use (the sample apps are created there), "
+                "or remove " + ("them" if len(taken) > 1 else "it")
+                if not ctx.settings.apps
+                else "rename or remove " + ("them" if len(taken) > 1 else "it")
+            )
+            raise StepFailed(
+                f"the apps' names are already taken on this cluster by objects this run did not create: "
+                f"{', '.join(taken)}; deploying would take them over and the cleanup would delete them. {how}"
+            )
         created_namespaces = [
             d["metadata"]["name"]
             for d in docs
@@ -222,13 +358,23 @@ def deploy_apps(ctx: Rehearsal) -> None:
         ctx.journal.push(
             "remove the apps the rehearsal deployed",
             "delete_objects",
-            {"objects": objects, "namespaces": created_namespaces},
+            {"objects": objects, "namespaces": created_namespaces, "run": ctx.run.run_id},
             registered_by=step.name,
             phase="setup",
         )
         ctx.state["created"] = [" ".join(o[1:]).strip() for o in objects] + [
             f"Namespace {n}" for n in created_namespaces
         ]
+        workload_namespaces = [
+            ns
+            for ns in dict.fromkeys(
+                d["metadata"].get("namespace") or "default"
+                for d in docs
+                if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+            )
+            if ns in existing
+        ]
+        labelled = ensure_injection(ctx, workload_namespaces, existing, step) if not ctx.settings.apps else []
         ctx.kube.invalidate_discovery()
         ctx.kube.apply(docs)
         workloads = [
@@ -238,11 +384,17 @@ def deploy_apps(ctx: Rehearsal) -> None:
         ]
         for ns in dict.fromkeys(ns for ns, _, _ in workloads):
             waits.rollouts(ctx.kube, [(k, n) for w, k, n in workloads if w == ns], ns, ctx.settings.timeout)
-        step.add_data("created", {"objects": ctx.state["created"]})
+        step.add_data("created", {"objects": ctx.state["created"], "injection labelled": labelled})
         step.note(
             f"{len(docs)} objects from {ctx.settings.apps or 'sample_apps/'} applied and rolled out"
             + (f" (images from {ctx.settings.apps_registry})" if ctx.settings.apps_registry else "")
             + (f"; namespaces created: {', '.join(created_namespaces)}" if created_namespaces else "")
+            + (
+                f"; istio-injection=enabled put on existing namespace(s) {', '.join(labelled)} (removed at "
+                "cleanup)"
+                if labelled
+                else ""
+            )
         )
 
 
@@ -326,7 +478,7 @@ def answering_proxies(ctx: Rehearsal, istioctl: Istioctl, answered_by: dict[str,
     ``<pod>.<namespace>`` in ``istioctl version``'s data plane, and the version it reports)."""
     info = istioctl.version_info()
     connected = {p["ID"]: p["IstioVersion"] for p in info.get("dataPlaneVersion", [])}
-    pods = {p["metadata"]["name"]: p for p in ctx.objects("v1", "Pod", APPS_NS)}
+    pods = {p["metadata"]["name"]: p for p in ctx.objects("v1", "Pod", ctx.apps_ns)}
     by_pod: dict[str, dict[str, Any]] = {}
     for name, requests_served in sorted(answered_by.items()):
         pod = pods.get(name)
@@ -338,23 +490,43 @@ def answering_proxies(ctx: Rehearsal, istioctl: Istioctl, answered_by: dict[str,
         by_pod[name] = {
             "requests": requests_served,
             "pod_spec": spec_version,
-            "istioctl": connected.get(f"{name}.{APPS_NS}"),
+            "istioctl": connected.get(f"{name}.{ctx.apps_ns}"),
             "gone": pod is None,
         }
     return by_pod
 
 
-def echo_request_count(ctx: Rehearsal) -> int:
-    """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020."""
+def echo_request_count(ctx: Rehearsal, problems: list[str] | None = None) -> int:
+    """istio_requests_total (reporter=destination, 200) summed over the echo pods, from :15020. A pod that
+    cannot be read is named in ``problems`` (no sidecar, so nothing listens on :15020; or the API server's
+    one-line answer), at once: nothing that waiting would change is retried."""
+    from ..retry import api_error_line, is_api_error
+
     total = 0
-    for pod in ctx.objects("v1", "Pod", APPS_NS, label_selector="app=echo"):
+    for pod in ctx.objects("v1", "Pod", ctx.apps_ns, label_selector="app=echo"):
         if pod["metadata"].get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        name = pod["metadata"]["name"]
+        proxies = [
+            c
+            for c in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers") or [])
+            if c["name"] == "istio-proxy"
+        ]
+        if not proxies:
+            if problems is not None:
+                problems.append(
+                    f"pod {ctx.apps_ns}/{name} has no istio-proxy sidecar, so nothing serves its telemetry "
+                    f"on :15020 (is namespace {ctx.apps_ns} labelled for injection?)"
+                )
             continue
         try:
             text = ctx.kube.get_text(
-                f"/api/v1/namespaces/{APPS_NS}/pods/{pod['metadata']['name']}:15020/proxy/stats/prometheus"
+                f"/api/v1/namespaces/{ctx.apps_ns}/pods/{name}:15020/proxy/stats/prometheus"
             )
-        except Exception:
+        except Exception as exc:
+            if problems is not None:
+                said = api_error_line(exc) if is_api_error(exc) else str(exc).splitlines()[0]
+                problems.append(f"pod {ctx.apps_ns}/{name}: reading :15020/stats/prometheus: {said}")
             continue
         for line in text.splitlines():
             if (
@@ -386,7 +558,7 @@ def observe_versions(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
 
 def restart_counts(ctx: Rehearsal) -> dict[str, int]:
     counts = {}
-    for ns in (ISTIO_NS, APPS_NS):
+    for ns in (ISTIO_NS, ctx.apps_ns):
         for pod in ctx.objects("v1", "Pod", ns):
             statuses = (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get(
                 "initContainerStatuses", []

@@ -6,6 +6,11 @@ ended ``upgraded`` is not silently downgraded: that takes ``--downgrade``, and i
 downgrade in a new run folder, leaving the upgraded run's record as it was. A run on the embedded simulated
 cluster cannot be replayed: that cluster ended with
 the process that ran it.
+
+A downgrade restores the control plane first, then deploys the sample apps it proves traffic with (onto the
+restored injector), then restarts the workloads the upgrade restarted onto the source's sidecar, then
+verifies; a failed restore restarts nothing. Each step prints its line as it ends and a wait says what it
+waits for; whatever happens, the run ends with its verdict, the cause in one line, and ``report.html``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from .. import exitcodes, retry
+from .. import exitcodes, retry, waits
 from ..cluster import ClusterError, KubeconfigProvider
 from ..journal import RollbackJournal
 from ..kube import Kube
@@ -23,7 +29,40 @@ from ..run import Run, StepFailed
 from ..settings import Settings
 from . import Rehearsal
 from .mesh import deploy_apps, make_istioctl
-from .rollback import cleanup, perform
+from .rollback import cleanup, one_line, perform
+
+_last_wait: dict[str, float] = {}
+
+
+def _print_step(step: Any) -> None:
+    from ..report import progress
+
+    print(progress.step_line(step), flush=True)
+
+
+def _print_wait(status: waits.WaitStatus) -> None:
+    """A wait's line every ten seconds while it lasts (terminal or CI log alike)."""
+    from ..report import progress
+
+    if status.done:
+        _last_wait.pop(status.what, None)
+        return
+    if status.elapsed < progress.LIVE_AFTER:
+        return
+    last = _last_wait.get(status.what)
+    if last is None or status.elapsed - last >= 10.0:
+        _last_wait[status.what] = status.elapsed
+        print(progress.live_line(status.what, status.elapsed, status.deadline).strip(), flush=True)
+
+
+def _write_report(folder: Path) -> None:
+    from ..report.html import write
+
+    try:
+        path = write(folder)
+        print(f"report: {path.resolve()}")
+    except Exception as exc:  # the record is there; the report can be rendered again from it
+        print(f"error: report.html not written ({one_line(exc)}); run: python -m rehearsal report {folder}")
 
 
 def replay(run_dir: Path, downgrade: bool = False) -> int:
@@ -86,6 +125,9 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
     except LeaseHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exitcodes.NOT_UPGRADED
+    run.step_listeners.append(_print_step)
+    waits.observers.append(_print_wait)
+    outcome: dict = {"ran": False, "verified": True}
     try:
         kube = Kube(cluster.api_client())
         istioctl_from = make_istioctl(
@@ -93,23 +135,28 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
         )
         istioctl_to = make_istioctl(settings, run, cluster, settings.istio_to, settings.istioctl_to_path)
         ctx = Rehearsal(settings, run, journal, cluster, kube, istioctl_from, istioctl_to)
-        outcome: dict = {"ran": False, "verified": True}
-        if upgraded:
-            # The upgraded run cleaned its apps up; the downgrade is proven with traffic like any rollback.
-            deploy_apps(ctx)
         if journal.pending("upgrade"):
-            outcome = perform(ctx)
+            # The upgraded run cleaned its apps up; the downgrade is proven with traffic like any rollback,
+            # with apps deployed once the source's injector is back (never onto the target's sidecar).
+            outcome = perform(ctx, after_restore=deploy_apps if upgraded else None)
         try:
             outcome["cleanup"] = cleanup(ctx)
         except StepFailed as exc:
             outcome.setdefault("errors", []).append(f"cleanup: {exc}")
             outcome["verified"] = False
+    except Exception as exc:  # whatever went wrong, the run ends with a verdict, a cause and a report
+        outcome.setdefault("errors", []).append(one_line(exc))
+        outcome["verified"] = False
     finally:
         lease.release()
+        waits.observers.remove(_print_wait)
+    if outcome.get("errors") and run.failure is None:
+        run.failure = outcome["errors"][0]
     if upgraded:
         run.rollback = {"mode": "downgrade", "of": run_dir.name, **outcome}
         run.verdict = "downgraded" if outcome["verified"] else "downgrade-failed"
         run.save()
+        _write_report(run.dir)
         print(f"{run.run_id}: {run.verdict} (a rehearsed downgrade of {run_dir.name}, recorded in {run.dir})")
     else:
         run.rollback = {"mode": "replayed", **outcome}
@@ -121,7 +168,10 @@ def replay(run_dir: Path, downgrade: bool = False) -> int:
             "steps": previous.get("steps", []) + [s for s in run.to_dict()["steps"]],
         }
         (run_dir / "rehearsal.json").write_text(json.dumps(record, indent=2, default=str))
+        _write_report(run_dir)
         print(f"{run_dir.name}: {run.verdict}")
+    if not outcome["verified"]:
+        print(f"cause: {(outcome.get('errors') or [run.failure or 'the source state was not proven'])[0]}")
     for line in outcome.get("errors", []):
         print(f"  error: {line}")
     for name, items in (outcome.get("verification") or {}).get("findings", {}).items():

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import waits
 from ..journal import JournalEntry
-from ..retry import already_done
+from ..retry import already_done, api_error_line, is_api_error
 from ..run import StepFailed
-from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, Rehearsal, wait_for
+from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, RUN_LABEL, Rehearsal, wait_for
 from .backup import (
     CLUSTER,
     NAMESPACED,
@@ -37,8 +38,11 @@ RESTORE_MANAGER = "istio-upgrade-rehearsal-restore"
 
 
 def _owned(obj: Obj) -> bool:
-    """Created by the harness (the apps it deployed): its cleanup removes it, restores leave it alone."""
-    return (obj["metadata"].get("labels") or {}).get(OWNED_LABEL) == OWNED_VALUE
+    """Created by a rehearsal run (the apps it deployed, labelled with that run's id): its cleanup removes it,
+    restores leave it alone. The ``managed-by`` label alone is anyone's to set, and does not make an object
+    the harness's."""
+    labels = obj["metadata"].get("labels") or {}
+    return labels.get(OWNED_LABEL) == OWNED_VALUE and bool(labels.get(RUN_LABEL))
 
 
 def _comparable(obj: Obj) -> Obj:
@@ -119,11 +123,15 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
                 if not already_done(exc, "delete"):
                     raise
             removed.append(_name({**obj, "kind": kind}))
-    waited = []
-    for kind in ("Deployment", "DaemonSet"):
-        for obj in ctx.objects("apps/v1", kind, ISTIO_NS):
-            kube.wait_rollout(kind, obj["metadata"]["name"], ISTIO_NS, ctx.settings.timeout)
-            waited.append(f"{kind.lower()}/{obj['metadata']['name']}")
+    # Every control plane workload at once, with a live line, ending as soon as one cannot roll out.
+    workloads = [
+        (kind, obj["metadata"]["name"])
+        for kind in ("Deployment", "DaemonSet")
+        for obj in ctx.objects("apps/v1", kind, ISTIO_NS)
+    ]
+    if workloads:
+        waits.rollouts(kube, workloads, ISTIO_NS, ctx.settings.timeout)
+    waited = [f"{kind.lower()}/{name}" for kind, name in workloads]
     return {"restored": restored, "unchanged": unchanged, "removed": removed, "rolled out": waited}
 
 
@@ -149,36 +157,84 @@ def _replace_as_it_was(ctx: Rehearsal, obj: Obj, current: Obj | None) -> None:
     resource.replace(body=body, namespace=namespace, field_manager=RESTORE_MANAGER)
 
 
+def _created_by(ctx: Rehearsal, api_version: str, kind: str, namespace: str, name: str, run_id: str) -> bool:
+    """Whether the object exists and carries ``run_id``'s label: only then is it the run's to delete."""
+    try:
+        found = ctx.kube.resource(api_version, kind).get(name=name, namespace=namespace or None).to_dict()
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            return False
+        raise
+    return (found["metadata"].get("labels") or {}).get(RUN_LABEL) == run_id
+
+
 def delete_objects(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     """The cleanup of what a setup step created: its objects, then the namespaces it created (waiting until
-    they are gone, so the cluster is as found when the run ends)."""
-    removed = []
+    they are gone, so the cluster is as found when the run ends). Only objects that carry the run's label are
+    deleted (an entry journaled before runs were labelled deletes what it names): an object of the same name
+    that is not the run's (the user's, recreated meanwhile) is left, and named."""
+    removed: list[str] = []
+    left: list[str] = []
+    run_id = entry.args.get("run")
+    created_namespaces = list(entry.args.get("namespaces") or [])
     for api_version, kind, namespace, name in entry.args.get("objects") or []:
-        if namespace in (entry.args.get("namespaces") or []):
+        if namespace in created_namespaces:
             continue  # goes with its namespace
+        where = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        if run_id and not _created_by(ctx, api_version, kind, namespace, name, run_id):
+            try:
+                ctx.kube.resource(api_version, kind).get(name=name, namespace=namespace or None)
+                left.append(f"{where} (not created by {run_id})")
+            except Exception:
+                pass  # already gone
+            continue
         try:
             resource = ctx.kube.resource(api_version, kind)
             resource.delete(name=name, namespace=namespace or None)
-            removed.append(f"{kind}/{namespace + '/' if namespace else ''}{name}")
+            removed.append(where)
         except Exception as exc:
             if not already_done(exc, "delete"):
                 raise
     namespaces = ctx.kube.resource("v1", "Namespace")
-    for namespace in entry.args.get("namespaces") or []:
+    remaining = set()
+    for namespace in created_namespaces:
+        if run_id and not _created_by(ctx, "v1", "Namespace", "", namespace, run_id):
+            try:
+                namespaces.get(name=namespace)
+                left.append(f"Namespace {namespace} (not created by {run_id})")
+            except Exception:
+                pass
+            continue
         try:
             namespaces.delete(name=namespace)
         except Exception as exc:
             if not already_done(exc, "delete"):
                 raise
         removed.append(f"Namespace {namespace}")
-    remaining = set(entry.args.get("namespaces") or [])
+        remaining.add(namespace)
     if remaining:
         wait_for(
             lambda: not remaining & {n["metadata"]["name"] for n in ctx.objects("v1", "Namespace")},
             ctx.settings.timeout,
             f"namespace(s) {', '.join(sorted(remaining))} to be deleted",
         )
-    return {"removed": removed}
+    return {"removed": removed, "left": left}
+
+
+def remove_injection_label(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
+    """The cleanup of the ``istio-injection`` label the run put on a namespace it did not create."""
+    name = entry.args["namespace"]
+    try:
+        ctx.kube.resource("v1", "Namespace").patch(
+            name=name,
+            body={"metadata": {"labels": {"istio-injection": None}}},
+            content_type="application/merge-patch+json",
+        )
+    except Exception as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
+        return {"removed": []}
+    return {"removed": [f"label istio-injection of Namespace {name}"]}
 
 
 def uninstall_istio(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
@@ -193,6 +249,7 @@ def uninstall_istio(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
 ACTIONS: dict[str, Callable[[Rehearsal, JournalEntry], dict[str, Any]]] = {
     "restore_backup": restore_backup,
     "delete_objects": delete_objects,
+    "remove_injection_label": remove_injection_label,
     "uninstall_istio": uninstall_istio,
 }
 
@@ -250,10 +307,21 @@ def verify_source(ctx: Rehearsal, backup_folder: Path | None) -> dict[str, Any]:
     }
 
 
-def perform(ctx: Rehearsal) -> dict[str, Any]:
-    """Run every pending undo of the upgrade (collecting errors rather than stopping), then the proof. An undo
-    that raised fails the step; after a failed restore nothing runs that would move the cluster further from
-    the source (no restart onto whatever injector is left)."""
+def one_line(exc: BaseException) -> str:
+    """An error as one line: an API error in the API server's words (never the client's dump of headers and
+    body), anything else its first line."""
+    if is_api_error(exc):
+        return api_error_line(exc)
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def perform(ctx: Rehearsal, after_restore: Callable[[Rehearsal], Any] | None = None) -> dict[str, Any]:
+    """Run every pending undo of the upgrade (collecting errors rather than stopping), then ``after_restore``
+    (a downgrade deploys the sample apps it proves traffic with only now, onto the source's injector), then
+    restart the workloads onto the restored injector's sidecar, then the proof. An undo that raised fails the
+    step; after a failed restore nothing runs that would move the cluster further from the source (no restart
+    onto whatever injector is left, which may still inject the target's sidecar)."""
     results: dict[str, Any] = {"ran": True, "restored": [], "errors": []}
     backup_folder = None
     try:
@@ -270,35 +338,43 @@ def perform(ctx: Rehearsal) -> dict[str, Any]:
                         backup_folder = _backup_folder(ctx, entry)
                     ctx.journal.mark_done(entry)
                 except Exception as exc:
-                    results["errors"].append(f"{entry.name}: {exc}")
-                    ctx.journal.mark_failed(entry, str(exc))
+                    results["errors"].append(f"{entry.name}: {one_line(exc)}")
+                    ctx.journal.mark_failed(entry, one_line(exc))
             step.add_data("undo", results)
             if results["errors"]:
                 raise StepFailed("; ".join(results["errors"]))
             step.note(f"{len(results['restored'])} undo action(s) done")
     except StepFailed:
         pass  # recorded as the step's failure; the proof below says where the cluster stands
+    if not results["errors"] and after_restore is not None:
+        try:
+            after_restore(ctx)
+        except Exception as exc:
+            results["errors"].append(one_line(exc))
     if not results["errors"]:
         try:
             restart_workloads(ctx, "rollback: restart workloads", rolling_back=True)
         except Exception as exc:
-            results["errors"].append(f"restart workloads: {exc}")
+            results["errors"].append(f"restart workloads: {one_line(exc)}")
     else:
         with ctx.run.step("rollback: restart workloads") as step:
             step.not_needed(
-                "the restore failed: restarting workloads now could move their sidecars further from "
-                "the source"
+                f"not restarted, as the restore failed ({results['errors'][0]}): the injector may still "
+                "inject the target's sidecar, and restarting now would move workloads further from the source"
             )
     with ctx.run.step("rollback: verify") as step:
-        proof = verify_source(ctx, backup_folder)
+        try:
+            proof = verify_source(ctx, backup_folder)
+        except Exception as exc:  # the proof could not be made: that is a failed proof, said in one line
+            proof = {"verified": False, "versions": None, "findings": {"verification": [one_line(exc)]}}
         step.add_data("verification", proof)
         results["verification"] = proof
         results["verified"] = proof["verified"] and not results["errors"]
         if not results["verified"]:
             step.outcome = "failed"
             step.reason = "; ".join(
-                f"{k}: {', '.join(v[:3])}" for k, v in proof["findings"].items()
-            ) or "; ".join(results["errors"])
+                results["errors"][:2] + [f"{k}: {', '.join(v[:3])}" for k, v in proof["findings"].items()]
+            )
         else:
             step.note(
                 f"back at Istio {ctx.settings.istio_from}: control plane and every proxy; "
@@ -312,21 +388,32 @@ def cleanup(ctx: Rehearsal) -> dict[str, Any]:
     """Undo what the setup steps did (apps, namespaces, an Istio the harness installed), last first, so the
     cluster is left as found except for the upgrade. Only on a cluster that outlives the run."""
     pending = ctx.journal.pending("setup")
-    outcome: dict[str, Any] = {"created": ctx.state.get("created", []), "removed": [], "errors": []}
+    outcome: dict[str, Any] = {
+        "created": ctx.state.get("created", []),
+        "removed": [],
+        "left": [],
+        "errors": [],
+    }
     if not pending:
         return outcome
     with ctx.run.step("cleanup") as step:
         for entry in pending:
             try:
-                outcome["removed"] += ACTIONS[entry.action](ctx, entry).get("removed", [])
+                done = ACTIONS[entry.action](ctx, entry)
+                outcome["removed"] += done.get("removed", [])
+                outcome["left"] += done.get("left", [])
                 ctx.journal.mark_done(entry)
             except Exception as exc:
-                outcome["errors"].append(f"{entry.name}: {exc}")
-                ctx.journal.mark_failed(entry, str(exc))
+                outcome["errors"].append(f"{entry.name}: {one_line(exc)}")
+                ctx.journal.mark_failed(entry, one_line(exc))
         step.add_data("cleanup", outcome)
         if outcome["errors"]:
             raise StepFailed("; ".join(outcome["errors"]))
-        step.note("removed " + (", ".join(outcome["removed"]) or "nothing"))
+        step.note(
+            "removed "
+            + (", ".join(outcome["removed"]) or "nothing")
+            + ("; left, as not the run's: " + ", ".join(outcome["left"]) if outcome["left"] else "")
+        )
     return outcome
 
 

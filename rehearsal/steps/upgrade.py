@@ -505,9 +505,16 @@ def injected_namespaces(ctx: Rehearsal) -> list[str]:
 
 
 def restart_scope(ctx: Rehearsal) -> list[str]:
-    """The namespaces whose workloads may be restarted: ``--restart-namespaces``, else every injected one (the
-    runbook's step 9)."""
-    return list(ctx.settings.restart_namespaces) or injected_namespaces(ctx)
+    """The namespaces whose workloads may be restarted: ``--restart-namespaces`` (with the sample apps' own
+    namespace, which the run deployed to prove the upgrade with), else every injected one (the runbook's step
+    9)."""
+    asked = list(ctx.settings.restart_namespaces)
+    if not asked:
+        return injected_namespaces(ctx)
+    if not ctx.settings.apps and ctx.apps_ns not in asked:
+        if any(n["metadata"]["name"] == ctx.apps_ns for n in ctx.objects("v1", "Namespace")):
+            asked.append(ctx.apps_ns)
+    return asked
 
 
 def restart_workloads(
@@ -528,6 +535,7 @@ def restart_workloads(
                 else "injection labels",
             },
         )
+        stale_workloads: list[tuple[str, str, Obj, str]] = []
         for ns in scope:
             pods = ctx.objects("v1", "Pod", ns)
             for kind in ("Deployment", "StatefulSet", "DaemonSet"):
@@ -549,27 +557,40 @@ def restart_workloads(
                         if expected and images and images[0] != expected:
                             stale.append(f"{pod['metadata']['name']} runs {images[0]}")
                     if stale:
-                        name = workload["metadata"]["name"]
-                        marker = _restart_marker(ctx, kind, ns, name) if rolling_back else None
-                        if marker is not None:
-                            _set_restarted_at(ctx, kind, name, ns, marker.args["previous"])
-                            ctx.journal.mark_done(marker)
-                        else:
-                            if not rolling_back:
-                                template = workload["spec"]["template"].get("metadata") or {}
-                                ctx.journal.push(
-                                    f"put back the pod template of {kind.lower()}/{ns}/{name}",
-                                    "workload_restart",
-                                    {
-                                        "kind": kind,
-                                        "namespace": ns,
-                                        "name": name,
-                                        "previous": (template.get("annotations") or {}).get(RESTARTED_AT),
-                                    },
-                                    registered_by=step_name,
-                                )
-                            _restart(ctx, kind, name, ns)
-                        restarted.append((kind, ns, name, stale[0]))
+                        stale_workloads.append((kind, ns, workload, stale[0]))
+        # The injector's own answer, before any workload is restarted: the sidecar a pod created now gets in
+        # each namespace (a server-side dry run), at the version the restart is meant to bring.
+        from .validate import prove_injection
+
+        proven: dict[str, str] = {}
+        for _kind, ns, workload, _why in stale_workloads:
+            if ns not in proven:
+                version = ctx.settings.istio_from if rolling_back else ctx.settings.istio_to
+                proven[ns] = prove_injection(ctx, ns, workload["spec"]["template"], version)
+        for kind, ns, workload, why in stale_workloads:
+            name = workload["metadata"]["name"]
+            marker = _restart_marker(ctx, kind, ns, name) if rolling_back else None
+            if marker is not None:
+                _set_restarted_at(ctx, kind, name, ns, marker.args["previous"])
+                ctx.journal.mark_done(marker)
+            else:
+                if not rolling_back:
+                    template = workload["spec"]["template"].get("metadata") or {}
+                    ctx.journal.push(
+                        f"put back the pod template of {kind.lower()}/{ns}/{name}",
+                        "workload_restart",
+                        {
+                            "kind": kind,
+                            "namespace": ns,
+                            "name": name,
+                            "previous": (template.get("annotations") or {}).get(RESTARTED_AT),
+                        },
+                        registered_by=step_name,
+                    )
+                _restart(ctx, kind, name, ns)
+            restarted.append((kind, ns, name, why))
+        if proven:
+            step.add_data("injection proven (server-side dry run of a pod)", proven)
         if not restarted:
             step.not_needed("every sidecar already runs the injector's proxy image")
             return []

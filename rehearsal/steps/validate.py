@@ -13,36 +13,63 @@ import yaml
 from istiofacts import operator
 
 from ..istio.istioctl import Istioctl
-from . import APPS_NS, ISTIO_NS, Rehearsal, wait_for
+from . import ISTIO_NS, Rehearsal, wait_for
 from .mesh import answering_proxies, echo_request_count, observe_versions, send_traffic
 
+# Istio's support statement on skew (istio/istio.io, content/en/docs/releases/supported-releases/index.md,
+# "Control Plane/Data Plane Skew"), quoted in the warnings about proxies the run did not restart.
+SKEW_POLICY = (
+    'Istio: "The Istio control plane can be one version ahead of the data plane. However, the data plane '
+    'cannot be ahead of control plane." (istio.io docs/releases/supported-releases, Control Plane/Data '
+    "Plane Skew)"
+)
 
-def terminating_pods(ctx: Rehearsal) -> dict[str, float]:
-    """Pods being deleted (``name.namespace``, as istioctl names proxies) and their grace periods."""
+
+def judged_namespaces(ctx: Rehearsal) -> list[str]:
+    """Where the upgrade is judged: istio-system, the apps' namespace and the restart scope (the namespaces
+    whose workloads the run restarts onto the new sidecars)."""
+    from .upgrade import restart_scope
+
+    return list(dict.fromkeys([ISTIO_NS, ctx.apps_ns, *restart_scope(ctx)]))
+
+
+def terminating_pods(ctx: Rehearsal, namespaces: list[str] | None = None) -> dict[str, float]:
+    """Pods being deleted (``name.namespace``, as istioctl names proxies) and their grace periods, in
+    ``namespaces`` (every namespace when None)."""
     return {
         f"{p['metadata']['name']}.{p['metadata']['namespace']}": float(
             p["metadata"].get("deletionGracePeriodSeconds") or 0
         )
         for p in ctx.objects("v1", "Pod")
         if p["metadata"].get("deletionTimestamp")
+        and (namespaces is None or p["metadata"]["namespace"] in namespaces)
     }
 
 
 def settle_terminating_pods(ctx: Rehearsal, timeout: float) -> dict[str, Any]:
     """Wait, bounded, for pods that are shutting down to be gone: their proxies stay connected to istiod (and
     listed by ``istioctl version``) until they exit, which may take the whole grace period (an app that
-    ignores SIGTERM, a native sidecar draining after its app). Bounded by the longest grace period (plus a
-    margin for the kubelet) and by ``timeout``; returns what it waited for and what is still terminating."""
-    first = terminating_pods(ctx)
+    ignores SIGTERM, a native sidecar draining after its app). Only pods where the run judges the upgrade
+    (:func:`judged_namespaces`: what it restarted, and istio-system) are waited for, never the whole cluster's
+    churn; bounded by the longest grace period (plus a margin for the kubelet) and by ``timeout``, with a live
+    line naming the namespaces; returns what it waited for and what is still terminating."""
+    namespaces = judged_namespaces(ctx)
+    first = terminating_pods(ctx, namespaces)
     if not first:
         return {"waited_seconds": 0.0, "terminating": [], "still_terminating": []}
     bound = min(timeout, max(first.values()) + 15.0)
     started = time.monotonic()
     try:
-        wait_for(lambda: not terminating_pods(ctx), bound, "terminating pods to go", 0.5)
+        wait_for(
+            lambda: not terminating_pods(ctx, namespaces),
+            bound,
+            f"{len(first)} terminating pod(s) in {', '.join(sorted({p.rsplit('.', 1)[1] for p in first}))} "
+            "to go",
+            0.5,
+        )
         remaining: dict[str, float] = {}
     except TimeoutError:
-        remaining = terminating_pods(ctx)
+        remaining = terminating_pods(ctx, namespaces)
     return {
         "waited_seconds": round(time.monotonic() - started, 1),
         "terminating": sorted(first),
@@ -50,26 +77,96 @@ def settle_terminating_pods(ctx: Rehearsal, timeout: float) -> dict[str, Any]:
     }
 
 
+def _proxy_version(pod: dict[str, Any]) -> str | None:
+    for c in (pod["spec"].get("containers") or []) + (pod["spec"].get("initContainers") or []):
+        if c["name"] == "istio-proxy":
+            return str(c["image"].rsplit(":", 1)[-1].split("-")[0])
+    return None
+
+
+def out_of_scope(ctx: Rehearsal) -> dict[str, dict[str, str]]:
+    """Proxies the run does not restart and so does not judge (``name.namespace`` -> version and why): pods
+    outside :func:`judged_namespaces`, finished pods (a Job's, or a CronJob's history) and pods of Jobs,
+    which no rollout restart replaces."""
+    namespaces = set(judged_namespaces(ctx))
+    cron_jobs = {
+        (j["metadata"]["namespace"], j["metadata"]["name"])
+        for j in ctx.objects("batch/v1", "Job")
+        if any(o.get("kind") == "CronJob" for o in j["metadata"].get("ownerReferences") or [])
+    }
+    apart: dict[str, dict[str, str]] = {}
+    for pod in ctx.objects("v1", "Pod"):
+        meta = pod["metadata"]
+        version = _proxy_version(pod)
+        if version is None or meta.get("deletionTimestamp"):
+            continue
+        ns = meta["namespace"]
+        phase = (pod.get("status") or {}).get("phase") or ""
+        job = next((o["name"] for o in meta.get("ownerReferences") or [] if o.get("kind") == "Job"), None)
+        if job and (ns, job) in cron_jobs:
+            reason = f"pod of CronJob history (job {job}, {phase or 'unknown phase'})"
+        elif phase in ("Succeeded", "Failed"):
+            reason = f"finished pod ({phase})" + (f" of job {job}" if job else "")
+        elif job:
+            reason = f"pod of job {job}: a rollout restart does not replace it"
+        elif ns not in namespaces:
+            reason = "namespace outside the restart scope"
+        else:
+            continue
+        apart[f"{meta['name']}.{ns}"] = {"version": version, "reason": reason}
+    return apart
+
+
+def skew_warnings(apart: dict[str, dict[str, str]], version: str) -> list[str]:
+    """Warnings for proxies left apart that Istio does not support next to a control plane at ``version``:
+    more than one minor behind it, or ahead of it."""
+    from istiofacts import catalog
+
+    target = catalog.parse_version(version)[:2]
+    warnings = []
+    for proxy, seen in sorted(apart.items()):
+        try:
+            minor = catalog.parse_version(seen["version"])[:2]
+        except catalog.UnknownVersion:
+            continue  # an image tag that is no version (a digest, "latest"): nothing to compare
+        if minor[0] != target[0] or minor[1] < target[1] - 1:
+            warnings.append(
+                f"proxy {proxy} ({seen['reason']}) runs {seen['version']}, more than one minor behind the "
+                f"control plane at {version}; {SKEW_POLICY}"
+            )
+        elif minor > target:
+            warnings.append(
+                f"proxy {proxy} ({seen['reason']}) runs {seen['version']}, ahead of the control plane at "
+                f"{version}; {SKEW_POLICY}"
+            )
+    return warnings
+
+
 def version_findings(ctx: Rehearsal, istioctl: Istioctl, version: str) -> tuple[dict[str, Any], list[str]]:
-    """Control plane and every proxy that will remain (istioctl's view and the pod specs, containers and
-    initContainers alike) at ``version``. Pods still shutting down are waited for first (bounded), and a
-    proxy whose pod is still terminating at the end of that wait is reported apart, not as skew."""
+    """Control plane and every proxy that will remain where the run restarted (istioctl's view and the pod
+    specs, containers and initContainers alike) at ``version``. Pods still shutting down are waited for first
+    (bounded), and a proxy whose pod is still terminating at the end of that wait is reported apart, not as
+    skew; so are proxies the run did not restart (:func:`out_of_scope`), with a warning when Istio does not
+    support them next to ``version``."""
     observed = settled_versions(ctx, istioctl)
+    apart = observed["out_of_scope"]
     findings = []
     if observed["control_plane"] != [version]:
         findings.append(f"control plane runs {observed['control_plane'] or 'nothing ready'}, not {version}")
     for proxy, v in sorted(observed["data_plane"].items()):
-        if v != version and proxy not in observed["leaving"]:
+        if v != version and proxy not in observed["leaving"] and proxy not in apart:
             findings.append(f"proxy {proxy} reports {v}")
     for pod, v in sorted(observed["pod_specs"].items()):
-        if v != version:
+        if v != version and pod not in apart:
             findings.append(f"pod {pod} has istio-proxy image tag {v}")
+    observed["warnings"] = skew_warnings(apart, version)
     return observed, findings
 
 
 def settled_versions(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
     """:func:`~rehearsal.steps.mesh.observe_versions` once pods shutting down are gone (bounded), with the
-    proxies that are leaving under ``leaving`` (see :func:`settle_terminating_pods`)."""
+    proxies that are leaving under ``leaving`` (see :func:`settle_terminating_pods`) and those the run does
+    not judge under ``out_of_scope``."""
     settled = settle_terminating_pods(ctx, ctx.settings.timeout)
     observed = observe_versions(ctx, istioctl)
     observed["settled"] = settled
@@ -81,24 +178,89 @@ def settled_versions(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
         if not p["metadata"].get("deletionTimestamp")
     }
     observed["leaving"] = {p: v for p, v in observed["data_plane"].items() if p not in remaining}
+    observed["out_of_scope"] = out_of_scope(ctx)
     return observed
 
 
 def versions_after(ctx: Rehearsal, istioctl: Istioctl) -> dict[str, Any]:
     """The versions a run's record keeps as the mesh after a change: those of :func:`settled_versions`,
     without the proxies that are leaving (an old pod's proxy still connected to istiod while its pod shuts
-    down is not part of the upgraded mesh, and an auditor would read it as skew)."""
+    down is not part of the upgraded mesh, and an auditor would read it as skew), and with the proxies the
+    run did not restart listed apart, as "not restarted (out of scope)"."""
     observed = settled_versions(ctx, istioctl)
+    apart = observed["out_of_scope"]
+    version = istioctl.version
     return {
         "control_plane": observed["control_plane"],
-        "data_plane": {p: v for p, v in observed["data_plane"].items() if p not in observed["leaving"]},
-        "pod_specs": observed["pod_specs"],
+        "data_plane": {
+            p: v for p, v in observed["data_plane"].items() if p not in observed["leaving"] and p not in apart
+        },
+        "pod_specs": {p: v for p, v in observed["pod_specs"].items() if p not in apart},
+        "out_of_scope": apart,
+        "warnings": skew_warnings(apart, version),
     }
+
+
+def injected_proxy(ctx: Rehearsal, namespace: str, template: dict[str, Any]) -> str | None:
+    """The istio-proxy image the injector gives a pod of ``template`` created now in ``namespace``: a
+    server-side dry-run create (admission webhooks run, nothing is stored), so the answer is the injector's
+    own, not what its ConfigMap says it would do. None when no sidecar is injected."""
+    meta = template.get("metadata") or {}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "rehearsal-injection-check-",
+            "namespace": namespace,
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": dict(meta.get("annotations") or {}),
+        },
+        "spec": template.get("spec") or {},
+    }
+    created = ctx.kube.resource("v1", "Pod").create(body=body, namespace=namespace, dry_run="All").to_dict()
+    for c in (created["spec"].get("containers") or []) + (created["spec"].get("initContainers") or []):
+        if c["name"] == "istio-proxy":
+            return str(c["image"])
+    return None
+
+
+def prove_injection(ctx: Rehearsal, namespace: str, template: dict[str, Any], version: str) -> str:
+    """Before workloads of ``namespace`` are restarted: a pod created now gets a sidecar at ``version``
+    (:func:`injected_proxy`); else :class:`~rehearsal.run.StepFailed` says what it would get instead, so no
+    workload is restarted onto the wrong proxy."""
+    from istiofacts import catalog
+
+    from ..retry import api_error_line, is_api_error
+    from ..run import StepFailed
+
+    try:
+        image = injected_proxy(ctx, namespace, template)
+    except Exception as exc:
+        said = api_error_line(exc) if is_api_error(exc) else str(exc).splitlines()[0]
+        raise StepFailed(
+            f"namespace {namespace}: a trial pod (server-side dry run) was refused: {said}"
+        ) from None
+    if image is None:
+        raise StepFailed(
+            f"namespace {namespace}: a pod created now gets no istio-proxy sidecar, so restarting its "
+            "workloads would take their sidecars away; nothing was restarted"
+        )
+    tag = image.rsplit(":", 1)[-1].split("-")[0] if ":" in image.rsplit("/", 1)[-1] else ""
+    try:
+        same = catalog.parse_version(tag) == catalog.parse_version(version)
+    except catalog.UnknownVersion:
+        same = False
+    if not same:
+        raise StepFailed(
+            f"namespace {namespace}: the injector gives a pod created now the sidecar {image}, not Istio "
+            f"{version}'s; restarting its workloads would put them on it, so nothing was restarted"
+        )
+    return image
 
 
 def pod_health_findings(ctx: Rehearsal, restarts_before: dict[str, int]) -> list[str]:
     findings = []
-    for ns in (ISTIO_NS, APPS_NS):
+    for ns in (ISTIO_NS, ctx.apps_ns):
         for pod in ctx.objects("v1", "Pod", ns):
             if pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -221,23 +383,30 @@ def traffic_findings(ctx: Rehearsal, version: str) -> tuple[dict[str, Any], list
             continue  # it answered and has since gone away: nothing remains to judge
         if seen["pod_spec"] is None:
             findings.append(
-                f"pod {APPS_NS}/{pod} answered {seen['requests']} request(s) but has no istio-proxy"
+                f"pod {ctx.apps_ns}/{pod} answered {seen['requests']} request(s) but has no istio-proxy"
             )
         elif seen["pod_spec"] != version:
             findings.append(
-                f"pod {APPS_NS}/{pod} answered {seen['requests']} request(s) with proxy {seen['pod_spec']}"
+                f"pod {ctx.apps_ns}/{pod} answered {seen['requests']} request(s) with proxy "
+                f"{seen['pod_spec']}"
             )
         if seen["istioctl"] is None:
-            findings.append(f"istioctl does not list the proxy of {pod}.{APPS_NS}, which answered")
+            findings.append(f"istioctl does not list the proxy of {pod}.{ctx.apps_ns}, which answered")
         elif seen["istioctl"] != version:
-            findings.append(f"istioctl reports the proxy of {pod}.{APPS_NS} at {seen['istioctl']}")
+            findings.append(f"istioctl reports the proxy of {pod}.{ctx.apps_ns} at {seen['istioctl']}")
     return result, findings
 
 
 def telemetry_findings(ctx: Rehearsal) -> tuple[dict[str, Any], list[str]]:
-    before = echo_request_count(ctx)
+    problems: list[str] = []
+    before = echo_request_count(ctx, problems)
+    if problems:
+        # No count to compare: say why now rather than send traffic whose count nothing can read.
+        return {"before": None, "after": None, "sent": 0, "answered": 0, "problems": problems}, problems
     sent = send_traffic(ctx, ctx.settings.traffic_requests, "/echo/telemetry")
-    after = echo_request_count(ctx)
+    after = echo_request_count(ctx, problems)
+    if problems:
+        return {"before": before, "after": None, "sent": sent["requests"], "problems": problems}, problems
     data = {
         "before": before,
         "after": after,
