@@ -7,6 +7,7 @@ Part of the ``manifest generate`` emulation (``manifests.py`` assembles the char
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from istiofacts import operator
@@ -14,6 +15,40 @@ from istiofacts.catalog import IstioMinor, default_hub, minor_of
 
 Obj = dict[str, Any]
 NS = "istio-system"
+
+
+@dataclass
+class Gateway:
+    """One ingress gateway of ``components.ingressGateways`` as the gateways chart renders it."""
+
+    name: str
+    namespace: str
+    enabled: bool
+    service_type: str
+    security_context: Obj | None
+    replicas: int
+    labels: dict[str, str]
+    hpa: Obj
+    service_annotations: dict[str, str]
+    pod_annotations: dict[str, str]
+
+    @classmethod
+    def of(cls, entry: Obj, default_enabled: bool, default_type: str, default_sc: Obj | None) -> Gateway:
+        k8s = entry.get("k8s") or {}
+        labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+        labels.update({str(k): str(v) for k, v in (entry.get("label") or {}).items()})
+        return cls(
+            name=entry.get("name") or "istio-ingressgateway",
+            namespace=entry.get("namespace") or NS,
+            enabled=bool(entry.get("enabled", default_enabled)),
+            service_type=(k8s.get("service") or {}).get("type") or default_type,
+            security_context=k8s.get("securityContext") or default_sc,
+            replicas=int(k8s.get("replicaCount") or 1),
+            labels=labels,
+            hpa=dict(k8s.get("hpaSpec") or {}),
+            service_annotations=dict(k8s.get("serviceAnnotations") or {}),
+            pod_annotations=dict(k8s.get("podAnnotations") or {}),
+        )
 
 
 class Settings:
@@ -47,27 +82,27 @@ class Settings:
             and not self.minor.at_least("1.24")
             and bool(g("values.pilot.cni.enabled"))
         )
-        gateways = g("components.ingressGateways") or []
-        gateway = gateways[0] if gateways else {}
-        self.gateway_enabled = (
-            gateway.get("enabled", self.profile in ("default", "demo"))
-            if gateways
-            else (self.profile in ("default", "demo"))
-        )
-        self.gateway_service_type = (
-            ((gateway.get("k8s") or {}).get("service") or {}).get("type")
-            or g("values.gateways.istio-ingressgateway.type")
-            or "LoadBalancer"
-        )
-        self.gateway_security_context = (gateway.get("k8s") or {}).get("securityContext") or g(
-            "values.gateways.securityContext"
-        )
+        # Every entry of components.ingressGateways is a gateway of its own, in its namespace (istio/istio
+        # 1.30.3 operator/pkg/component/component.go: Multi, a spec's namespace defaulting to istio-system;
+        # render/manifest.go applyComponentValuesToHelmValues: the gateway chart gets the entry's name and
+        # label). With none listed, the profile's one istio-ingressgateway (profiles default and demo).
+        listed = g("components.ingressGateways") or [{}]
+        default_type = g("values.gateways.istio-ingressgateway.type") or "LoadBalancer"
+        default_sc = g("values.gateways.securityContext")
+        self.gateways = [
+            Gateway.of(entry, self.profile in ("default", "demo"), default_type, default_sc)
+            for entry in listed
+        ]
+        self.gateways = [gw for gw in self.gateways if gw.enabled]
         self.pilot_security_context = g("components.pilot.k8s.securityContext")
         self.pilot_replicas = int(
             g("components.pilot.k8s.replicaCount") or g("values.pilot.replicaCount") or 1
         )
         self.pilot_autoscale_min = int(g("values.pilot.autoscaleMin") or 1)
-        self.gateway_replicas = int((gateway.get("k8s") or {}).get("replicaCount") or 1)
+        # values.pilot.env: the chart renders each as a quoted string, keys sorted (Go ranges a map in key
+        # order; istio-discovery templates/deployment.yaml ``range $key, $val := .Values.env``).
+        self.pilot_env: dict[str, Any] = dict(g("values.pilot.env") or {})
+        self.pilot_resources: Obj | None = g("components.pilot.k8s.resources") or g("values.pilot.resources")
         self.base_enabled = self.profile not in ("empty", "remote") or bool(g("components.base.enabled"))
         self.pilot_enabled = g("components.pilot.enabled", self.profile not in ("empty", "remote"))
         self.cni_namespace = g("components.cni.namespace") or g("values.cni.namespace") or NS

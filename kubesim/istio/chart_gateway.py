@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .chart_common import NS, Settings, labels_of, meta, pod_security, service_account
+from istiofacts import operator
+
+from .chart_common import NS, Gateway, Settings, labels_of, meta, pod_security, service_account
 
 Obj = dict[str, Any]
 
 
-def gateway(s: Settings) -> list[Obj]:
-    name = "istio-ingressgateway"
-    labels = labels_of(s, name, "IngressGateways", {"istio": "ingressgateway"})
+def gateway(s: Settings, gw: Gateway) -> list[Obj]:
+    """One gateway of ``components.ingressGateways``: named by its ``name``, in its ``namespace``, selected by
+    its ``label`` (gateways/istio-ingress templates at each tag: ``$gateway.name``, ``$gateway.labels``)."""
+    name, ns = gw.name, gw.namespace
+    selector = dict(gw.labels)
+    labels = labels_of(
+        s, selector["app"], "IngressGateways", {k: v for k, v in selector.items() if k != "app"}
+    )
     pod_labels = {
-        "app": name,
-        "istio": "ingressgateway",
+        **selector,
         "istio.io/rev": s.rev_label,
         "install.operator.istio.io/owning-resource": "unknown",
         "operator.istio.io/component": "IngressGateways",
@@ -28,10 +34,15 @@ def gateway(s: Settings) -> list[Obj]:
     ):  # gateways/istio-ingress templates/deployment.yaml: on the Deployment and its pods
         pod_labels["istio.io/dataplane-mode"] = "none"
         labels = dict(labels, **{"istio.io/dataplane-mode": "none"})
+    service_annotations = (
+        {"annotations": {k: str(v) for k, v in gw.service_annotations.items()}}
+        if gw.service_annotations
+        else {}
+    )
     proxy_config = json.dumps({"discoveryAddress": f"istiod{s.rev_suffix}.{NS}.svc:15012"})
     pod_spec: Obj = {
-        "serviceAccountName": "istio-ingressgateway-service-account",
-        "securityContext": pod_security(s.gateway_security_context)
+        "serviceAccountName": f"{name}-service-account",
+        "securityContext": pod_security(gw.security_context)
         or {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": True, "fsGroup": 1337},
         "containers": [
             {
@@ -72,27 +83,28 @@ def gateway(s: Settings) -> list[Obj]:
         ],
     }
     objs = [
-        service_account(s, meta(f"{name}-service-account", labels)),
+        service_account(s, meta(f"{name}-service-account", labels, ns)),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": meta(f"{name}-sds", labels),
+            "metadata": meta(f"{name}-sds", labels, ns),
             "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "watch", "list"]}],
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": meta(f"{name}-sds", labels),
+            "metadata": meta(f"{name}-sds", labels, ns),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-sds"},
             "subjects": [{"kind": "ServiceAccount", "name": f"{name}-service-account"}],
         },
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": meta(name, labels),
+            # serviceAnnotations, quoted (templates/service.yaml: range over $gateway.serviceAnnotations)
+            "metadata": meta(name, labels, ns, **service_annotations),
             "spec": {
-                "type": s.gateway_service_type,
-                "selector": {"app": name, "istio": "ingressgateway"},
+                "type": gw.service_type,
+                "selector": selector,
                 "ports": [
                     {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
                     {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
@@ -103,11 +115,11 @@ def gateway(s: Settings) -> list[Obj]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": meta(name, labels),
+            "metadata": meta(name, labels, ns),
             "spec": {
-                "replicas": s.gateway_replicas,
+                "replicas": gw.replicas,
                 "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
-                "selector": {"matchLabels": {"app": name, "istio": "ingressgateway"}},
+                "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {
                         "labels": pod_labels,
@@ -116,6 +128,7 @@ def gateway(s: Settings) -> list[Obj]:
                             "prometheus.io/port": "15020",
                             "prometheus.io/scrape": "true",
                             "sidecar.istio.io/inject": "false",
+                            **gw.pod_annotations,
                         },
                     },
                     "spec": pod_spec,
@@ -125,32 +138,36 @@ def gateway(s: Settings) -> list[Obj]:
         {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
-            "metadata": meta(name, labels),
-            "spec": {
-                "minReplicas": 1,
-                "maxReplicas": 5,
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 80},
-                        },
-                    }
-                ],
-            },
+            "metadata": meta(name, labels, ns),
+            # k8s.hpaSpec is laid over the chart's HPA spec (istioctl's k8s overlays).
+            "spec": operator.deep_merge(
+                {
+                    "minReplicas": 1,
+                    "maxReplicas": 5,
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": 80},
+                            },
+                        }
+                    ],
+                },
+                gw.hpa,
+            ),
         },
     ]
-    if s.minor.pdb_always or s.gateway_replicas > 1:
+    if s.minor.pdb_always or gw.replicas > 1:
         objs.append(
             {
                 "apiVersion": "policy/v1",
                 "kind": "PodDisruptionBudget",
-                "metadata": meta(name, labels),
+                "metadata": meta(name, labels, ns),
                 "spec": {
                     "minAvailable": 1,
-                    "selector": {"matchLabels": {"app": name, "istio": "ingressgateway"}},
+                    "selector": {"matchLabels": selector},
                 },
             }
         )

@@ -66,8 +66,12 @@ def _istiod_env(s: Settings) -> list[Obj]:
         {"name": "SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")},
         {"name": "KUBECONFIG", "value": "/var/run/secrets/remote/config"},
     ]
-    if s.minor.at_least("1.24"):
+    if s.minor.at_least("1.24") and "CA_TRUSTED_NODE_ACCOUNTS" not in s.pilot_env:
         env.append({"name": "CA_TRUSTED_NODE_ACCOUNTS", "value": f"{NS}/ztunnel"})
+    # values.pilot.env, keys sorted, each value a quoted string (1.30.3 templates/deployment.yaml lines
+    # 182-187, after CA_TRUSTED_NODE_ACCOUNTS; 1.22.8 lines 150-155, after KUBECONFIG); Go's text/template
+    # prints a boolean as true/false.
+    env += [{"name": k, "value": _go_text(v)} for k, v in sorted(s.pilot_env.items())]
     env += [
         {"name": "PILOT_TRACE_SAMPLING", "value": "1"},
         {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
@@ -80,6 +84,57 @@ def _istiod_env(s: Settings) -> list[Obj]:
         {"name": "PLATFORM", "value": ""},
     ]
     return env
+
+
+VALUES_DESCRIPTION = (
+    "This ConfigMap contains the Helm values used during chart rendering. This ConfigMap is rendered for "
+    "debugging purposes and external tooling; modifying these values has no effect."
+)
+
+
+def _go_text(value: Any) -> str:
+    """A value as Go's text/template prints it into ``"{{ $val }}"``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _pretty_json(value: Any) -> str:
+    """Sprig's toPrettyJson: encoding/json MarshalIndent with two spaces, map keys sorted, HTML escaped."""
+    text = json.dumps(value, indent=2, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def chart_values(s: Settings) -> tuple[Obj, Obj]:
+    """The istio-discovery chart's values as the ``values`` ConfigMap shows them: ``original-values`` what
+    istioctl passed (spec.values with what istioctl translates into them: hub, tag, revision, meshConfig;
+    1.30.3 operator/pkg/render/manifest.go), ``merged-values`` those over the chart's defaults with
+    ``pilot.*`` copied to the top (templates/zzz_profile.yaml, zzy_descope_legacy.yaml). The simulator knows
+    the defaults it renders, not every key of the chart's values.yaml."""
+    original: Obj = json.loads(json.dumps(s.spec.get("values") or {}))
+    glob = original.setdefault("global", {})
+    glob.setdefault("hub", s.hub)
+    glob.setdefault("tag", s.tag)
+    glob.setdefault("istioNamespace", NS)
+    if s.revision:
+        original.setdefault("revision", s.revision)
+    if s.spec.get("meshConfig"):
+        original["meshConfig"] = s.spec["meshConfig"]
+    defaults: Obj = dict(_injector_values(s))
+    defaults.update(
+        {
+            "autoscaleMin": 1,
+            "autoscaleMax": 5,
+            "replicaCount": 1,
+            "image": "pilot",
+            "traceSampling": 1.0,
+            "env": {},
+            "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
+        }
+    )
+    merged = operator.deep_merge(defaults, original)
+    merged = operator.deep_merge(merged, original.get("pilot") or {})
+    return original, merged
 
 
 def pilot(s: Settings) -> list[Obj]:
@@ -138,7 +193,7 @@ def pilot(s: Settings) -> list[Obj]:
                     "timeoutSeconds": 5,
                 },
                 "env": _istiod_env(s),
-                "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}},
+                "resources": s.pilot_resources or {"requests": {"cpu": "500m", "memory": "2048Mi"}},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
@@ -148,10 +203,8 @@ def pilot(s: Settings) -> list[Obj]:
             }
         ],
     }
-    values_doc = {
-        "original-values": json.dumps(s.spec.get("values") or {}),
-        "merged-values": json.dumps(_injector_values(s)),
-    }
+    original, merged = chart_values(s)
+    values_doc = {"original-values": _pretty_json(original), "merged-values": _pretty_json(merged)}
     objs: list[Obj] = [
         service_account(s, meta(f"istiod{rev}", labels)),
         {
@@ -304,11 +357,18 @@ def pilot(s: Settings) -> list[Obj]:
         },
     ]
     if s.minor.values_configmap:
+        # 1.26+ templates/configmap-values.yaml: its own labels (istio.io/rev, owning-resource, the Pilot
+        # component, release, app.kubernetes.io/name istiod and the chart's helper labels), the description
+        # annotation, and the values as toPrettyJson prints them.
         objs.append(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": meta(f"values{rev}", labels),
+                "metadata": meta(
+                    f"values{rev}",
+                    labels_of(s, "istiod", "Pilot"),
+                    annotations={"kubernetes.io/description": VALUES_DESCRIPTION},
+                ),
                 "data": values_doc,
             }
         )

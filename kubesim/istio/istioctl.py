@@ -27,7 +27,7 @@ from kubesim.istio import kubeops, manifests
 from kubesim.istio.istioctl_analyze import analyze
 from kubesim.istio.istioctl_args import Args, CommandError, UsageError, command_of, parse
 from kubesim.istio.istioctl_format import _duration, _tabulate, human_duration
-from kubesim.istio.istioctl_install import install_objects, prune, uninstall
+from kubesim.istio.istioctl_install import install_objects, installed_state, prune, uninstall
 from kubesim.istio.mesh import _git_sha
 
 NS = "istio-system"
@@ -462,6 +462,7 @@ class Emulator:
         client = self.dynamic()
         for obj in manifests.default_tag_webhooks(rendered, self.version, spec, previous_install):
             kubeops.apply(client, obj)
+        installed_state(self, spec, settings)
         self.say("\u2714 Installation complete")
         if not default_exists and not settings.revision:
             self.say("Made this installation the default for cluster-wide operations.")

@@ -151,3 +151,29 @@ def uninstall(ctl: Emulator, revision: str, purge: bool) -> list[str]:
                 crds.delete(name=crd.metadata.name)
                 removed.append(f"CustomResourceDefinition::{crd.metadata.name}")
     return removed
+
+
+def installed_state(ctl: Emulator, spec: Obj, settings: manifests.Settings) -> None:
+    """The ``installed-state`` IstioOperator: istioctl up to 1.20 saves the install's spec in the Istio
+    namespace, named ``installed-state[-<name>][-<revision>]`` (1.20.8 operator/cmd/mesh/install.go
+    saveIOPToCluster, operator/pkg/name/name.go InstalledSpecCRPrefix); 1.21 to 1.23 delete the one an older
+    istioctl left (1.23.6 operator/cmd/mesh/install.go savedIOPName, DeleteIOPInClusterIfExists);
+    1.24+ neither
+    save nor delete it."""
+    if ctl.minor.at_least("1.24"):
+        return
+    name = "installed-state" + (f"-{settings.revision}" if settings.revision else "")
+    path = f"/apis/install.istio.io/v1alpha1/namespaces/{NS}/istiooperators"
+    if ctl.minor.at_least("1.21"):
+        try:
+            ctl.rest("DELETE", f"{path}/{name}")
+        except Exception:  # none was left: nothing to delete
+            pass
+        return
+    body = {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": dict(spec, profile=settings.profile, hub=settings.hub, tag=settings.tag),
+    }
+    kubeops.apply(ctl.dynamic(), body)

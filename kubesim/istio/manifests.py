@@ -74,8 +74,8 @@ def render(version: str, spec: Obj) -> list[Obj]:
         )
     if s.pilot_enabled:
         objs += pilot(s)
-    if s.gateway_enabled:
-        objs += gateway(s)
+    for gw in s.gateways:
+        objs += gateway(s, gw)
     if s.cni_daemonset:
         objs += cni(s)
 
