@@ -234,8 +234,24 @@ class Emulator:
         return 0
 
     # -- manifest generate ----------------------------------------------------------------------------------
-    def spec(self) -> Obj:
-        spec = operator.build_spec(self.args.all("-f", "--filename"), self.args.all("-s", "--set"))
+    def cluster_specific_sets(self) -> list[str]:
+        """What ``--cluster-specific`` (manifest generate) and every install detect from the cluster: on GKE
+        (a server gitVersion with ``-gke``) CNI goes to kube-system, and from 1.24 the gke platform without
+        a CNI ResourceQuota (1.30.3 operator/pkg/render/manifest.go clusterSpecificSettings, lines 425-445;
+        up to 1.23 operator/pkg/manifest/shared.go getCNISettings: only the namespace)."""
+        if "-gke" not in str(self.rest("GET", "/version").get("gitVersion", "")):
+            return []
+        if not self.minor.at_least("1.24"):
+            return ["components.cni.namespace=kube-system"]
+        return [
+            "components.cni.namespace=kube-system",
+            "values.global.platform=gke",
+            "values.cni.resourceQuotas.enabled=false",
+        ]
+
+    def spec(self, cluster_specific: bool = False) -> Obj:
+        detected = self.cluster_specific_sets() if cluster_specific else []
+        spec = operator.build_spec(self.args.all("-f", "--filename"), detected + self.args.all("-s", "--set"))
         revision = self.args.get("-r", "--revision")
         if revision:
             spec["revision"] = revision
@@ -249,7 +265,7 @@ class Emulator:
                 self.warn(f'Error: unknown command "{sub}" for "istioctl manifest"')
                 return EXIT_USAGE
             raise UsageError('manifest requires a subcommand: "generate"')
-        objs = manifests.render(self.version, self.spec())
+        objs = manifests.render(self.version, self.spec(self.args.bool("--cluster-specific")))
         self.out.write(manifests.to_yaml(objs))
         return 0
 
@@ -414,7 +430,7 @@ class Emulator:
         return self.cmd_install(upgrade=True)
 
     def cmd_install(self, upgrade: bool = False) -> int:
-        spec = self.spec()
+        spec = self.spec(cluster_specific=True)  # install always detects (operator/cmd/mesh/install.go)
         operator.validate(spec, self.version)
         settings = manifests.Settings(self.version, spec)
         k8s = self.server_version()

@@ -24,10 +24,12 @@ from .backup import (
     SKIP_CONFIGMAPS,
     clean,
     custom_resources,
+    differences,
     istio_crds,
     istio_related,
     key,
     load_backup,
+    owned_outside,
 )
 from .upgrade import restart_workloads
 from .validate import version_findings
@@ -63,6 +65,8 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
             current_by_key[key({**o, "kind": kind})] = o
     for o in ctx.objects("v1", "Secret", ISTIO_NS):
         current_by_key[key({**o, "kind": "Secret"})] = o
+    for o, _, _kind in owned_outside(ctx):  # istioctl's objects in other namespaces (gateways, CNI)
+        current_by_key[key(o)] = o
     for api_version, kind in CLUSTER:
         for o in ctx.objects(api_version, kind):
             current_by_key[key({**o, "kind": kind})] = o
@@ -82,7 +86,12 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     changed_crds = differing(crds)
     kube.apply(changed_crds)
     kube.invalidate_discovery()
-    for group in (others, backup.get("istio-system", []), backup.get("secrets", [])):
+    for group in (
+        others,
+        backup.get("istio-system", []),
+        backup.get("mesh-namespaces", []),
+        backup.get("secrets", []),
+    ):
         changed = differing(group)
         kube.apply(changed, default_namespace=ISTIO_NS)
         restored += [_name(o) for o in changed]
@@ -105,6 +114,7 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         ]
     for api_version, kind in CLUSTER:
         current += [(o, api_version, kind) for o in ctx.objects(api_version, kind) if istio_related(o)]
+    current += owned_outside(ctx)
     for crd in istio_crds(ctx):
         current.append((crd, "apiextensions.k8s.io/v1", "CustomResourceDefinition"))
     for obj in custom_resources(ctx, istio_crds(ctx)):
@@ -124,7 +134,23 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         for obj in ctx.objects("apps/v1", kind, ISTIO_NS):
             kube.wait_rollout(kind, obj["metadata"]["name"], ISTIO_NS, ctx.settings.timeout)
             waited.append(f"{kind.lower()}/{obj['metadata']['name']}")
-    return {"restored": restored, "unchanged": unchanged, "removed": removed, "rolled out": waited}
+    for obj in backup.get("mesh-namespaces", []):
+        if obj["kind"] in ("Deployment", "DaemonSet"):
+            meta = obj["metadata"]
+            kube.wait_rollout(obj["kind"], meta["name"], meta["namespace"], ctx.settings.timeout)
+            waited.append(f"{obj['kind'].lower()}/{meta['namespace']}/{meta['name']}")
+    proof = differences(ctx, backup)
+    if proof:
+        raise RuntimeError("the restore left objects unlike the backup: " + "; ".join(proof[:10]))
+    return {
+        "restored": restored,
+        "unchanged": unchanged,
+        "removed": removed,
+        "rolled out": waited,
+        "proved identical to the backup": sum(
+            len(backup.get(p, [])) for p in ("istio-system", "mesh-namespaces", "cluster")
+        ),
+    }
 
 
 def _backup_folder(ctx: Rehearsal, entry: JournalEntry) -> Path:
