@@ -208,18 +208,49 @@ def differences(ctx: Rehearsal, data: dict[str, list[Obj]]) -> list[str]:
                 continue
             now = clean(live.to_dict())
             what = [
-                name
-                for name, same in (
-                    ("spec", _body(now) == _body(saved)),
-                    ("labels/annotations", _user_meta(now) == _user_meta(saved)),
+                f"{name} differ from the backup ({', '.join(paths[:3])})"
+                if name == "spec"
+                else f"{name} differ"
+                for name, paths in (
+                    ("spec", _paths(_body(now), _body(saved))),
+                    ("labels/annotations", _paths(_user_meta(now), _user_meta(saved))),
                 )
-                if not same
+                if paths
             ]
             if what:
-                found.append(f"{_ref(saved)}: {' and '.join(what)} differ from the backup")
+                found.append(f"{_ref(saved)}: {'; '.join(what)}")
     return found
 
 
 def _ref(obj: Obj) -> str:
     ns = obj["metadata"].get("namespace")
     return f"{obj['kind']}/{ns + '/' if ns else ''}{obj['metadata']['name']}"
+
+
+def _paths(now: Any, saved: Any, path: str = "") -> list[str]:
+    """Where ``now`` differs from ``saved``: dotted paths (list items by index)."""
+    if isinstance(now, dict) and isinstance(saved, dict):
+        return [
+            p
+            for k in sorted(now.keys() | saved.keys())
+            for p in _paths(now.get(k), saved.get(k), f"{path}.{k}")
+        ]
+    if _named(now) and _named(saved) and {i["name"] for i in now} == {i["name"] for i in saved}:
+        # A list keyed by name (env, ports, containers, volumes): server-side apply merges it by key and may
+        # keep the live order; each item is compared with the item of the same name.
+        by_name = {i["name"]: i for i in saved}
+        return [p for i in now for p in _paths(i, by_name[i["name"]], f"{path}[{i['name']}]")]
+    if isinstance(now, list) and isinstance(saved, list) and len(now) == len(saved):
+        return [
+            p for i, (a, b) in enumerate(zip(now, saved, strict=True)) for p in _paths(a, b, f"{path}[{i}]")
+        ]
+    return [] if now == saved else [path.lstrip(".") or "(whole)"]
+
+
+def _named(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in value)
+        and len({i["name"] for i in value}) == len(value)
+    )

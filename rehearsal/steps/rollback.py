@@ -31,7 +31,7 @@ from .backup import (
     load_backup,
     owned_outside,
 )
-from .upgrade import restart_workloads
+from .upgrade import ISTIOCTL_FIELD_MANAGER, restart_workloads
 from .validate import version_findings
 
 Obj = dict[str, Any]
@@ -84,7 +84,7 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     crds = [o for o in backup.get("cluster", []) if o["kind"] == "CustomResourceDefinition"]
     others = [o for o in backup.get("cluster", []) if o["kind"] != "CustomResourceDefinition"]
     changed_crds = differing(crds)
-    kube.apply(changed_crds)
+    kube.apply(changed_crds, field_manager=ISTIOCTL_FIELD_MANAGER)
     kube.invalidate_discovery()
     for group in (
         others,
@@ -93,7 +93,9 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         backup.get("secrets", []),
     ):
         changed = differing(group)
-        kube.apply(changed, default_namespace=ISTIO_NS)
+        # Under the manager that applied the target (istioctl's): its field set becomes the backup's, so
+        # what only the target set is removed, not left behind under another manager.
+        kube.apply(changed, default_namespace=ISTIO_NS, field_manager=ISTIOCTL_FIELD_MANAGER)
         restored += [_name(o) for o in changed]
         unchanged += len(group) - len(changed)
     restored += [_name(o) for o in changed_crds]

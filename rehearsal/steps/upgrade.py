@@ -313,15 +313,14 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
                 "the Istio CRDs to be Established",
             )
             ctx.kube.invalidate_discovery()
-            order = apply_components(ctx, rest)
+            order, not_ready = apply_components(ctx, rest)
         except TimeoutError as exc:
             raise StepFailed(str(exc)) from None
-        except waits.WaitFailed:
-            raise  # a component that cannot become ready: its cause (object, reason) is the step's
         except Exception as exc:
             raise StepFailed(f"applying the manifest failed: {_api_message(exc)}") from None
         try:
-            pruned = _prune(ctx, docs)
+            # istioctl prunes only after every component became ready (install.go lines 152-158).
+            pruned = [] if not_ready else _prune(ctx, docs)
         except Exception as exc:
             raise StepFailed(
                 f"pruning what {s.istio_to} no longer renders failed: {_api_message(exc)}"
@@ -333,6 +332,12 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
             f"istioctl install does ({', '.join(order)}; server-side apply, field manager "
             f"{ISTIOCTL_FIELD_MANAGER})"
             + (f"; pruned what {s.istio_to} no longer renders: {', '.join(pruned)}" if pruned else "")
+            + (
+                f"; not ready when applied, so nothing pruned (the restart of the control plane waits on "
+                f"them): {'; '.join(not_ready)}"
+                if not_ready
+                else ""
+            )
             + (f"; then as istioctl install: {added}" if added else "")
         )
 
@@ -346,10 +351,11 @@ COMPONENT_ORDER = ("Base", "Pilot", "Cni", "IngressGateways", "EgressGateways")
 COMPONENT_LABEL = "operator.istio.io/component"
 
 
-def apply_components(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
+def apply_components(ctx: Rehearsal, docs: list[Obj]) -> tuple[list[str], list[str]]:
     """Apply ``docs`` component by component in istioctl's order, waiting after each for its Deployments and
-    DaemonSets to be ready (install.go applyManifestSet: WaitForResources, lines 164-193). Returns the
-    components applied, in order."""
+    DaemonSets to be ready (install.go applyManifestSet: WaitForResources, lines 164-193). As istioctl, a
+    component that does not become ready is noted and its dependents are still applied (install.go lines
+    130-141 signal them either way). Returns the components applied, in order, and those not ready."""
     by_component: dict[str, list[Obj]] = {}
     for doc in docs:
         component = (doc["metadata"].get("labels") or {}).get(COMPONENT_LABEL) or "Base"
@@ -357,6 +363,7 @@ def apply_components(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
     order = [c for c in COMPONENT_ORDER if c in by_component] + sorted(
         c for c in by_component if c not in COMPONENT_ORDER
     )
+    not_ready: list[str] = []
     for component in order:
         items = by_component[component]
         ctx.kube.apply(items, default_namespace=ISTIO_NS, field_manager=ISTIOCTL_FIELD_MANAGER)
@@ -366,8 +373,11 @@ def apply_components(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
                 ns = doc["metadata"].get("namespace") or ISTIO_NS
                 workloads.setdefault(ns, []).append((doc["kind"], doc["metadata"]["name"]))
         for ns, names in workloads.items():
-            waits.rollouts(ctx.kube, names, ns, ctx.settings.timeout)
-    return order
+            try:
+                waits.rollouts(ctx.kube, names, ns, ctx.settings.timeout)
+            except waits.WaitFailed as exc:
+                not_ready.append(f"{component}: {str(exc).splitlines()[0][:300]}")
+    return order, not_ready
 
 
 def _established(ctx: Rehearsal, name: str) -> bool:
