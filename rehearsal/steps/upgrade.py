@@ -373,10 +373,15 @@ def apply_components(ctx: Rehearsal, docs: list[Obj]) -> tuple[list[str], list[s
                 ns = doc["metadata"].get("namespace") or ISTIO_NS
                 workloads.setdefault(ns, []).append((doc["kind"], doc["metadata"]["name"]))
         for ns, names in workloads.items():
+            if not_ready:
+                # One component already cannot become ready: the rest is applied, and the restart of the
+                # control plane judges it (with the cause), rather than a second wait here.
+                break
             try:
                 waits.rollouts(ctx.kube, names, ns, ctx.settings.timeout)
             except waits.WaitFailed as exc:
-                not_ready.append(f"{component}: {str(exc).splitlines()[0][:300]}")
+                cause = exc.cause or {}
+                not_ready.append(f"{component} ({cause.get('object') or ns}: {cause.get('reason') or exc})")
     return order, not_ready
 
 
