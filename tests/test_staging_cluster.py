@@ -277,8 +277,23 @@ def rehearse(suites_run: Callable[..., runs.Rehearsed], work: Path, kubeconfig: 
 REJECTING = [{"type": "proxy-reject", "image": f"{catalog.default_hub(TARGET)}/proxyv2:{TARGET}"}]
 
 
+# The good upgrade ends ``upgraded`` only with i16-safety's part of issue 16 merged (item 7: skew and sidecar
+# checks judge only the restart scope; the injected namespace outside it and the finished Job are reported
+# apart). Strict: once it is merged this XPASSes and fails, and the mark must go.
+NEEDS_RESTART_SCOPE_JUDGING = pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 item 7 (i16-safety): pods outside --restart-namespaces and finished Job pods are still "
+    "judged as version skew, so the good upgrade rolls back",
+)
+
+
 @pytest.mark.parametrize(
-    ("outcome", "staging"), [("upgraded", None), ("rolled-back", REJECTING)], indirect=["staging"]
+    ("outcome", "staging"),
+    [
+        pytest.param("upgraded", None, marks=NEEDS_RESTART_SCOPE_JUDGING),
+        ("rolled-back", REJECTING),
+    ],
+    indirect=["staging"],
 )
 def test_a_staging_mesh_is_upgraded_or_rolled_back_losing_and_changing_nothing_of_the_users(
     tmp_path, staging, suites_run, outcome
@@ -300,6 +315,13 @@ def test_a_staging_mesh_is_upgraded_or_rolled_back_losing_and_changing_nothing_o
     }
     changed = {k: v for k, v in changed.items() if v}
     assert not changed, json.dumps(changed, indent=1)[:3000]
+    # Workloads restarted after the in-place apply got the target's sidecar, the extra gateway too.
+    restarted = {
+        pod: tag
+        for pod, tag in data["versions"]["after"]["pod_specs"].items()
+        if pod.endswith((f".{APPS_NS}", f".{GATEWAY_NS}"))
+    }
+    assert restarted and set(restarted.values()) == {TARGET}, restarted
     # Needs i16-safety's part of issue 16 (judge only the restart scope: the injected namespace outside
     # --restart-namespaces and the finished Job keep the source's sidecar, reported apart, not as skew).
     assert data.get("verdict") == outcome, (data.get("failure"), result.stdout[-3000:])
