@@ -122,6 +122,7 @@ class Kube:
         dry_run: bool = False,
         force: bool = True,
         default_namespace: str = "default",
+        field_manager: str = FIELD_MANAGER,
     ) -> list[Applied]:
         applied = []
         for doc in docs:
@@ -129,7 +130,7 @@ class Kube:
             namespace = (
                 (doc["metadata"].get("namespace") or default_namespace) if resource.namespaced else None
             )
-            kwargs: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": force}
+            kwargs: dict[str, Any] = {"field_manager": field_manager, "force_conflicts": force}
             if dry_run:
                 kwargs["dry_run"] = "All"
             resource.server_side_apply(body=doc, name=doc["metadata"]["name"], namespace=namespace, **kwargs)

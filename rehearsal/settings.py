@@ -50,6 +50,9 @@ class Settings:
     # (empty: every injected one), the user's own apps instead of the sample apps, and their probe.
     allow_context: tuple[str, ...] = ()
     restart_namespaces: tuple[str, ...] = ()
+    # Objects the source installed that the target may prune (KIND/NAMESPACE/NAME; --allow-prune, or the
+    # plan's metadata annotation ALLOW_PRUNE_ANNOTATION); any other would-be prune stops the run before apply.
+    allow_prune: tuple[str, ...] = ()
     apps: str | None = None
     apps_namespace: str = "rehearsal-apps"
     probe: str | None = None
@@ -62,7 +65,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
-        for name in ("sets", "allow_context", "restart_namespaces", "version_notes"):
+        for name in ("sets", "allow_context", "restart_namespaces", "allow_prune", "version_notes"):
             data[name] = list(getattr(self, name))
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
@@ -75,7 +78,14 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         data = dict(data)
-        for name in ("sets", "allow_context", "restart_namespaces", "sim_registries", "version_notes"):
+        for name in (
+            "sets",
+            "allow_context",
+            "restart_namespaces",
+            "allow_prune",
+            "sim_registries",
+            "version_notes",
+        ):
             data[name] = tuple(data.get(name) or ())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -128,6 +138,36 @@ def _number(option: str, value: Any, kind: type[int] | type[float], what: str) -
     if number != number or number in (float("inf"), float("-inf")):  # nan, inf
         raise SettingsError(f"{option} {value!r}: not {what}")
     return float(number)
+
+
+ALLOW_PRUNE_ANNOTATION = "istio-upgrade-rehearsal/allow-prune"
+
+
+def allow_prune_of(values: Any, plan: str | None) -> tuple[str, ...]:
+    """``--allow-prune`` values (repeatable or comma-separated) and the plan file's
+    ``metadata.annotations["istio-upgrade-rehearsal/allow-prune"]``, each checked as KIND/NAMESPACE/NAME
+    (NAMESPACE empty for cluster-scoped kinds: ``ClusterRole//name``)."""
+    items = [str(i) for i in (values or ())] if not isinstance(values, str) else [values]
+    if plan:
+        try:
+            doc = yaml.safe_load(Path(plan).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            doc = {}  # load_plan reports an unreadable plan
+        annotations = ((doc.get("metadata") or {}) if isinstance(doc, dict) else {}).get("annotations") or {}
+        if annotations.get(ALLOW_PRUNE_ANNOTATION):
+            items.append(str(annotations[ALLOW_PRUNE_ANNOTATION]))
+    out = []
+    for item in items:
+        for ref in (r.strip() for r in item.replace("\n", ",").split(",")):
+            if not ref:
+                continue
+            if ref.count("/") != 2 or not ref.split("/")[0] or not ref.split("/")[2]:
+                raise SettingsError(
+                    f"--allow-prune {ref}: expected KIND/NAMESPACE/NAME, e.g. Deployment/istio-ingress/"
+                    "istio-ingressgateway (NAMESPACE empty for cluster-scoped kinds)"
+                )
+            out.append(ref)
+    return tuple(dict.fromkeys(out))
 
 
 def load_plan(path: str) -> dict[str, Any]:
@@ -207,6 +247,7 @@ def resolve(values: dict[str, Any]) -> Settings:
             f"--apps-namespace {apps_namespace}: the sample apps need a namespace of their own, not "
             f"{apps_namespace}; pick a new name such as rehearsal-apps-2"
         )
+    allow_prune = allow_prune_of(v.get("allow_prune"), plan)
     apps = v.get("apps")
     if apps and not Path(str(apps)).is_dir():
         raise SettingsError(f"--apps {apps}: not a folder; pass a folder of Kubernetes YAML manifests")
@@ -289,6 +330,7 @@ def resolve(values: dict[str, Any]) -> Settings:
         timeout=timeout,
         allow_context=allow_context,
         restart_namespaces=restart_namespaces,
+        allow_prune=allow_prune,
         apps=str(apps) if apps else None,
         apps_namespace=apps_namespace,
         probe=v.get("probe"),

@@ -399,8 +399,24 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
         elif spec["clusterIP"] != "None" and not dry_run:
             self.service_ips.reserve(spec["clusterIP"])
         spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        old_spec = (old or {}).get("spec") or {}
+        old_ports = (
+            old_spec.get("ports") or [] if old_spec.get("type") in ("NodePort", "LoadBalancer") else []
+        )
         if spec.get("type") in ("NodePort", "LoadBalancer"):
-            owned = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
+            owned = {p.get("nodePort") for p in old_ports}
+            # An update that omits a port's nodePort keeps the one allocated to the old port of the same name,
+            # unless the new spec gives that number to another port (kubernetes v1.36.2
+            # pkg/registry/core/service/storage/storage.go patchAllocatedValues; checked against
+            # kube-apiserver v1.36.2: a PUT without nodePort keeps it; a renamed port gets a new one, and the
+            # old number is free again).
+            given = {p.get("nodePort") for p in spec.get("ports") or [] if p.get("nodePort")}
+            by_name = {p.get("name"): p.get("nodePort") for p in old_ports}
+            for port in spec.get("ports") or []:
+                previous = by_name.get(port.get("name"))
+                if not port.get("nodePort") and previous and previous not in given:
+                    port["nodePort"] = previous
+                    given.add(previous)
             for n, port in enumerate(spec.get("ports") or []):
                 wanted = port.get("nodePort")
                 if wanted and not 30000 <= wanted <= 32767 and not dry_run:
@@ -438,6 +454,20 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
                     port["nodePort"] = self._allocate_node_port()
                     if dry_run:
                         self._node_ports_used.discard(port["nodePort"])
+        if not dry_run:
+            # Ports the old spec held and the new one does not are released (the allocator's transaction).
+            kept = (
+                {p.get("nodePort") for p in spec.get("ports") or []}
+                if spec.get("type")
+                in (
+                    "NodePort",
+                    "LoadBalancer",
+                )
+                else set()
+            )
+            for port in old_ports:
+                if port.get("nodePort") and port["nodePort"] not in kept:
+                    self._node_ports_used.discard(port["nodePort"])
 
     def _allocate_node_port(self) -> int:
         """A free port of 30000-32767 picked at random, as kube-apiserver's allocator does. Every node port of

@@ -16,156 +16,24 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from istiofacts import catalog, istioctl_cli, operator
+from istiofacts import catalog, operator
 from istiofacts.catalog import UnknownVersion, minor_of
-from istiofacts.istioctl_cli import Flag
 from kubesim.istio import kubeops, manifests
+from kubesim.istio.istioctl_analyze import analyze
+from kubesim.istio.istioctl_args import Args, CommandError, UsageError, command_of, parse
+from kubesim.istio.istioctl_format import _duration, _tabulate, human_duration
+from kubesim.istio.istioctl_install import install_objects, installed_state, prune, uninstall
 from kubesim.istio.mesh import _git_sha
 
 NS = "istio-system"
 EXIT_USAGE, EXIT_ANALYZE_PARSE, EXIT_ANALYZE_ISSUES = 64, 65, 79
 LEVELS = {"Info": 0, "Warning": 1, "Error": 2}
-SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage", NS}
 Obj = dict[str, Any]
-
-
-class UsageError(Exception):
-    """A cobra usage error (exit 64)."""
-
-
-class CommandError(Exception):
-    """``Error: <message>`` on stderr, exit 1."""
-
-
-@dataclass
-class Args:
-    positional: list[str] = field(default_factory=list)
-    flags: dict[str, list[str]] = field(default_factory=dict)
-
-    def get(self, *names: str, default: str | None = None) -> str | None:
-        for name in names:
-            if name in self.flags:
-                return self.flags[name][-1]
-        return default
-
-    def all(self, *names: str) -> list[str]:
-        # Every spelling of a flag holds all its values; the first spelling present has them all.
-        for name in names:
-            if name in self.flags:
-                return list(self.flags[name])
-        return []
-
-    def bool(self, *names: str) -> bool:
-        value = self.get(*names)
-        return value is not None and value.lower() not in ("false", "0")
-
-
-# Words that name a command with subcommands: the command key is these plus the next word.
-_GROUPS = ("manifest", "tag", "x", "experimental", "exp")
-
-
-def _all_flags(version: str) -> dict[str, Flag]:
-    """Every flag of every command (to find the command words before the command is known)."""
-    out: dict[str, Flag] = {}
-    for command in istioctl_cli.COMMAND_FLAGS:
-        for f in istioctl_cli.flags_for(command, version):
-            out.setdefault(f"--{f.name}", f)
-            if f.short:
-                out.setdefault(f"-{f.short}", f)
-    return out
-
-
-def command_of(argv: list[str], version: str) -> str:
-    """The command an argument list runs (``x precheck``, ``install``...), as cobra finds it: the leading
-    words that are not flags or flag values."""
-    known = _all_flags(version)
-    words: list[str] = []
-    i = 0
-    while i < len(argv) and len(words) < 2:
-        token = argv[i]
-        if token.startswith("-") and token != "-":
-            flag = known.get(token.split("=", 1)[0])
-            if flag is not None and flag.takes_value and "=" not in token and not _glued_short(token):
-                i += 1
-        else:
-            words.append(token)
-            if words[0] not in _GROUPS:
-                break
-        i += 1
-    if words and words[0] in ("experimental", "exp"):
-        words[0] = "x"
-    return " ".join(words)
-
-
-def _glued_short(token: str) -> bool:
-    return not token.startswith("--") and len(token) > 2
-
-
-def parse(argv: list[str], version: str, command: str) -> Args:
-    """Parse ``argv`` as cobra (pflag) parses it for ``command`` of istioctl ``version``: a flag the command
-    does not define is ``unknown flag: --x`` / ``unknown shorthand flag: 'x' in -x`` (a usage error, exit
-    64)."""
-    flags = istioctl_cli.flags_for(command, version)
-    longs = {f.name: f for f in flags}
-    shorts = {f.short: f for f in flags if f.short}
-    args = Args()
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":
-            args.positional += argv[i + 1 :]
-            break
-        if token.startswith("--"):
-            name, eq, value = token[2:].partition("=")
-            flag = longs.get(name)
-            if flag is None:
-                raise UsageError(f"unknown flag: --{name}")
-            if not flag.takes_value:
-                value = value if eq else "true"
-                if value.lower() not in ("true", "false", "1", "0", "t", "f"):
-                    raise UsageError(
-                        f'invalid argument "{value}" for "--{name}" flag: strconv.ParseBool: parsing '
-                        f'"{value}": invalid syntax'
-                    )
-            elif not eq:
-                if i + 1 >= len(argv):
-                    raise UsageError(f"flag needs an argument: --{name}")
-                i += 1
-                value = argv[i]
-            _store(args, flag, value)
-        elif token.startswith("-") and token != "-":
-            letter, rest = token[1], token[2:]
-            flag = shorts.get(letter)
-            if flag is None:
-                raise UsageError(f"unknown shorthand flag: '{letter}' in {token}")
-            if not flag.takes_value:
-                _store(args, flag, "true")
-                if rest:  # -yv: more booleans glued on
-                    argv = argv[: i + 1] + [f"-{rest}"] + argv[i + 1 :]
-            else:
-                value = rest[1:] if rest.startswith("=") else rest
-                if not value:
-                    if i + 1 >= len(argv):
-                        raise UsageError(f"flag needs an argument: '{letter}' in -{letter}")
-                    i += 1
-                    value = argv[i]
-                _store(args, flag, value)
-        else:
-            args.positional.append(token)
-        i += 1
-    return args
-
-
-def _store(args: Args, flag: Flag, value: str) -> None:
-    """Store under every spelling, so lookups by ``--long`` or ``-s`` both find it."""
-    for spelling in (f"--{flag.name}",) + ((f"-{flag.short}",) if flag.short else ()):
-        args.flags.setdefault(spelling, []).append(value)
 
 
 class Emulator:
@@ -366,8 +234,24 @@ class Emulator:
         return 0
 
     # -- manifest generate ----------------------------------------------------------------------------------
-    def spec(self) -> Obj:
-        spec = operator.build_spec(self.args.all("-f", "--filename"), self.args.all("-s", "--set"))
+    def cluster_specific_sets(self) -> list[str]:
+        """What ``--cluster-specific`` (manifest generate) and every install detect from the cluster: on GKE
+        (a server gitVersion with ``-gke``) CNI goes to kube-system, and from 1.24 the gke platform without
+        a CNI ResourceQuota (1.30.3 operator/pkg/render/manifest.go clusterSpecificSettings, lines 425-445;
+        up to 1.23 operator/pkg/manifest/shared.go getCNISettings: only the namespace)."""
+        if "-gke" not in str(self.rest("GET", "/version").get("gitVersion", "")):
+            return []
+        if not self.minor.at_least("1.24"):
+            return ["components.cni.namespace=kube-system"]
+        return [
+            "components.cni.namespace=kube-system",
+            "values.global.platform=gke",
+            "values.cni.resourceQuotas.enabled=false",
+        ]
+
+    def spec(self, cluster_specific: bool = False) -> Obj:
+        detected = self.cluster_specific_sets() if cluster_specific else []
+        spec = operator.build_spec(self.args.all("-f", "--filename"), detected + self.args.all("-s", "--set"))
         revision = self.args.get("-r", "--revision")
         if revision:
             spec["revision"] = revision
@@ -381,7 +265,7 @@ class Emulator:
                 self.warn(f'Error: unknown command "{sub}" for "istioctl manifest"')
                 return EXIT_USAGE
             raise UsageError('manifest requires a subcommand: "generate"')
-        objs = manifests.render(self.version, self.spec())
+        objs = manifests.render(self.version, self.spec(self.args.bool("--cluster-specific")))
         self.out.write(manifests.to_yaml(objs))
         return 0
 
@@ -546,7 +430,7 @@ class Emulator:
         return self.cmd_install(upgrade=True)
 
     def cmd_install(self, upgrade: bool = False) -> int:
-        spec = self.spec()
+        spec = self.spec(cluster_specific=True)  # install always detects (operator/cmd/mesh/install.go)
         operator.validate(spec, self.version)
         settings = manifests.Settings(self.version, spec)
         k8s = self.server_version()
@@ -594,6 +478,7 @@ class Emulator:
         client = self.dynamic()
         for obj in manifests.default_tag_webhooks(rendered, self.version, spec, previous_install):
             kubeops.apply(client, obj)
+        installed_state(self, spec, settings)
         self.say("\u2714 Installation complete")
         if not default_exists and not settings.revision:
             self.say("Made this installation the default for cluster-wide operations.")
@@ -838,340 +723,6 @@ class Emulator:
             self.say(f"  Removed {line}.")
         self.say("\u2714 Uninstall complete")
         return 0
-
-
-def human_duration(seconds: float) -> str:
-    """k8s.io/apimachinery/pkg/util/duration HumanDuration, as istioctl prints ages."""
-    total = int(round(seconds))
-    if total < 0:
-        return "0s"
-    if total < 120:
-        return f"{total}s"
-    minutes = total // 60
-    if minutes < 10:
-        return f"{minutes}m{total % 60}s" if total % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = total // 3600
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        return f"{hours // 24 // 365}y{(hours // 24) % 365}d"
-    return f"{hours // 24 // 365}y"
-
-
-def _tabulate(rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [str(c).ljust(widths[i] + 5) if i < len(row) - 1 else str(c) for i, c in enumerate(row)]
-        lines.append("".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
-
-
-def _duration(text: str) -> float:
-    import re
-
-    total = 0.0
-    for value, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", text):
-        total += float(value) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
-    if total <= 0:
-        raise UsageError(
-            f'invalid argument "{text}" for "--readiness-timeout" flag: time: invalid duration "{text}"'
-        )
-    return total
-
-
-# -- install, uninstall, analyze (shared with the simulator's serve --istio) ---------------------------------
-COMPONENT_LINES = [
-    ("Base", "Istio core installed \u26f5\ufe0f"),
-    ("Pilot", "Istiod installed \U0001f9e0"),
-    ("Cni", "CNI installed \U0001faa2"),
-    ("IngressGateways", "Ingress gateways installed \U0001f6ec"),
-]
-
-
-def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings, timeout: float) -> None:
-    client = ctl.dynamic()
-    try:
-        ctl.rest("GET", f"/api/v1/namespaces/{NS}")
-    except Exception:
-        ctl.rest(
-            "POST",
-            "/api/v1/namespaces",
-            body={
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": NS, "labels": {"topology.istio.io/network": ""}},
-            },
-        )
-    crds = [o for o in objs if o["kind"] == "CustomResourceDefinition"]
-    rest = [o for o in objs if o["kind"] != "CustomResourceDefinition"]
-    for obj in crds:
-        kubeops.apply(client, obj)
-    client.resources.invalidate_cache()
-    by_component: dict[str, list[Obj]] = {}
-    for obj in rest:
-        component = (obj["metadata"].get("labels") or {}).get("operator.istio.io/component", "Base")
-        by_component.setdefault(component, []).append(obj)
-    deadline = time.monotonic() + timeout
-    failures = []
-    for component, line in COMPONENT_LINES:
-        if component == "Base":
-            items = by_component.get("Base", []) + [
-                o
-                for o in rest
-                if o["kind"] in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-                and "operator.istio.io/component" not in (o["metadata"].get("labels") or {})
-            ]
-        else:
-            items = by_component.get(component, [])
-        if not items and component != "Base":
-            continue
-        try:
-            for obj in items:
-                kubeops.apply(client, obj)
-            for obj in items:
-                if obj["kind"] in ("Deployment", "DaemonSet"):
-                    kubeops.wait_ready(
-                        client,
-                        obj["kind"],
-                        obj["metadata"]["name"],
-                        obj["metadata"]["namespace"],
-                        max(1.0, deadline - time.monotonic()),
-                    )
-            ctl.say(f"\u2714 {line}")
-        except kubeops.NotReady as exc:
-            name = {"Pilot": "Istiod", "IngressGateways": "Ingress gateways", "Cni": "CNI"}.get(
-                component, component
-            )
-            ctl.say(
-                f"\u2718 {name} encountered an error: failed to wait for resource: resources not ready after "
-                f"{_go_duration(timeout)}: context deadline exceeded\n  {exc}"
-            )
-            failures.append(name)
-        except Exception as exc:
-            raise CommandError(f"failed to install manifests: {exc}") from None
-    if failures:
-        raise CommandError(
-            f"failed to install manifests: errors occurred during operation: {', '.join(failures)} "
-            "did not become ready"
-        )
-
-
-def _go_duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
-
-
-def prune(ctl: Emulator, rendered: list[Obj], settings: manifests.Settings) -> list[str]:
-    """What ``istioctl install`` prunes after applying (1.24+ operator/pkg/install/install.go prune): objects
-    carrying this install's ownership labels (this istioctl's version, the revision, a component label) that
-    the install no longer renders, unless labelled owning-resource-not-pruned. Returns what it removed, in
-    istioctl's ``<group/version, Kind=K>/<name>.<namespace>`` form."""
-    owner = operator.apply_time_labels(ctl.version, NS, settings.rev_label)
-    selector = ",".join(f"{k}={v}" for k, v in sorted(owner.items())) + ",operator.istio.io/component"
-    keep = {(o["kind"], o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in rendered}
-    removed = []
-    dyn = ctl.dynamic()
-    for api_version, kind in catalog.PRUNED_KINDS:
-        resource = dyn.resources.get(api_version=api_version, kind=kind)
-        for obj in resource.get(label_selector=selector).items:
-            meta = obj.metadata
-            labels = dict(meta.labels or {})
-            if (kind, meta.namespace or "", meta.name) in keep:
-                continue
-            if labels.get("install.operator.istio.io/owning-resource-not-pruned") == "true":
-                continue
-            resource.delete(
-                name=meta.name, namespace=meta.namespace, body={"propagationPolicy": "Foreground"}
-            )
-            gvk = f"{api_version}, Kind={kind}" if "/" in api_version else f"/{api_version}, Kind={kind}"
-            removed.append(f"{gvk}/{meta.name}.{meta.namespace or ''}")
-    return removed
-
-
-def uninstall(ctl: Emulator, revision: str, purge: bool) -> list[str]:
-    """Delete what an install of ``revision`` created (``--purge``: every revision and the CRDs)."""
-    removed = []
-    dyn = ctl.dynamic()
-    rev_label = revision or "default"
-    # uninstall deletes the same kinds install prunes (both from operator/pkg/uninstall/prune.go).
-    for api_version, kind in catalog.PRUNED_KINDS:
-        resource = dyn.resources.get(api_version=api_version, kind=kind)
-        for obj in resource.get(namespace=NS if resource.namespaced else None).items:
-            labels = dict(obj.metadata.labels or {})
-            managed = "operator.istio.io/component" in labels or "istio.io/tag" in labels
-            if managed and (purge or labels.get("istio.io/rev") == rev_label):
-                resource.delete(name=obj.metadata.name, namespace=obj.metadata.namespace)
-                removed.append(
-                    f"{kind}:{obj.metadata.namespace + ':' if obj.metadata.namespace else ''}"
-                    f"{obj.metadata.name}"
-                )
-    if purge:
-        crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-        for crd in crds.get().items:
-            if crd.metadata.name.endswith(".istio.io"):
-                crds.delete(name=crd.metadata.name)
-                removed.append(f"CustomResourceDefinition::{crd.metadata.name}")
-    return removed
-
-
-def analyze(ctl: Emulator, namespace: str | None) -> list[tuple[str, str, str, str]]:
-    """The analyzers a rehearsal relies on, over the live cluster state."""
-    msgs: list[tuple[str, str, str, str]] = []
-    namespaces = ctl.list_objects("v1", "Namespace")
-    pods = ctl.list_objects("v1", "Pod", namespace)
-    services = ctl.list_objects("v1", "Service")
-    gateways = ctl.list_objects("networking.istio.io/v1beta1", "Gateway")
-    virtual_services = ctl.list_objects("networking.istio.io/v1beta1", "VirtualService", namespace)
-    mwcs = ctl.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
-    configmaps = {c["metadata"]["name"]: c for c in ctl.list_objects("v1", "ConfigMap", NS)}
-
-    def injected_ns(ns: Obj) -> bool:
-        labels = ns["metadata"].get("labels") or {}
-        return labels.get("istio-injection") == "enabled" or "istio.io/rev" in labels
-
-    ns_by_name = {n["metadata"]["name"]: n for n in namespaces}
-    for ns in namespaces:
-        name = ns["metadata"]["name"]
-        if name in SYSTEM_NAMESPACES or (namespace and name != namespace):
-            continue
-        labels = ns["metadata"].get("labels") or {}
-        if "istio-injection" not in labels and "istio.io/rev" not in labels:
-            msgs.append(
-                (
-                    "Info",
-                    "IST0102",
-                    f"Namespace {name}",
-                    "The namespace is not enabled for Istio injection. "
-                    f"Run 'kubectl label namespace {name} istio-injection=enabled' to enable it, or 'kubectl "
-                    f"label namespace {name} istio-injection=disabled' to explicitly mark it as not needing "
-                    "injection.",
-                )
-            )
-    mismatched: dict[str, list[str]] = {}
-    for pod in pods:
-        meta, spec = pod["metadata"], pod["spec"]
-        pod_ns = ns_by_name.get(meta["namespace"])
-        if pod_ns is None or meta["namespace"] in SYSTEM_NAMESPACES or not injected_ns(pod_ns):
-            continue
-        if (
-            (meta.get("annotations") or {}).get("sidecar.istio.io/inject") == "false"
-            or spec.get("hostNetwork")
-            or (meta.get("labels") or {}).get("sidecar.istio.io/inject") == "false"
-        ):
-            continue
-        proxies = [
-            c
-            for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-            if c["name"] == "istio-proxy"
-        ]
-        if not proxies:
-            msgs.append(
-                (
-                    "Warning",
-                    "IST0103",
-                    f"Pod {meta['namespace']}/{meta['name']}",
-                    f"The pod {meta['name']} is missing the Istio proxy. This can often be resolved by "
-                    "restarting "
-                    "or redeploying the workload.",
-                )
-            )
-            continue
-        revision = (meta.get("annotations") or {}).get("istio.io/rev", "default")
-        cm = configmaps.get("istio-sidecar-injector" + ("" if revision == "default" else f"-{revision}"))
-        if cm is None:
-            continue
-        values = json.loads((cm.get("data") or {}).get("values") or "{}").get("global", {})
-        variant = values.get("variant") or ""
-        expected = (
-            f"{values.get('hub')}/{(values.get('proxy') or {}).get('image', 'proxyv2')}:{values.get('tag')}"
-            + (f"-{variant}" if variant else "")
-        )
-        if proxies[0]["image"] != expected:
-            mismatched.setdefault(meta["namespace"], []).append(meta["name"])
-    for mismatched_ns, names in sorted(mismatched.items()):
-        msgs.append(
-            (
-                "Warning",
-                "IST0158",
-                f"Namespace {mismatched_ns}",
-                "The Istio proxy images of the pods running in the "
-                f"namespace do not match the image defined in the injection configuration (pod names: "
-                f"[{' '.join(sorted(names))}]). This often happens after upgrading the Istio "
-                "control-plane and "
-                "can be fixed by redeploying the pods.",
-            )
-        )
-    gateway_names = {f"{g['metadata']['namespace']}/{g['metadata']['name']}" for g in gateways}
-    service_hosts = {f"{s['metadata']['name']}.{s['metadata']['namespace']}" for s in services}
-    for vs in virtual_services:
-        meta, spec = vs["metadata"], vs.get("spec") or {}
-        origin = f"VirtualService {meta['namespace']}/{meta['name']}"
-        for ref in spec.get("gateways") or []:
-            if ref == "mesh":
-                continue
-            full = ref if "/" in ref else f"{meta['namespace']}/{ref}"
-            if full not in gateway_names:
-                msgs.append(("Error", "IST0101", origin, f'Referenced gateway not found: "{ref}"'))
-        for rule in spec.get("http") or []:
-            for route in rule.get("route") or []:
-                host = (route.get("destination") or {}).get("host", "")
-                name, _, rest = host.partition(".")
-                ns_part = rest.split(".")[0] if rest else meta["namespace"]
-                if f"{name}.{ns_part}" not in service_hosts:
-                    msgs.append(("Error", "IST0101", origin, f'Referenced host not found: "{host}"'))
-    from kubesim.machinery.selectors import match_label_selector_object
-
-    injection_hooks = []
-    for mwc in mwcs:
-        for hook in mwc.get("webhooks") or []:
-            if "sidecar-injector.istio.io" not in hook.get("name", ""):
-                continue
-            service = (hook.get("clientConfig") or {}).get("service") or {}
-            if service and f"{service.get('name')}.{service.get('namespace')}" not in service_hosts:
-                msgs.append(
-                    (
-                        "Error",
-                        "IST0139",
-                        f"MutatingWebhookConfiguration {mwc['metadata']['name']}",
-                        f"Injector refers to a control plane service that does not exist: "
-                        f"{service.get('namespace')}/{service.get('name')}.",
-                    )
-                )
-            injection_hooks.append((mwc["metadata"]["name"], hook))
-    # Overlaps are judged on the namespaces that exist, for a pod with no labels, as Istio's analyzer does.
-    overlaps: dict[str, set[str]] = {}
-    for ns in namespaces:
-        ns_labels = ns["metadata"].get("labels") or {}
-        matching = [
-            (config, hook["name"])
-            for config, hook in injection_hooks
-            if match_label_selector_object(hook.get("namespaceSelector") or {}, ns_labels)
-            and match_label_selector_object(hook.get("objectSelector") or {}, {})
-        ]
-        if len({config for config, _ in matching}) > 1:
-            for config, _ in matching:
-                overlaps.setdefault(config, set()).update(f"{c}/{h}" for c, h in matching if c != config)
-    for config, others in sorted(overlaps.items()):
-        msgs.append(
-            (
-                "Error",
-                "IST0139",
-                f"MutatingWebhookConfiguration {config}",
-                f"Webhook overlaps with others: [{' '.join(sorted(others))}]. This may cause injection "
-                "to occur "
-                "twice.",
-            )
-        )
-    return msgs
 
 
 def main(

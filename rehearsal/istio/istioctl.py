@@ -284,9 +284,17 @@ class Istioctl:
         return self.run(*args, check=False)
 
     def manifest_generate(
-        self, files: Sequence[str | Path] = (), sets: Sequence[str] = (), revision: str | None = None
+        self,
+        files: Sequence[str | Path] = (),
+        sets: Sequence[str] = (),
+        revision: str | None = None,
+        cluster_specific: bool = False,
     ) -> str:
-        args = ["manifest", "generate"]
+        """``istioctl manifest generate``; ``cluster_specific`` adds ``--cluster-specific``: the values
+        ``istioctl install`` detects from the cluster (on GKE, CNI in kube-system; istio/istio 1.30.3
+        operator/pkg/render/manifest.go clusterSpecificSettings), so the manifest applied is the one install
+        would apply."""
+        args = ["manifest", "generate"] + (["--cluster-specific"] if cluster_specific else [])
         for f in files:
             args += ["-f", str(f)]
         for s in sets:

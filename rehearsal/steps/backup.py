@@ -1,8 +1,13 @@
 """Backup before the upgrade, and the restore that rolls back to it.
 
 What is backed up is what the runbook says and a rollback needs: the restorable objects in istio-system, the
-Istio CRDs, Istio's webhook configurations and cluster roles, and every Istio custom resource in every
-namespace. Secrets go to their own file, written 0600; reports show names and counts only.
+Istio CRDs, Istio's webhook configurations (revision tags included) and cluster roles, every Istio custom
+resource in every namespace, and every object istioctl owns in any other namespace (gateways in their own
+namespaces, CNI in kube-system: the ``mesh-namespaces`` part, only the owned objects there, nothing else of
+those namespaces). Secrets go to their own file, written 0600; reports show names and counts only.
+
+``differences`` proves a restore: each backed-up object's spec (or data, rules, webhooks) and the labels and
+annotations the user set are as the backup has them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ SERVER_FIELDS = (
     "deletionGracePeriodSeconds",
 )
 SKIP_CONFIGMAPS = {"kube-root-ca.crt", "istio-ca-root-cert"}
+PARTS = ("istio-system", "mesh-namespaces", "secrets", "cluster", "custom-resources")
+# istioctl's component label (istio/istio 1.30.3 operator/pkg/manifest/name.go IstioComponentLabel).
+COMPONENT_LABEL = "operator.istio.io/component"
+# Annotations controllers write, not users: a restore that rolls a Deployment back makes a new revision.
+CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision", "deprecated.daemonset.template.generation")
 
 
 def clean(obj: Obj) -> Obj:
@@ -97,6 +107,7 @@ def snapshot(ctx: Rehearsal) -> dict[str, list[Obj]]:
             if kind == "ConfigMap" and obj["metadata"]["name"] in SKIP_CONFIGMAPS:
                 continue
             namespaced.append(clean(obj))
+    outside = [clean(o) for o, _, _ in owned_outside(ctx)]
     secrets = [clean(s) for s in ctx.objects("v1", "Secret", ISTIO_NS)]
     cluster = []
     crds = istio_crds(ctx)
@@ -105,6 +116,7 @@ def snapshot(ctx: Rehearsal) -> dict[str, list[Obj]]:
         cluster += [clean(o) for o in ctx.objects(api_version, kind) if istio_related(o)]
     return {
         "istio-system": namespaced,
+        "mesh-namespaces": outside,
         "secrets": secrets,
         "cluster": cluster,
         "custom-resources": [clean(o) for o in custom_resources(ctx, crds)],
@@ -143,10 +155,102 @@ def backup(ctx: Rehearsal) -> Path:
 def load_backup(folder: Path) -> dict[str, list[Obj]]:
     return {
         part: [o for o in yaml.load_all((folder / f"{part}.yaml").read_text(), Loader=FAST_LOADER) if o]
-        for part in ("istio-system", "secrets", "cluster", "custom-resources")
+        for part in PARTS
         if (folder / f"{part}.yaml").exists()
     }
 
 
 def key(obj: Obj) -> tuple[str, str, str]:
     return (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+def owned_outside(ctx: Rehearsal) -> list[tuple[Obj, str, str]]:
+    """Every object istioctl owns (its component label) outside istio-system, with its apiVersion and kind:
+    extra gateways in their namespaces, CNI in kube-system."""
+    out = []
+    for api_version, kind in NAMESPACED:
+        for obj in ctx.objects(api_version, kind, None, label_selector=COMPONENT_LABEL):
+            if obj["metadata"].get("namespace") != ISTIO_NS and not obj["metadata"].get("deletionTimestamp"):
+                out.append(({**obj, "apiVersion": api_version, "kind": kind}, api_version, kind))
+    return out
+
+
+def mesh_namespaces(data: dict[str, list[Obj]]) -> list[str]:
+    """The namespaces a backup holds objects of: istio-system and those of istioctl-owned objects."""
+    return sorted({ISTIO_NS} | {o["metadata"]["namespace"] for o in data.get("mesh-namespaces", [])})
+
+
+def _user_meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata") or {}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in CONTROLLER_ANNOTATIONS
+    }
+    return {"labels": meta.get("labels") or {}, "annotations": annotations}
+
+
+def _body(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion")}
+
+
+def differences(ctx: Rehearsal, data: dict[str, list[Obj]]) -> list[str]:
+    """Each backed-up object that is missing or differs now (its body: spec, data, rules, webhooks; its
+    labels and annotations), named with what differs. Empty when the cluster holds the backup as it was."""
+    found = []
+    for part in ("istio-system", "mesh-namespaces", "cluster"):
+        for saved in data.get(part, []):
+            meta = saved["metadata"]
+            try:
+                live = ctx.kube.resource(saved["apiVersion"], saved["kind"]).get(
+                    name=meta["name"], namespace=meta.get("namespace")
+                )
+            except Exception:
+                found.append(f"{_ref(saved)}: missing")
+                continue
+            now = clean(live.to_dict())
+            what = [
+                f"{name} differ from the backup ({', '.join(paths[:3])})"
+                if name == "spec"
+                else f"{name} differ"
+                for name, paths in (
+                    ("spec", _paths(_body(now), _body(saved))),
+                    ("labels/annotations", _paths(_user_meta(now), _user_meta(saved))),
+                )
+                if paths
+            ]
+            if what:
+                found.append(f"{_ref(saved)}: {'; '.join(what)}")
+    return found
+
+
+def _ref(obj: Obj) -> str:
+    ns = obj["metadata"].get("namespace")
+    return f"{obj['kind']}/{ns + '/' if ns else ''}{obj['metadata']['name']}"
+
+
+def _paths(now: Any, saved: Any, path: str = "") -> list[str]:
+    """Where ``now`` differs from ``saved``: dotted paths (list items by index)."""
+    if isinstance(now, dict) and isinstance(saved, dict):
+        return [
+            p
+            for k in sorted(now.keys() | saved.keys())
+            for p in _paths(now.get(k), saved.get(k), f"{path}.{k}")
+        ]
+    if _named(now) and _named(saved) and {i["name"] for i in now} == {i["name"] for i in saved}:
+        # A list keyed by name (env, ports, containers, volumes): server-side apply merges it by key and may
+        # keep the live order; each item is compared with the item of the same name.
+        by_name = {i["name"]: i for i in saved}
+        return [p for i in now for p in _paths(i, by_name[i["name"]], f"{path}[{i['name']}]")]
+    if isinstance(now, list) and isinstance(saved, list) and len(now) == len(saved):
+        return [
+            p for i, (a, b) in enumerate(zip(now, saved, strict=True)) for p in _paths(a, b, f"{path}[{i}]")
+        ]
+    return [] if now == saved else [path.lstrip(".") or "(whole)"]
+
+
+def _named(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in value)
+        and len({i["name"] for i in value}) == len(value)
+    )

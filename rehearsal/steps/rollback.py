@@ -25,12 +25,14 @@ from .backup import (
     SKIP_CONFIGMAPS,
     clean,
     custom_resources,
+    differences,
     istio_crds,
     istio_related,
     key,
     load_backup,
+    owned_outside,
 )
-from .upgrade import restart_workloads
+from .upgrade import ISTIOCTL_FIELD_MANAGER, restart_workloads
 from .validate import version_findings
 
 Obj = dict[str, Any]
@@ -67,6 +69,8 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
             current_by_key[key({**o, "kind": kind})] = o
     for o in ctx.objects("v1", "Secret", ISTIO_NS):
         current_by_key[key({**o, "kind": "Secret"})] = o
+    for o, _, _kind in owned_outside(ctx):  # istioctl's objects in other namespaces (gateways, CNI)
+        current_by_key[key(o)] = o
     for api_version, kind in CLUSTER:
         for o in ctx.objects(api_version, kind):
             current_by_key[key({**o, "kind": kind})] = o
@@ -84,11 +88,18 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     crds = [o for o in backup.get("cluster", []) if o["kind"] == "CustomResourceDefinition"]
     others = [o for o in backup.get("cluster", []) if o["kind"] != "CustomResourceDefinition"]
     changed_crds = differing(crds)
-    kube.apply(changed_crds)
+    kube.apply(changed_crds, field_manager=ISTIOCTL_FIELD_MANAGER)
     kube.invalidate_discovery()
-    for group in (others, backup.get("istio-system", []), backup.get("secrets", [])):
+    for group in (
+        others,
+        backup.get("istio-system", []),
+        backup.get("mesh-namespaces", []),
+        backup.get("secrets", []),
+    ):
         changed = differing(group)
-        kube.apply(changed, default_namespace=ISTIO_NS)
+        # Under the manager that applied the target (istioctl's): its field set becomes the backup's, so
+        # what only the target set is removed, not left behind under another manager.
+        kube.apply(changed, default_namespace=ISTIO_NS, field_manager=ISTIOCTL_FIELD_MANAGER)
         restored += [_name(o) for o in changed]
         unchanged += len(group) - len(changed)
     restored += [_name(o) for o in changed_crds]
@@ -109,6 +120,7 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         ]
     for api_version, kind in CLUSTER:
         current += [(o, api_version, kind) for o in ctx.objects(api_version, kind) if istio_related(o)]
+    current += owned_outside(ctx)
     for crd in istio_crds(ctx):
         current.append((crd, "apiextensions.k8s.io/v1", "CustomResourceDefinition"))
     for obj in custom_resources(ctx, istio_crds(ctx)):
@@ -132,7 +144,23 @@ def restore_backup(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     if workloads:
         waits.rollouts(kube, workloads, ISTIO_NS, ctx.settings.timeout)
     waited = [f"{kind.lower()}/{name}" for kind, name in workloads]
-    return {"restored": restored, "unchanged": unchanged, "removed": removed, "rolled out": waited}
+    for obj in backup.get("mesh-namespaces", []):
+        if obj["kind"] in ("Deployment", "DaemonSet"):
+            meta = obj["metadata"]
+            kube.wait_rollout(obj["kind"], meta["name"], meta["namespace"], ctx.settings.timeout)
+            waited.append(f"{obj['kind'].lower()}/{meta['namespace']}/{meta['name']}")
+    proof = differences(ctx, backup)
+    if proof:
+        raise RuntimeError("the restore left objects unlike the backup: " + "; ".join(proof[:10]))
+    return {
+        "restored": restored,
+        "unchanged": unchanged,
+        "removed": removed,
+        "rolled out": waited,
+        "proved identical to the backup": sum(
+            len(backup.get(p, [])) for p in ("istio-system", "mesh-namespaces", "cluster")
+        ),
+    }
 
 
 def _backup_folder(ctx: Rehearsal, entry: JournalEntry) -> Path:

@@ -17,7 +17,7 @@ from istiofacts import catalog, operator
 
 from .. import waits
 from ..istio.istioctl import IstioctlFailed
-from ..kube import FAST_LOADER, FIELD_MANAGER
+from ..kube import FAST_LOADER
 from ..run import StepFailed
 from . import ISTIO_NS, Rehearsal, wait_for
 from .mesh import plan_files
@@ -112,7 +112,9 @@ def generate(ctx: Rehearsal) -> list[Obj]:
     s = ctx.settings
     with ctx.run.step("generate manifest") as step:
         try:
-            text = ctx.istioctl_to.manifest_generate(plan_files(s), s.install_sets(s.istio_to))
+            text = ctx.istioctl_to.manifest_generate(
+                plan_files(s), s.install_sets(s.istio_to), cluster_specific=True
+            )
         except IstioctlFailed as exc:
             raise StepFailed(f"istioctl {s.istio_to} manifest generate: {exc}") from None
         path = ctx.run.write_artifact(f"manifests/istio-{s.istio_to}.yaml", text)
@@ -267,6 +269,15 @@ def _api_message(exc: Exception) -> str:
 def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
     s = ctx.settings
     with ctx.run.step("apply") as step:
+        refused = [ref for ref in silent_prunes(ctx, docs) if ref not in s.allow_prune]
+        if refused:
+            # Before the journal and before any change: the run stops with nothing applied.
+            raise StepFailed(
+                f"the {s.istio_to} manifest does not render {len(refused)} object(s) the installed mesh has, "
+                f"and applying it would delete them: {', '.join(refused)}. Add them to the plan (e.g. its "
+                "components.ingressGateways) or allow their removal with "
+                + " ".join(f"--allow-prune {ref}" for ref in refused)
+            )
         ctx.journal.push(
             "restore Istio from the backup",
             "restore_backup",
@@ -295,20 +306,21 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
         except Exception:
             namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NS}})
         try:
-            ctx.kube.apply(crds)
+            ctx.kube.apply(crds, field_manager=ISTIOCTL_FIELD_MANAGER)
             wait_for(
                 lambda: all(_established(ctx, c["metadata"]["name"]) for c in crds),
                 s.timeout,
                 "the Istio CRDs to be Established",
             )
             ctx.kube.invalidate_discovery()
-            ctx.kube.apply(rest, default_namespace=ISTIO_NS)
+            order, not_ready = apply_components(ctx, rest)
         except TimeoutError as exc:
             raise StepFailed(str(exc)) from None
         except Exception as exc:
             raise StepFailed(f"applying the manifest failed: {_api_message(exc)}") from None
         try:
-            pruned = _prune(ctx, docs)
+            # istioctl prunes only after every component became ready (install.go lines 152-158).
+            pruned = [] if not_ready else _prune(ctx, docs)
         except Exception as exc:
             raise StepFailed(
                 f"pruning what {s.istio_to} no longer renders failed: {_api_message(exc)}"
@@ -316,11 +328,61 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
         added = _ensure_default_tag(ctx)
         step.add_data("pruned", pruned)
         step.note(
-            f"{len(crds)} CRDs applied and Established, then {len(rest)} objects (server-side apply, field "
-            f"manager {FIELD_MANAGER})"
+            f"{len(crds)} CRDs applied and Established, then {len(rest)} objects component by component as "
+            f"istioctl install does ({', '.join(order)}; server-side apply, field manager "
+            f"{ISTIOCTL_FIELD_MANAGER})"
             + (f"; pruned what {s.istio_to} no longer renders: {', '.join(pruned)}" if pruned else "")
+            + (
+                f"; not ready when applied, so nothing pruned (the restart of the control plane waits on "
+                f"them): {'; '.join(not_ready)}"
+                if not_ready
+                else ""
+            )
             + (f"; then as istioctl install: {added}" if added else "")
         )
+
+
+# istioctl install's field manager (istio/istio 1.30.3 operator/pkg/install/install.go serverSideApply,
+# lines 195-215: fieldOwnerOperator, Force), so a later istioctl install or upgrade owns the same fields.
+ISTIOCTL_FIELD_MANAGER = "istio-operator"
+# The order istioctl installs components in, each after those it depends on are ready (install.go lines
+# 107-151 and componentDependencies, lines 294-306: Base before Pilot and CNI, Pilot before the gateways).
+COMPONENT_ORDER = ("Base", "Pilot", "Cni", "IngressGateways", "EgressGateways")
+COMPONENT_LABEL = "operator.istio.io/component"
+
+
+def apply_components(ctx: Rehearsal, docs: list[Obj]) -> tuple[list[str], list[str]]:
+    """Apply ``docs`` component by component in istioctl's order, waiting after each for its Deployments and
+    DaemonSets to be ready (install.go applyManifestSet: WaitForResources, lines 164-193). As istioctl, a
+    component that does not become ready is noted and its dependents are still applied (install.go lines
+    130-141 signal them either way). Returns the components applied, in order, and those not ready."""
+    by_component: dict[str, list[Obj]] = {}
+    for doc in docs:
+        component = (doc["metadata"].get("labels") or {}).get(COMPONENT_LABEL) or "Base"
+        by_component.setdefault(component, []).append(doc)
+    order = [c for c in COMPONENT_ORDER if c in by_component] + sorted(
+        c for c in by_component if c not in COMPONENT_ORDER
+    )
+    not_ready: list[str] = []
+    for component in order:
+        items = by_component[component]
+        ctx.kube.apply(items, default_namespace=ISTIO_NS, field_manager=ISTIOCTL_FIELD_MANAGER)
+        workloads: dict[str, list[tuple[str, str]]] = {}
+        for doc in items:
+            if doc["kind"] in ("Deployment", "DaemonSet"):
+                ns = doc["metadata"].get("namespace") or ISTIO_NS
+                workloads.setdefault(ns, []).append((doc["kind"], doc["metadata"]["name"]))
+        for ns, names in workloads.items():
+            if not_ready:
+                # One component already cannot become ready: the rest is applied, and the restart of the
+                # control plane judges it (with the cause), rather than a second wait here.
+                break
+            try:
+                waits.rollouts(ctx.kube, names, ns, ctx.settings.timeout)
+            except waits.WaitFailed as exc:
+                cause = exc.cause or {}
+                not_ready.append(f"{component} ({cause.get('object') or ns}: {cause.get('reason') or exc})")
+    return order, not_ready
 
 
 def _established(ctx: Rehearsal, name: str) -> bool:
@@ -335,28 +397,97 @@ def _revision(ctx: Rehearsal) -> str:
     return str(ctx.settings.install_spec(ctx.settings.istio_to).get("revision") or "")
 
 
-def _prune(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
-    """Delete what an istioctl install of this revision owns (its ownership labels: managed by the operator,
-    this revision, a component) that the target no longer renders, as ``istioctl install`` prunes
-    (operator/pkg/install/install.go), except what is marked owning-resource-not-pruned (the tag webhooks).
-    Unlike istioctl, any istioctl version's objects count: an upgrade is exactly when old ones are left."""
-    rendered = {(d["kind"], d["metadata"].get("namespace") or "", d["metadata"]["name"]) for d in docs}
-    selector = (
+def _prune_selector(ctx: Rehearsal) -> str:
+    return (
         f"operator.istio.io/managed=Reconcile,istio.io/rev={_revision(ctx) or 'default'},"
         f"install.operator.istio.io/owning-resource-namespace={ISTIO_NS},operator.istio.io/component"
     )
-    pruned = []
+
+
+def _ref(kind: str, namespace: str | None, name: str) -> str:
+    return f"{kind}/{namespace or ''}/{name}"
+
+
+def prune_candidates(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
+    """What applying ``docs`` as istioctl install does would delete, as KIND/NAMESPACE/NAME (namespace empty
+    when cluster-scoped): objects an istioctl install of this revision owns (its ownership labels: managed by
+    the operator, this revision, a component; istio/istio 1.30.3 operator/pkg/install/install.go prune,
+    lines 229-292), in any namespace, that the target does not render, except what is marked
+    owning-resource-not-pruned (the tag webhooks). Unlike istioctl, any istioctl version's objects count: an
+    upgrade is exactly when old ones are left."""
+    rendered = {
+        _ref(
+            d["kind"],
+            d["metadata"].get("namespace") or ("" if _cluster_scoped(d) else ISTIO_NS),
+            d["metadata"]["name"],
+        )
+        for d in docs
+    }
+    out = []
     for api_version, kind in catalog.PRUNED_KINDS:
-        resource = ctx.kube.resource(api_version, kind)
-        for obj in resource.get(label_selector=selector).items:
-            meta = obj.metadata
-            labels = dict(meta.labels or {})
-            if (kind, meta.namespace or "", meta.name) in rendered:
+        for obj in ctx.objects(api_version, kind, None, label_selector=_prune_selector(ctx)):
+            meta = obj["metadata"]
+            if (meta.get("labels") or {}).get(
+                "install.operator.istio.io/owning-resource-not-pruned"
+            ) == "true":
                 continue
-            if labels.get("install.operator.istio.io/owning-resource-not-pruned") == "true":
-                continue
-            resource.delete(name=meta.name, namespace=meta.namespace)
-            pruned.append(f"{kind}/{meta.namespace + '/' if meta.namespace else ''}{meta.name}")
+            ref = _ref(kind, meta.get("namespace"), meta["name"])
+            if ref not in rendered and not meta.get("deletionTimestamp"):
+                out.append(ref)
+    return sorted(out)
+
+
+def silent_prunes(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
+    """The would-be prunes that lose something the user runs: every object of a component instance (its
+    namespace and ``app`` label: a gateway, the CNI DaemonSet and their Services, accounts and roles) whose
+    Deployment or DaemonSet the target does not render. What the target's chart merely stopped rendering for
+    a workload it keeps (1.28's single-replica PodDisruptionBudgets) is pruned as istioctl would, and
+    listed."""
+    kept = {
+        ((d["metadata"].get("namespace") or ISTIO_NS), (d["metadata"].get("labels") or {}).get("app", ""))
+        for d in docs
+        if d["kind"] in ("Deployment", "DaemonSet")
+    }
+    kept_apps = {app for _, app in kept}
+    refs = prune_candidates(ctx, docs)
+    kinds = {kind: api_version for api_version, kind in catalog.PRUNED_KINDS}
+    out = []
+    for ref in refs:
+        kind, namespace, name = ref.split("/", 2)
+        try:
+            obj = ctx.kube.resource(kinds[kind], kind).get(name=name, namespace=namespace or None).to_dict()
+        except Exception:
+            continue
+        app = (obj["metadata"].get("labels") or {}).get("app", "")
+        if (namespace, app) in kept or (not namespace and app in kept_apps):
+            continue
+        out.append(ref)
+    return out
+
+
+_CLUSTER_KINDS = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "CustomResourceDefinition",
+    "Namespace",
+}
+
+
+def _cluster_scoped(doc: Obj) -> bool:
+    return doc["kind"] in _CLUSTER_KINDS
+
+
+def _prune(ctx: Rehearsal, docs: list[Obj]) -> list[str]:
+    """Delete what the target no longer renders (``prune_candidates``): by then each was allowed
+    (``--allow-prune``); it is in the backup, and the rollback brings it back."""
+    pruned = []
+    kinds = {kind: api_version for api_version, kind in catalog.PRUNED_KINDS}
+    for ref in prune_candidates(ctx, docs):
+        kind, namespace, name = ref.split("/", 2)
+        ctx.kube.resource(kinds[kind], kind).delete(name=name, namespace=namespace or None)
+        pruned.append(ref)
     return pruned
 
 
