@@ -233,9 +233,15 @@ def snapshot(kubeconfig: Path) -> dict[str, Any]:
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if (a is None and isinstance(b, dict)) or (b is None and isinstance(a, dict)):
+        a, b = a or {}, b or {}
     if isinstance(a, dict) and isinstance(b, dict):
         return [
             d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")
         ]
     return [] if a == b else [f"{path}: {a!r} -> {b!r}"[:300]]
 
@@ -277,20 +283,10 @@ def rehearse(suites_run: Callable[..., runs.Rehearsed], work: Path, kubeconfig: 
 REJECTING = [{"type": "proxy-reject", "image": f"{catalog.default_hub(TARGET)}/proxyv2:{TARGET}"}]
 
 
-# The good upgrade ends ``upgraded`` only with i16-safety's part of issue 16 merged (item 7: skew and sidecar
-# checks judge only the restart scope; the injected namespace outside it and the finished Job are reported
-# apart). Strict: once it is merged this XPASSes and fails, and the mark must go.
-NEEDS_RESTART_SCOPE_JUDGING = pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 7 (i16-safety): pods outside --restart-namespaces and finished Job pods are still "
-    "judged as version skew, so the good upgrade rolls back",
-)
-
-
 @pytest.mark.parametrize(
     ("outcome", "staging"),
     [
-        pytest.param("upgraded", None, marks=NEEDS_RESTART_SCOPE_JUDGING),
+        ("upgraded", None),
         ("rolled-back", REJECTING),
     ],
     indirect=["staging"],

@@ -187,8 +187,8 @@ def test_an_upgrade_with_a_lingering_proxy_is_judged_on_the_pods_that_remain(tmp
         looked = threading.Event()
         first_look = validate.terminating_pods
 
-        def terminating_pods(ctx: Rehearsal) -> dict[str, float]:
-            seen = first_look(ctx)
+        def terminating_pods(ctx: Rehearsal, namespaces: list[str] | None = None) -> dict[str, float]:
+            seen = first_look(ctx, namespaces)
             looked.set()
             return seen
 

@@ -19,7 +19,7 @@ from .. import waits
 from ..istio.istioctl import IstioctlFailed
 from ..kube import FAST_LOADER
 from ..run import StepFailed
-from . import ISTIO_NS, Rehearsal, wait_for
+from . import ISTIO_NS, RUN_LABEL, Rehearsal, wait_for
 from .mesh import plan_files
 
 Obj = dict[str, Any]
@@ -667,10 +667,19 @@ def restart_workloads(
             },
         )
         stale_workloads: list[tuple[str, str, Obj, str]] = []
+        # The apps' namespace joins an explicit --restart-namespaces only for the run's own apps: a user's
+        # workload that shares that namespace was not asked to be restarted.
+        only_own = (
+            ""
+            if not ctx.settings.restart_namespaces or ctx.apps_ns in ctx.settings.restart_namespaces
+            else ctx.apps_ns
+        )
         for ns in scope:
             pods = ctx.objects("v1", "Pod", ns)
             for kind in ("Deployment", "StatefulSet", "DaemonSet"):
                 for workload in ctx.objects("apps/v1", kind, ns):
+                    if ns == only_own and RUN_LABEL not in (workload["metadata"].get("labels") or {}):
+                        continue
                     selector = workload["spec"]["selector"].get("matchLabels") or {}
                     stale = []
                     for pod in pods:
