@@ -11,6 +11,25 @@ from istiofacts import operator
 
 from .chart_common import NS, Settings, labels_of, meta, pod_security, service_account
 
+
+def validation_rules() -> list[dict[str, Any]]:
+    """The rules of istiod's validating webhooks (the istiod-<rev> validator and the default tag's
+    istiod-default-validator render the same list in the istio-discovery chart)."""
+    return [
+        {
+            "operations": ["CREATE", "UPDATE"],
+            "apiGroups": [
+                "security.istio.io",
+                "networking.istio.io",
+                "telemetry.istio.io",
+                "extensions.istio.io",
+            ],
+            "apiVersions": ["*"],
+            "resources": ["*"],
+        }
+    ]
+
+
 Obj = dict[str, Any]
 
 
@@ -404,19 +423,7 @@ def pilot(s: Settings) -> list[Obj]:
                             {"key": "istio.io/rev", "operator": "In", "values": [s.rev_label]}
                         ]
                     },
-                    "rules": [
-                        {
-                            "operations": ["CREATE", "UPDATE"],
-                            "apiGroups": [
-                                "security.istio.io",
-                                "networking.istio.io",
-                                "telemetry.istio.io",
-                                "extensions.istio.io",
-                            ],
-                            "apiVersions": ["*"],
-                            "resources": ["*"],
-                        }
-                    ],
+                    "rules": validation_rules(),
                 }
             ],
         }

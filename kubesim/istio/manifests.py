@@ -19,7 +19,7 @@ from .chart_base import crds
 from .chart_cni import cni
 from .chart_common import NS, Settings, labels_of, meta, service_account
 from .chart_gateway import gateway
-from .chart_istiod import NEVER_MATCH, deactivated, injector_webhooks, pilot
+from .chart_istiod import NEVER_MATCH, deactivated, injector_webhooks, pilot, validation_rules
 
 Obj = dict[str, Any]
 
@@ -154,19 +154,7 @@ def default_tag_webhooks(objs: list[Obj], version: str, spec: Obj, previous_inst
                         "clientConfig": {
                             "service": {"name": "istiod", "namespace": NS, "path": "/validate", "port": 443}
                         },
-                        "rules": [
-                            {
-                                "operations": ["CREATE", "UPDATE"],
-                                "apiGroups": [
-                                    "security.istio.io",
-                                    "networking.istio.io",
-                                    "telemetry.istio.io",
-                                    "extensions.istio.io",
-                                ],
-                                "apiVersions": ["*"],
-                                "resources": ["*"],
-                            }
-                        ],
+                        "rules": validation_rules(),
                     }
                 ],
             }
