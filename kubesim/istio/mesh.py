@@ -107,9 +107,14 @@ class Istiod(Program):
         ctx.log(f"info\tistio version: {self.version}")
         ctx.log("info\tads\tAll caches have been synced up, ready to serve")
 
-    def stop(self) -> None:
+    def exited(self) -> None:
+        """istiod's process is gone: its xDS streams close and the proxies reconnect elsewhere."""
         with self.mesh.lock:
             self.mesh.istiods.pop(self.ctx.pod_ip, None)
+        self.proxies.clear()
+
+    def stop(self) -> None:
+        self.exited()
         for port in (8080, 15010, 15012, 15014, 15017):
             self.ctx.network.close(self.ctx.pod_ip, port)
         self.proxies.clear()
@@ -564,12 +569,16 @@ class Proxy(Program):
         SIGTERM once the app containers have exited (the kubelet's order)."""
         return self.drain_seconds
 
-    def stop(self) -> None:
+    def exited(self) -> None:
+        """pilot-agent exited: its xDS stream to istiod closes at once."""
         if self.mesh.proxies.get(self.id) is self:
             del self.mesh.proxies[self.id]
         if self.istiod is not None:
             self.istiod.disconnect(self.id)
         self.istiod = None
+
+    def stop(self) -> None:
+        self.exited()
         self.ctx.network.intercept(self.ctx.pod_ip, None)
         for port in (15000, 15020, 15021, 15090, *self.ctx.ports):
             if self.kind == "gateway" or port in (15000, 15020, 15021, 15090):
