@@ -79,6 +79,8 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
         self._lock = store.lock
         for rt in (*BUILTIN_TYPES, *legacy.TYPES):
             self._types[rt.gr] = legacy.with_pod_subresources(rt)
+            store.start_watch_cache(rt.gr)  # the server starts a watch cache per built-in resource
+        store.attach_clock(clock.now)  # the compactor and the watch caches age by the simulated clock
         self.discovery_changed: list[Callable[[], None]] = []
 
     # -- types -------------------------------------------------------------------------------------------

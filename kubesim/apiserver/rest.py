@@ -267,13 +267,21 @@ class ResourceMixin(StreamMixin):
                     "FieldValueForbidden",
                     "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
                 )
+            limit = _int_param(query.get("limit") or "0")
+            asked = query.get("resourceVersion") or ""
+            # An Exact list, or the legacy exact one (a limit with a resourceVersion and no match), reads
+            # etcd at that revision (apiserver/pkg/storage/cacher/delegator.go shouldDelegateList).
+            exact = not query.get("continue") and (
+                match == "Exact" or (limit > 0 and not match and asked not in ("", "0"))
+            )
             result = api.list(
                 rt,
                 route.namespace,
                 query.get("labelSelector"),
                 query.get("fieldSelector"),
-                _int_param(query.get("limit") or "0"),
+                limit,
                 query.get("continue", ""),
+                int(asked) if exact and asked.isdigit() else None,
             )
             if self._wants_table():
                 return self._send_json(

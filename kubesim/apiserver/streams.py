@@ -91,8 +91,11 @@ class StreamMixin(HandlerBase):
                 )
             if rv_param not in ("", "0") and not send_initial:
                 last = int(rv_param)
-                if store.events_since(last) is None:
-                    emit_raw("ERROR", errors.gone(f"too old resource version: {last} ({current})").status())
+                too_old = store.watch_too_old(rt.gr, last)
+                if too_old is not None:
+                    # The watch cache's answer (cacher.go Watch -> getAllEventsSinceLocked): a 200 stream
+                    # whose one event is the 410 Status; a client relists (client-go's reflector does).
+                    emit_raw("ERROR", errors.gone(too_old).status())
                     return self._end_chunks()
             else:
                 last = current
@@ -112,7 +115,11 @@ class StreamMixin(HandlerBase):
                 )
             self.wfile.flush()
             while time.monotonic() < deadline and not store.closed:
-                events = store.events_since(last) or []
+                events = store.events_since(last)
+                if events is None:
+                    # The watcher fell behind the kept history: the cacher ends such a watch (its cache
+                    # interval is invalidated); the client watches again from its last resourceVersion.
+                    break
                 sent = False
                 for event in events:
                     last = event.rv
