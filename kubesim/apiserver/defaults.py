@@ -122,6 +122,8 @@ def replicationcontroller(obj: Obj) -> None:
     spec.setdefault("replicas", 1)
     if spec.get("template") is not None:
         _template(obj)
+    # The strategy's PrepareForCreate starts an empty status, whose replicas the JSON always carries.
+    obj.setdefault("status", {}).setdefault("replicas", 0)
 
 
 def daemonset(obj: Obj) -> None:

@@ -73,7 +73,10 @@ def check_verb(rt: ResourceType, verb: str, method: str) -> None:
     if verb == "watch":
         # apiserver/pkg/endpoints/handlers/watch.go via installer.go: a lister that is not a watcher.
         raise ApiError(
-            405, "MethodNotAllowed", f'watch is not supported on resources of kind "{rt.plural}"', {}
+            405,
+            "MethodNotAllowed",
+            f'watch is not supported on resources of kind "{rt.plural}"',
+            {"kind": rt.plural},
         )
     raise errors.method_not_allowed(method)
 

@@ -225,9 +225,9 @@ class ResourceMixin(StreamMixin):
                 "406: Not Acceptable\n\nAvailable representations: " + ", ".join(offered),
                 {},
             )
-        legacy.check_verb(rt, verb, method)
         if rt.gr == legacy.COMPONENTSTATUSES:
             self._warnings.append(legacy.DEPRECATED)
+        legacy.check_verb(rt, verb, method)
         if verb in ("get", "list", "watch"):
             self._check_resource_version(verb, query)
         if rt.gr == legacy.COMPONENTSTATUSES and verb == "get":
@@ -558,7 +558,7 @@ class ResourceMixin(StreamMixin):
                     for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                     if k in obj["metadata"]
                 },
-                "spec": {"replicas": _at_path(obj, spec_path) or 0},
+                "spec": {"replicas": wanted} if (wanted := _at_path(obj, spec_path)) else {},
                 "status": scale_status,
             }
         return {
@@ -569,7 +569,8 @@ class ResourceMixin(StreamMixin):
                 for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in obj["metadata"]
             },
-            "spec": {"replicas": spec.get("replicas", 0)},
+            # autoscaling/v1 ScaleSpec.Replicas is omitempty: a zero count is left out.
+            "spec": {"replicas": spec["replicas"]} if spec.get("replicas") else {},
             "status": {
                 "replicas": status.get("replicas", 0),
                 "selector": selector_string(
