@@ -1,6 +1,8 @@
 """Conformance scenarios of the core resources the simulated cluster stores or answers but runs nothing for:
 componentstatuses, bindings, replicationcontrollers and the pods/ephemeralcontainers subresource (see
-``kubesim/apiserver/legacy.py``). Recorded with the others by ``python -m tests.conformance.record``.
+``kubesim/apiserver/legacy.py``), and of reads at a past revision (an Exact list, a legacy exact one with a
+limit: both read etcd at that revision, so they show an object as it was). Recorded with the others by
+``python -m tests.conformance.record``.
 
 Left out on purpose: a componentstatuses list (the reference's scheduler and controller manager listen on
 other ports than the ones the real REST probes, so it reports them Unhealthy; the simulated components are
@@ -10,7 +12,7 @@ up) and a binding of an unbound pod (the reference has no node and the simulated
 from __future__ import annotations
 
 from tests.conformance.runner import Request, Scenario, kubectl
-from tests.conformance.scenarios import NS, pod
+from tests.conformance.scenarios import NS, configmap, pod, with_change
 
 RC = f"{NS}/replicationcontrollers"
 
@@ -70,5 +72,32 @@ def core_scenarios() -> list[Scenario]:
             Request("GET", f"{NS}/pods/p/ephemeralcontainers"),
             setup=[assigned],
             compare="spec.containers",
+        ),
+    ]
+
+
+def past_revision_scenarios() -> list[Scenario]:
+    cm = f"{NS}/configmaps"
+    labelled = Request("POST", cm, with_change(configmap("l"), "metadata.labels", {"app": "x"}))
+    # A kubectl step answers text, so {rv} stays the created object's revision.
+    relabelled = kubectl("label", "configmap", "l", "app=y", "--overwrite", "-n", "{ns}")
+    sel = {"labelSelector": "app"}
+    return [
+        Scenario(
+            "list-resource-version-exact-past",
+            Request("GET", cm, query={**sel, "resourceVersion": "{rv}", "resourceVersionMatch": "Exact"}),
+            setup=[labelled, relabelled],
+        ),
+        Scenario(
+            "list-resource-version-limit-past",
+            Request("GET", cm, query={**sel, "resourceVersion": "{rv}", "limit": "5"}),
+            setup=[labelled, relabelled],
+        ),
+        Scenario(
+            "list-resource-version-not-older-than-past",
+            Request(
+                "GET", cm, query={**sel, "resourceVersion": "{rv}", "resourceVersionMatch": "NotOlderThan"}
+            ),
+            setup=[labelled, relabelled],
         ),
     ]
