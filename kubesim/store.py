@@ -120,6 +120,7 @@ class Store:
         # The simulated clock (``attach_clock``); without one, time stands still: nothing ages or compacts.
         self._now: Callable[[], float] = lambda: 0.0
         self._windows: dict[GR, WatchWindow] = {}
+        self._started_rv = self._rv
         self._history_floor = self._rv  # events at or below it are no longer in _history
         self._compacted = self._rv  # etcd's compact revision: reads below it are 410 Expired
         self._compactor_started = 0.0
@@ -143,7 +144,8 @@ class Store:
     def _window(self, gr: GR) -> WatchWindow:
         window = self._windows.get(gr)
         if window is None:
-            window = self._windows[gr] = WatchWindow(self._rv)
+            # A resource nobody started a cache for: as if its cache started with the store.
+            window = self._windows[gr] = WatchWindow(self._started_rv)
         return window
 
     def _run_compactor(self) -> None:

@@ -1,7 +1,7 @@
 """What an old resourceVersion may still ask of the simulated store: etcd compaction (kube-apiserver's
 compactor, every 5 simulated minutes, to the revision of the previous tick), Exact reads of a past revision,
 and the watch cache's window (initialised at a list, a buffer that grows while its events are fresh).
-All timing is the simulated clock's, moved by explicit steps."""
+All timing is a simulated instant, moved by explicit steps (``Instant.step``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,23 @@ from kubesim.store import COMPACTION_INTERVAL, EVENT_FRESH_SECONDS, WATCH_CACHE_
 CM = ("", "configmaps")
 
 
-def _store() -> tuple[Store, SimClock]:
-    clock = SimClock.manual_clock()
+class Instant:
+    """The store's clock: simulated seconds that move only by ``step``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _store() -> tuple[Store, Instant]:
+    clock = Instant()
     store = Store()
-    store.attach_clock(clock.now)
+    store.attach_clock(clock)
     store.start_watch_cache(CM)
     return store, clock
 
@@ -30,12 +43,12 @@ def test_the_compactor_compacts_to_the_revision_of_its_previous_tick_never_at_th
     store, clock = _store()
     start = store.resource_version
     first = _write(store, "a")
-    clock.advance(COMPACTION_INTERVAL)  # first tick: bootstrap, records the revision, compacts nothing
+    clock.step(COMPACTION_INTERVAL)  # first tick: bootstrap, records the revision, compacts nothing
     assert store.compacted_revision() == start
     seen_at_tick = store.resource_version
     _write(store, "b")
     assert store.items_at(CM, "ns", first) is not None
-    clock.advance(COMPACTION_INTERVAL)  # second tick: compacts to what the first one saw
+    clock.step(COMPACTION_INTERVAL)  # second tick: compacts to what the first one saw
     assert store.compacted_revision() == seen_at_tick
     assert store.items_at(CM, "ns", first - 1) is None
     assert store.items_at(CM, "ns", seen_at_tick) is not None
@@ -77,7 +90,7 @@ def test_the_watch_cache_grows_while_its_events_are_fresh_and_drops_the_oldest_o
     for n in range(3 * WATCH_CACHE_LOWER):  # fresh: the buffer doubles instead of dropping
         _write(store, f"c{n}")
     assert store.watch_too_old(CM, first) is None
-    clock.advance(EVENT_FRESH_SECONDS + 1)
+    clock.step(EVENT_FRESH_SECONDS + 1)
     for n in range(4 * WATCH_CACHE_LOWER):  # aged: a full buffer now drops its oldest event
         _write(store, f"d{n}", event="ADDED")
     message = store.watch_too_old(CM, first)
@@ -89,9 +102,10 @@ def test_a_continue_token_of_a_compacted_revision_is_410_with_a_token_that_conti
     from kubesim.apiserver.api import Api
     from kubesim.machinery.errors import ApiError
 
-    clock = SimClock.manual_clock()
     store = Store()
-    api = Api(store, clock)
+    api = Api(store, SimClock.manual_clock())
+    clock = Instant()
+    store.attach_clock(clock)
     rt = api.type_of(*CM)
     for n in range(3):
         _write(store, f"page{n}")
@@ -101,7 +115,7 @@ def test_a_continue_token_of_a_compacted_revision_is_410_with_a_token_that_conti
         "page2"
     ]
     _write(store, "later")  # newer than the token
-    clock.advance(2 * COMPACTION_INTERVAL)  # the first tick sees it, the second compacts to it
+    clock.step(2 * COMPACTION_INTERVAL)  # the first tick sees it, the second compacts to it
     try:
         api.list(rt, "ns", continue_token=first.continue_token)
     except ApiError as exc:
