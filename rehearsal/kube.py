@@ -163,6 +163,7 @@ class Kube:
                     if event.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old to watch from
                         break
                     obj = event["raw_object"]
+                    since = obj["metadata"]["resourceVersion"]
                     if rollout_complete(obj):
                         w.stop()
                         break
@@ -178,7 +179,6 @@ class Kube:
                     since = listed.metadata.resourceVersion
                     continue
             obj = resource.get(name=name, namespace=namespace).to_dict()
-            since = obj["metadata"]["resourceVersion"]
         return obj
 
 
