@@ -135,6 +135,12 @@ def prove_pullable(ctx: Rehearsal, step: Any, images: list[str], pull_secrets: l
             resource.delete(name=NAME, namespace=ISTIO_NS, body={"propagationPolicy": "Background"})
         except Exception:
             pass
+    # Gone before anything else looks at istio-system's pods (the validations count restarts there).
+    wait_for(
+        lambda: not ctx.objects("v1", "Pod", ISTIO_NS, f"app={NAME},{RUN_LABEL}={ctx.run.run_id}"),
+        ctx.settings.timeout,
+        f"the pods of {NAME} to be deleted",
+    )
     failures = outcome["failed"]
     step.add_data("pulled", outcome["pulled"])
     if failures:
