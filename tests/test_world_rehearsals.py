@@ -191,3 +191,29 @@ def test_without_the_pull_secret_the_source_images_fail_before_the_install(tmp_p
     assert f"image {PRIVATE}/istio/" in check["reason"] and f"(host {PRIVATE})" in check["reason"]
     assert "ImagePullBackOff" in check["reason"] and "401 Unauthorized" in check["reason"]
     assert not any(s["name"] == "install source" and s["outcome"] == "passed" for s in record["steps"])
+
+
+def test_a_registry_down_for_a_scream_test_stops_the_run_at_the_pull_check_saying_so(tmp_path, suites_run):
+    start, end = registries.SCREAM_TESTS[0]  # an outage, not the retirement: the plan's hub is not refused
+    during = (start + (end - start) / 2).strftime("%Y-%m-%dT%H:%M")
+    result = suites_run(
+        tmp_path,
+        "--istio-from",
+        SOURCE,
+        "--istio-to",
+        TARGET,
+        "--sim-date",
+        during,
+        "--set",
+        f"hub={catalog.ISTIO_REGISTRY}",
+    )
+    record = result.record
+    assert record["verdict"] == "failed"
+    check = _step(record, "pull check: source images")
+    assert check["outcome"] == "failed"
+    assert (
+        f"image {catalog.ISTIO_REGISTRY}/" in check["reason"]
+        and "(host registry.istio.io)" in check["reason"]
+    )
+    assert "no such host" in check["reason"] and "scream test" in check["reason"]
+    assert not any(s["name"] == "install source" for s in record["steps"])
