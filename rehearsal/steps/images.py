@@ -100,6 +100,12 @@ def daemonset(run_id: str, images: list[str], pull_secrets: list[str]) -> Obj:
     }
 
 
+def leaves_as_found(ctx: Rehearsal) -> bool:
+    """Whether the cleanup removes what these steps create: on an existing cluster (kubeconfig) it must be
+    left as found; a kind cluster is deleted or kept with its mesh (--keep-cluster)."""
+    return ctx.cluster.provider == "kubeconfig"
+
+
 def prove_pullable(ctx: Rehearsal, step: Any, images: list[str], pull_secrets: list[str]) -> None:
     """Pull ``images`` on every node (inside ``step``); raise StepFailed naming what cannot be pulled."""
     if not images:
@@ -109,17 +115,18 @@ def prove_pullable(ctx: Rehearsal, step: Any, images: list[str], pull_secrets: l
     created_ns = False
     if ISTIO_NS not in {n["metadata"]["name"] for n in ctx.objects("v1", "Namespace")}:
         labels = {RUN_LABEL: ctx.run.run_id, OWNED_LABEL: OWNED_VALUE}
+        if leaves_as_found(ctx):
+            ctx.journal.push(
+                f"delete the {ISTIO_NS} namespace the image pull check created",
+                "delete_objects",
+                {"objects": [], "namespaces": [ISTIO_NS], "run": ctx.run.run_id},
+                registered_by=step.name,
+                phase="setup",
+            )
         namespaces.create(
             body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ISTIO_NS, "labels": labels}}
         )
         created_ns = True
-        ctx.journal.push(
-            f"delete the {ISTIO_NS} namespace the image pull check created",
-            "delete_objects",
-            {"objects": [], "namespaces": [ISTIO_NS], "run": ctx.run.run_id},
-            registered_by=step.name,
-            phase="setup",
-        )
     resource = ctx.kube.resource("apps/v1", "DaemonSet")
     body = daemonset(ctx.run.run_id, images, pull_secrets)
     resource.create(namespace=ISTIO_NS, body=body)
@@ -251,13 +258,14 @@ def create_pull_secrets(ctx: Rehearsal) -> None:
             for ns in dict.fromkeys((ISTIO_NS, s.apps_namespace))
             for text in s.pull_secrets
         ]
-        ctx.journal.push(
-            "delete the pull secrets the rehearsal created",
-            "delete_objects",
-            {"objects": objects, "namespaces": created_ns, "run": ctx.run.run_id},
-            registered_by=step.name,
-            phase="setup",
-        )
+        if leaves_as_found(ctx):
+            ctx.journal.push(
+                "delete the pull secrets the rehearsal created",
+                "delete_objects",
+                {"objects": objects, "namespaces": created_ns, "run": ctx.run.run_id},
+                registered_by=step.name,
+                phase="setup",
+            )
         from .mesh import app_manifests
 
         # The apps' namespace as the apps declare it (its injection label), labelled as the run's.
