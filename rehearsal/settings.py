@@ -154,7 +154,7 @@ def _version(option: str, value: str, cluster: str, notes: list[str]) -> str:
     try:
         if cluster == "sim":
             return catalog.check_known(value)
-        version, warning = catalog.check_release(value)
+        version, warning = catalog.check_release(value, newer_minor_ok=True)
     except catalog.UnknownVersion as exc:
         raise SettingsError(f"{option}: {exc}") from None
     if warning:

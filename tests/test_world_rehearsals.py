@@ -217,3 +217,26 @@ def test_a_registry_down_for_a_scream_test_stops_the_run_at_the_pull_check_sayin
     )
     assert "no such host" in check["reason"] and "scream test" in check["reason"]
     assert not any(s["name"] == "install source" for s in record["steps"])
+
+
+def test_a_minor_newer_than_the_catalog_is_a_warning_on_a_real_cluster(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kind-rehearsal\n"
+        "contexts: [{name: kind-rehearsal, context: {cluster: c, user: u}}]\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    newest = catalog.newest_minors(1)[0]
+    major, minor = newest.version_tuple
+    newer = f"{major}.{minor + 1}.0"  # no other test names this minor: the catalog keeps its stand-in
+    values = {"cluster": "kubeconfig", "kubeconfig": str(kubeconfig), "istio_from": newest.patches[-1]}
+    settings = resolve({**values, "istio_to": newer}, now=registries.LAST_SCREAM_TEST[0] - timedelta(days=90))
+    assert settings.istio_to == newer
+    assert f"istioctl {newer} itself decides" in settings.version_notes[0]
+    assert catalog.minor_of(newer).minor == newest.minor  # its facts stand in
+    try:
+        resolve({"istio_from": newest.patches[-1], "istio_to": newer})  # the simulator cannot emulate it
+    except SettingsError as exc:
+        assert newer in str(exc)
+    else:
+        raise AssertionError("the simulator accepted a minor it does not know")
