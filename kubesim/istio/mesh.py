@@ -1034,13 +1034,36 @@ def _git_sha(version: str) -> str:
     return hashlib.sha1(f"istio-{version}".encode()).hexdigest()
 
 
+class VersionCommand(Program):
+    """``pilot-discovery version``, ``pilot-agent version``, ``install-cni version``: each binary's cobra
+    ``version`` subcommand (istio/istio pkg/version/cobra.go, CobraCommand) prints the build info and exits 0
+    without starting the component; the harness's image pull check runs the images this way."""
+
+    def start(self) -> None:
+        version = image_version(self.ctx.container["image"])
+        self.ctx.log(
+            f'version.BuildInfo{{Version:"{version}", GitRevision:"{_git_sha(version)}", Status:"Clean"}}'
+        )
+
+    def exit_after(self) -> tuple[float, int] | None:
+        return (0.1, 0)
+
+
+def _or_version(program: Any) -> Any:
+    def make(ctx: ContainerContext) -> Program:
+        argv = [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]
+        return VersionCommand(ctx) if argv[-1:] == ["version"] else program(ctx)
+
+    return make
+
+
 def register(cluster: SimCluster, hubs: tuple[str, ...] | None = None) -> None:
     """Teach a cluster to run Istio: the programs, and every known release's images where Istio publishes them
     (catalog ``published_hubs``: Docker Hub for every release, registry.istio.io/release up to 1.30), or in
     ``hubs`` when given."""
-    cluster.programs["istiod"] = Istiod
-    cluster.programs["proxyv2"] = proxyv2  # type: ignore[assignment]
-    cluster.programs["install-cni"] = InstallCNI
+    cluster.programs["istiod"] = _or_version(Istiod)
+    cluster.programs["proxyv2"] = _or_version(proxyv2)
+    cluster.programs["install-cni"] = _or_version(InstallCNI)
     mesh_of(cluster)
     if hubs is not None:
         for hub in hubs:
