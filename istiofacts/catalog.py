@@ -423,6 +423,25 @@ def default_pair() -> tuple[str, str]:
     return older.patches[-1], newer.patches[-1]
 
 
+# MinK8SVersion (the floor of ``istioctl x precheck`` IST0142 and of install's warning) changed inside two
+# minors: istioctl/pkg/install/k8sversion/version.go says 28 at 1.25.0 and 29 from 1.25.1; 29 at 1.28.0 and
+# 1.28.1 and 30 from 1.28.2 (read at every 1.20.0-1.31.x tag of istio/istio). Each entry: from this patch on.
+PRECHECK_MIN_K8S_FROM_PATCH: dict[str, tuple[tuple[str, str], ...]] = {
+    "1.25": (("1.25.1", "1.29"),),
+    "1.28": (("1.28.2", "1.30"),),
+}
+
+
+def precheck_min_k8s(version: str) -> str:
+    """The Kubernetes minor below which ``istioctl`` of this exact patch reports IST0142."""
+    record = minor_of(version)
+    minimum = record.precheck_min_k8s
+    for patch, floor in PRECHECK_MIN_K8S_FROM_PATCH.get(record.minor, ()):
+        if parse_version(version) >= parse_version(patch):
+            minimum = floor
+    return minimum
+
+
 def supports_kubernetes(version: str, k8s_version: str) -> bool:
     record = minor_of(version)
     k8s = _minor_tuple(k8s_version)

@@ -162,7 +162,7 @@ def _run_scenario(name: str, work: Path) -> Rehearsed:
         # A cluster older than the target supports: the source installs (istioctl only warns), the precheck
         # refuses the upgrade (a skip of minors is refused earlier, with the options: rehearsal/early.py).
         source, target = catalog.default_pair()
-        major, minor = catalog.minor_of(target).precheck_min_k8s.split(".")
+        major, minor = catalog.precheck_min_k8s(target).split(".")
         old_k8s = f"{major}.{int(minor) - 1}.0"
         # As CI runs it: with a JUnit file of the user's own (the run folder keeps its junit.xml too).
         return rehearse(

@@ -388,8 +388,18 @@ def test_precheck_output_as_istioctl_prints_it(old_kubernetes, version):
     assert code == 1
     assert out == (
         'Error [IST0142] (Cluster) The Kubernetes Version "v1.24.17" is lower than the minimum version: '
-        f"{minor_of(version).precheck_min_k8s}\n"
+        f"{catalog.precheck_min_k8s(version)}\n"
     )
     assert err.startswith(
         "Error: Issues found when checking the cluster. Istio may not be safe to install or upgrade.\n"
     )
+
+
+def test_the_precheck_floor_of_kubernetes_follows_the_patch_where_istio_moved_it():
+    """MinK8SVersion as istioctl/pkg/install/k8sversion/version.go has it at each tag: it moved inside 1.25
+    and 1.28 (the facts pinned here were read at the tags)."""
+    assert [catalog.precheck_min_k8s(v) for v in ("1.25.0", "1.25.1", "1.25.5")] == ["1.28", "1.29", "1.29"]
+    assert [catalog.precheck_min_k8s(v) for v in ("1.28.0", "1.28.1", "1.28.2")] == ["1.29", "1.29", "1.30"]
+    for minor in catalog.CATALOG.values():
+        if minor.minor not in catalog.PRECHECK_MIN_K8S_FROM_PATCH:
+            assert {catalog.precheck_min_k8s(p) for p in minor.patches} == {minor.precheck_min_k8s}

@@ -121,7 +121,7 @@ def test_precheck_verdicts(make_istioctl, version, tmp_path):
 
         istioctl = Istioctl(version, make_istioctl(version).path, old.kubeconfig_path)
         bad = istioctl.precheck()
-        minimum = minor_of(version).precheck_min_k8s
+        minimum = catalog.precheck_min_k8s(version)
         assert bad.exit_code == 1
         assert bad.stdout.strip() == (
             f'Error [IST0142] (Cluster) The Kubernetes Version "v1.24.17" is lower than the minimum version: '

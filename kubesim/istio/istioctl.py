@@ -339,7 +339,7 @@ class Emulator:
         messages: list[tuple[str, str, str, str]] = []
         git_version = str(self.rest("GET", "/version")["gitVersion"])
         k8s = git_version.lstrip("v")
-        minimum = self.minor.precheck_min_k8s
+        minimum = catalog.precheck_min_k8s(self.version)
         if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(int(x) for x in minimum.split(".")):
             messages.append(
                 (
@@ -434,13 +434,12 @@ class Emulator:
         operator.validate(spec, self.version)
         settings = manifests.Settings(self.version, spec)
         k8s = self.server_version()
-        if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(
-            int(x) for x in self.minor.precheck_min_k8s.split(".")
-        ):
+        minimum = catalog.precheck_min_k8s(self.version)
+        if tuple(int(x) for x in k8s.split(".")[:2]) < tuple(int(x) for x in minimum.split(".")):
             self.warn(
                 f"! The Kubernetes version {k8s} is not supported by Istio {self.version}. The minimum "
                 "supported "
-                f"Kubernetes version is {self.minor.precheck_min_k8s}.\n  Proceeding with the installation, "
+                f"Kubernetes version is {minimum}.\n  Proceeding with the installation, "
                 "but you might experience problems. See https://istio.io/latest/docs/releases/supported-releases/"
                 " for a list of supported versions."
             )
