@@ -27,6 +27,10 @@ class SimClock:
         self._offset = 0.0
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        # Tickers: (period, next instant due, callback), called at every multiple of their period that
+        # simulated time passes (see add_ticker).
+        self._tickers: list[list[object]] = []
+        self._ticking = threading.local()
 
     @classmethod
     def manual_clock(cls) -> SimClock:
@@ -52,14 +56,55 @@ class SimClock:
         return max(0.0, simulated * self.time_scale)
 
     def advance(self, seconds: float) -> None:
-        """Move simulated time forward (tests, and the scale-0 scheduler)."""
+        """Move simulated time forward (tests, and the scale-0 scheduler). A jump stops at every instant a
+        ticker is due and calls it there, before moving on: what a ticker does happens at its instant,
+        however far simulated time jumps."""
         if seconds <= 0:
             return
+        target = self.now() + seconds
+        while not getattr(self._ticking, "active", False):
+            with self._lock:
+                due = [t for t in self._tickers if float(t[1]) <= target]  # type: ignore[arg-type]
+                if not due:
+                    break
+                ticker = min(due, key=lambda t: float(t[1]))  # type: ignore[arg-type]
+                instant = float(ticker[1])  # type: ignore[arg-type]
+                ticker[1] = instant + float(ticker[0])  # type: ignore[arg-type]
+                if self.jumps:
+                    self._offset = max(self._offset, instant - self._base)
+            self._ticking.active = True
+            try:
+                ticker[2](instant)  # type: ignore[operator]
+            finally:
+                self._ticking.active = False
         with self._lock:
-            self._offset += seconds
+            self._offset = max(self._offset, self._offset + (target - self._now_locked()))
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
+
+    def _now_locked(self) -> float:
+        if self.jumps:
+            return self._base + self._offset
+        return self._base + (time.monotonic() - self._wall0) / self.time_scale + self._offset
+
+    def add_ticker(self, period: float, callback: Callable[[float], None]) -> Callable[[], None]:
+        """Call ``callback(instant)`` at every ``period`` of simulated time from now on, in the thread that
+        moves the clock (a jump is cut at each instant). Returns the function that removes it. Meant for
+        observers that must see every moment of simulated time however fast it passes (the rehearsal's
+        availability prober); a callback that moves the clock itself does not tick again."""
+        if period <= 0:
+            raise ValueError("period must be > 0")
+        ticker: list[object] = [period, self.now() + period, callback]
+        with self._lock:
+            self._tickers.append(ticker)
+
+        def remove() -> None:
+            with self._lock:
+                if ticker in self._tickers:
+                    self._tickers.remove(ticker)
+
+        return remove
 
     def advance_to(self, instant: float) -> None:
         self.advance(instant - self.now())

@@ -24,7 +24,7 @@ from . import verdict as verdicts
 if TYPE_CHECKING:
     from ..run import Run
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -192,6 +192,7 @@ def build(run: Run) -> dict[str, Any]:
         "traffic": _traffic(run),
         "telemetry": _telemetry(run),
         "rollback": rollback,
+        "availability": run.availability,
     }
     return record
 

@@ -18,6 +18,7 @@ from istiofacts import catalog, operator
 from .. import waits
 from ..istio.istioctl import IstioctlFailed
 from ..kube import FAST_LOADER
+from ..probe import targets as probe
 from ..run import StepFailed
 from . import ISTIO_NS, RUN_LABEL, Rehearsal, wait_for
 from .mesh import plan_files
@@ -727,6 +728,7 @@ def restart_workloads(
                         },
                         registered_by=step_name,
                     )
+                probe.mark(ctx, f"restart {kind.lower()}/{ns}/{name}")
                 _restart(ctx, kind, name, ns)
             restarted.append((kind, ns, name, why))
         if proven:
