@@ -2,8 +2,8 @@
 
 A real proxy does not see a pod become ready, or start terminating, when the API server does: the endpoint
 change reaches istiod, which debounces it (``PILOT_DEBOUNCE_AFTER``, 100 ms of quiet after the last event,
-at most ``PILOT_DEBOUNCE_MAX``, 10 s after the first: istio/istio pilot/pkg/features/tuning.go, EDS debounce on
-by default with ``PILOT_ENABLE_EDS_DEBOUNCE``) and then pushes the new endpoints to every proxy. Until then a
+at most ``PILOT_DEBOUNCE_MAX``, 10 s after the first: istio/istio pilot/pkg/features/tuning.go; EDS debounce
+on by default, ``PILOT_ENABLE_EDS_DEBOUNCE``) and then pushes the new endpoints to every proxy. Until then a
 proxy routes to the endpoints of the last push: a pod that is already shutting down still gets requests, and
 a new ready pod gets none. When no endpoint is left, the route answers ``503 no healthy upstream`` (UH).
 
