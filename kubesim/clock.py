@@ -88,6 +88,12 @@ class SimClock:
             return self._base + self._offset
         return self._base + (time.monotonic() - self._wall0) / self.time_scale + self._offset
 
+    def max_step(self) -> float | None:
+        """The longest jump a loop should make at once while tickers run (their shortest period), so work
+        that arrives during a long jump is not held up behind every tick of it; None without tickers."""
+        with self._lock:
+            return min((float(t[0]) for t in self._tickers), default=None)  # type: ignore[arg-type]
+
     def add_ticker(self, period: float, callback: Callable[[float], None]) -> Callable[[], None]:
         """Call ``callback(instant)`` at every ``period`` of simulated time from now on, in the thread that
         moves the clock (a jump is cut at each instant). Returns the function that removes it. Meant for

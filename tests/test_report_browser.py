@@ -139,6 +139,12 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
             "(() => { const p = document.getElementById('rollback-proof');"
             " return [p.className, p.textContent]; })()"
         )
+        chart = page.evaluate(
+            "(() => { const s = document.getElementById('availability-chart'); if (!s) return null;"
+            " const r = s.getBoundingClientRect();"
+            " return [r.width, r.height, s.querySelectorAll('polyline.success').length,"
+            " Array.from(s.querySelectorAll('rect.phase title')).map(t => t.textContent)]; })()"
+        )
         shot = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         screenshot = ARTIFACTS / "report-rolled-back.png"
@@ -175,5 +181,13 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
         < names.index("rollback: verify")
     )
     assert proof[0] == "ok" and "traffic answers" in proof[1]
+    # The availability chart is drawn (inline SVG, visible) with a line per prober target and the phases.
+    assert chart is not None, "no #availability-chart in the report"
+    width, height, lines, phases = chart
+    assert width > 500 and height > 150, chart
+    assert lines == len(record["availability"]["targets"]) >= 1
+    assert any(p.startswith("apply") for p in phases) and any(p.startswith("rollback") for p in phases), (
+        phases
+    )
     assert screenshot.stat().st_size > 10_000
     shutil.copy(screenshot, run.run_dir / "report-screenshot.png")

@@ -73,6 +73,7 @@ class ControllerManager:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._owed = 0.0  # idle simulated seconds credited but not yet added (paid a tick at a time)
         self._busy = False  # a work item or timer is running right now (taken off the queue, not finished)
         self.errors: list[str] = []
         store.subscribe(self._on_store_event)
@@ -140,13 +141,20 @@ class ControllerManager:
                     work = functools.partial(controller.reconcile, key)
                 else:
                     work, advance = self._due_timer_locked()
+                step = self.clock.max_step()
                 if work is None and not advance:
-                    advance = self._wait_locked()
+                    # Idle credit (time scale 0) owed from an earlier wait is paid first, in steps.
+                    credit = self._owed if self._owed > 0 and not self._timers else self._wait_locked()
+                    advance = credit if step is None else min(credit, step)
+                    self._owed = credit - advance
+                elif advance and step is not None:
+                    advance = min(advance, step)
                 if work is not None:
                     self._busy = True
             if work is None:
                 # The clock moves outside the loop's lock (and the store's): a clock ticker (the rehearsal's
-                # prober) may send requests that the API server serves from other threads.
+                # prober) may send requests that the API server serves from other threads. With tickers, a
+                # jump is made a tick at a time so that new work is picked up between ticks.
                 if advance > 0:
                     self.clock.advance(advance)
                 continue

@@ -91,7 +91,7 @@ class EndpointView:
                 return
             now = self.cluster.clock.now()
             quiet = now - self.last
-            if quiet >= DEBOUNCE_AFTER - 1e-9 or now - self.first >= DEBOUNCE_MAX - 1e-9:
+            if quiet >= DEBOUNCE_AFTER - 1e-5 or now - self.first >= DEBOUNCE_MAX - 1e-5:
                 self.pushed = dict(self.live)
                 self.first = self.last = None
                 self.pushes += 1

@@ -17,7 +17,7 @@ from string import Template
 from typing import Any
 
 from ..record.verdict import MEANING
-from . import manifest
+from . import availability, manifest
 
 E = html.escape
 TRIM = 4000
@@ -511,6 +511,7 @@ def render(record: dict[str, Any], run_dir: Path) -> str:
         versions=_versions(record),
         timeline=timeline(record),
         validations=_validations(record),
+        availability=availability.section(record),
         rollback=_rollback(record),
         manifest=_manifest(record, run_dir),
         steps=_steps(record),
