@@ -52,7 +52,7 @@ def chart(data: dict[str, Any]) -> str:
         )
         parts.append(
             f'<text x="{x0 + 2:.1f}" y="{y_top + TOP_H + 13 + 12 * (i % 2)}" class="dur">'
-            f"{E(phase['name'])}</text>'
+            f"{E(phase['name'])}</text>"
         )
     # outages
     for outage in data.get("outages") or []:
