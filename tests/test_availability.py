@@ -19,7 +19,7 @@ def _validation(record: dict, name: str) -> dict:
 
 def _properties(run_dir: Path) -> dict[str, str]:
     tree = ElementTree.parse(run_dir / "junit.xml")
-    return {p.get("name"): p.get("value") for p in tree.iter("property")}
+    return {str(p.get("name")): str(p.get("value")) for p in tree.iter("property")}
 
 
 def test_the_default_rehearsal_is_probed_through_every_phase_and_meets_the_slo():
