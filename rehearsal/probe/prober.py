@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,9 @@ class Prober:
     stopped: float | None = None
     pacing: str = "wall clock"
     paused: bool = False
+    # wall-clock pacing: requests in flight at once (fortio's -c), so a slow answer does not delay the next
+    # request's departure; each worker keeps its own connections
+    workers: int = 8
 
     def __post_init__(self) -> None:
         self.samples = deque(maxlen=self.max_samples)
@@ -95,6 +99,9 @@ class Prober:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._remove_ticker: Callable[[], None] | None = None
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight = threading.Semaphore(self.workers * 2)
 
     # -- running ---------------------------------------------------------------------------------------------
     @property
@@ -111,6 +118,7 @@ class Prober:
             self.pacing = "simulated clock ticks"
             self._remove_ticker = ticker(self.interval, self.tick)
             return
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rehearsal-prober-worker")
         self._thread = threading.Thread(target=self._pace, name="rehearsal-prober", daemon=True)
         self._thread.start()
 
@@ -122,6 +130,8 @@ class Prober:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self.stopped is None:
             self.stopped = self.now()
         for phase in self.phases:
@@ -141,7 +151,7 @@ class Prober:
             if time.monotonic() - begin > self.max_seconds:
                 self.stopped = self.now()  # stops by itself: a run that never ended must not probe forever
                 return
-            self.tick(self.now())
+            self._dispatch(self.now())
             k += 1
             due = begin + k * self.interval
             lag = time.monotonic() - due
@@ -152,32 +162,65 @@ class Prober:
                 due = begin + k * self.interval
             self._stop.wait(max(0.0, due - time.monotonic()))
 
+    def _dispatch(self, t: float) -> None:
+        """Wall-clock pacing: hand the tick to a worker; when every worker is busy and the queue is full, the
+        tick is missed (counted), never queued without bound."""
+        if self._pool is None or not self._in_flight.acquire(blocking=False):
+            self.missed += 1
+            return
+
+        def run() -> None:
+            try:
+                self.tick(t)
+            finally:
+                self._in_flight.release()
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shut down meanwhile
+            self._in_flight.release()
+
     def tick(self, instant: float | None = None) -> None:
         """One period: a request to every target due this tick, stamped ``instant`` (the clock's time)."""
         if self.stopped is not None or self.paused:
             return
         t = self.now() if instant is None else instant
-        self._ticks += 1
+        with self._lock:
+            self._ticks += 1
+            number = self._ticks
         for target in self.targets:
-            if (self._ticks - 1) % max(1, target.every) == 0:
-                self._record(self._send(target, t))
+            if (number - 1) % max(1, target.every) == 0:
+                self._record(self._send(target, t, number))
 
     def _session(self, target: Target) -> requests.Session:
-        session = self._sessions.get(target.name)
+        """This thread's session for ``target`` (a worker reuses its connections, as a real client does)."""
+        sessions: dict[str, requests.Session] | None = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        session = sessions.get(target.name)
         if session is None:
             session = target.session_factory()
             if target.host:
                 session.headers["Host"] = target.host
-            self._sessions[target.name] = session
+            sessions[target.name] = session
+            with self._lock:
+                self._sessions[f"{target.name}/{threading.get_ident()}"] = session
         return session
 
-    def _send(self, target: Target, t: float) -> Sample:
+    def _send(self, target: Target, t: float, number: int) -> Sample:
         session = self._session(target)
-        url = target.url.format(n=self._ticks) if "{n}" in target.url else target.url
+        url = target.url.format(n=number) if "{n}" in target.url else target.url
         started = time.perf_counter()
         try:
             response = session.get(url, timeout=target.timeout)
-            latency = (time.perf_counter() - started) * 1000
+            # requests' own measure: from sending the request to parsing the answer's headers, which leaves
+            # out the client's preparation of the request (bench/traffic.py compares it with the server's)
+            elapsed = getattr(response, "elapsed", None)
+            latency = (
+                elapsed.total_seconds() * 1000
+                if elapsed is not None
+                else (time.perf_counter() - started) * 1000
+            )
             pod = target.answered_by(response) if response.status_code == 200 else None
             return Sample(
                 t,
@@ -203,7 +246,7 @@ class Prober:
 
     def _record(self, sample: Sample) -> None:
         with self._lock:
-            if len(self.samples) == self.samples.maxlen:
+            if len(self.samples) == self.samples.maxlen:  # deque(maxlen) pushes the oldest out
                 self.dropped += 1
             self.samples.append(sample)
 
@@ -234,5 +277,6 @@ class Prober:
         self.marks.append((self.now(), what))
 
     def snapshot(self) -> list[Sample]:
+        """The samples in time order (wall-clock workers may finish out of order)."""
         with self._lock:
-            return list(self.samples)
+            return sorted(self.samples, key=lambda s: s.t)
