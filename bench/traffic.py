@@ -6,7 +6,8 @@ after a known delay and times each answer itself (from the request line read to 
 prober runs on its own wall-clock pacer at the target rate for a few seconds, its workers each reusing their
 connections, as in a rehearsal on kind. Printed: the rate asked and achieved, ticks missed, the prober's
 p50/p95/p99 against the server's own timing and the known delay, and whether the goals hold (rate >= 98 %
-of the target, p50 within 1 ms of the server's p50). Run: ``.venv/bin/python bench/traffic.py [RATE] [SECONDS] [DELAY_MS]``.
+of the target, p50 within 1 ms of the server's p50).
+Run: ``.venv/bin/python bench/traffic.py [RATE] [SECONDS] [DELAY_MS]``.
 """
 
 from __future__ import annotations
