@@ -369,3 +369,17 @@ def test_a_request_tries_the_next_host_on_retry_and_no_host_is_no_attempt():
     assert first[0] != second[0]  # round robin
     empty = FakeCluster()
     assert eds.view_of(empty).attempts(SERVICE, "80") == []  # type: ignore[arg-type]
+
+
+# -- the verdict's words -----------------------------------------------------------------------------------
+
+
+def test_the_record_says_interrupted_and_rollback_rehearsed():
+    from rehearsal.record import verdict
+
+    assert verdict.recorded(None) == "interrupted" and verdict.recorded("failed") == "failed"
+    rehearsed = {"mode": "always", "ran": True, "verified": True}
+    assert verdict.summary("upgraded", rehearsed) == "upgraded, rollback rehearsed"
+    assert verdict.summary("upgraded", {"mode": "on-failure", "ran": False}) == "upgraded"
+    assert verdict.summary(None, {}) == "interrupted"
+    assert verdict.MEANING["interrupted"] == verdict.MEANING[None]

@@ -321,6 +321,12 @@ def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path, suit
     assert result.returncode == 0, result.stdout[-2000:]
     assert data["verdict"] == "upgraded"
     assert data["rollback"]["ran"] and data["rollback"]["verified"]
+    # what happened, in the record and on the report's banner: the cluster ended at the source
+    assert data["verdict_summary"] == "upgraded, rollback rehearsed"
+    assert (
+        '<span id="verdict-value">upgraded, rollback rehearsed</span>'
+        in (result.run_dir / "report.html").read_text()
+    )
     assert data["versions"]["after"]["control_plane"] == [TARGET]
     assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 

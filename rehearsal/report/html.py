@@ -502,7 +502,7 @@ def render(record: dict[str, Any], run_dir: Path) -> str:
     return template.substitute(
         title=E(f"Istio upgrade rehearsal {record.get('run_id')}: {verdict}"),
         colour=COLOURS.get(verdict, COLOURS[None]),
-        verdict=E(str(verdict or "interrupted")),
+        verdict=E(str(record.get("verdict_summary") or verdict or "interrupted")),
         meaning=E(MEANING.get(verdict, "")),
         summary=E(f"Istio {record.get('from')} \u2192 {record.get('to')} on {record.get('cluster')}"),
         header=header,
