@@ -383,3 +383,19 @@ def test_the_record_says_interrupted_and_rollback_rehearsed():
     assert verdict.summary("upgraded", {"mode": "on-failure", "ran": False}) == "upgraded"
     assert verdict.summary(None, {}) == "interrupted"
     assert verdict.MEANING["interrupted"] == verdict.MEANING[None]
+
+
+@pytest.mark.parametrize(
+    ("proxy", "workload"),
+    [
+        ("echo-rmt9hcxkwz-zh5qk.rehearsal-apps", "rehearsal-apps/echo"),
+        ("istio-ingressgateway-vb9smjgq2c-8wjbk.istio-system", "istio-system/istio-ingressgateway"),
+        ("istio-cni-node-x2x9z.kube-system", "kube-system/istio-cni-node"),  # a DaemonSet's pod
+        ("db-0.shop", "shop/db"),  # a StatefulSet's
+        ("my-gateway.shop", "shop/my-gateway"),  # a bare pod: nothing generated to strip
+    ],
+)
+def test_the_versions_table_groups_proxies_by_workload(proxy, workload):
+    from rehearsal.report.html import workload_of
+
+    assert workload_of(proxy) == workload

@@ -298,7 +298,6 @@ def _versions(record: dict[str, Any]) -> str:
     proxies: set[str] = set()
     for col, _ in columns:
         proxies |= set(((versions.get(col) or {}).get("data_plane") or {}).keys())
-    rows += [(f"proxy {p}", "data_plane", p) for p in sorted(proxies)]
     head = "".join(f"<th>{E(title)}</th>" for _, title in columns)
     body = "".join(
         f"<tr><th>{E(label)}</th>"
@@ -306,11 +305,64 @@ def _versions(record: dict[str, Any]) -> str:
         + "</tr>"
         for label, g, k in rows
     )
+    # One row per workload (its pods come and go across the restarts, so a row per pod would never line up
+    # before and after): the versions its proxies ran in each column, with how many pods ran each.
+    workloads: dict[str, dict[str, dict[str, int]]] = {}
+    for col, _ in columns:
+        for proxy, version in ((versions.get(col) or {}).get("data_plane") or {}).items():
+            counts = workloads.setdefault(workload_of(proxy), {}).setdefault(col, {})
+            counts[str(version)] = counts.get(str(version), 0) + 1
+
+    def versions_cell(counts: dict[str, int] | None) -> str:
+        if not counts:
+            return "&ndash;"
+        return ", ".join(E(v) + (f" ({n} pods)" if n > 1 else "") for v, n in sorted(counts.items()))
+
+    body += "".join(
+        f"<tr class='workload'><th>{E(name)}</th>"
+        + "".join(f"<td>{versions_cell(seen.get(c))}</td>" for c, _ in columns)
+        + "</tr>"
+        for name, seen in sorted(workloads.items())
+    )
+    per_proxy = "".join(
+        f"<tr><th>{E(p)}</th>"
+        + "".join(f"<td>{cell(versions.get(c), 'data_plane', p)}</td>" for c, _ in columns)
+        + "</tr>"
+        for p in sorted(proxies)
+    )
+    details = (
+        f"<details><summary>each proxy ({len(proxies)})</summary><table class='grid'><tr><th></th>{head}</tr>"
+        f"{per_proxy}</table></details>"
+        if proxies
+        else ""
+    )
     return (
         "<section id='versions'><h2>Versions</h2>"
-        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{_out_of_scope(versions, columns)}"
+        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{details}{_out_of_scope(versions, columns)}"
         "</section>"
     )
+
+
+#: The characters of generated names and pod-template-hashes (kubernetes apimachinery pkg/util/rand,
+#: SafeEncodeString: no vowels, no 0/1/3, so no words).
+SAFE_ALPHABET = frozenset("bcdfghjklmnpqrstvwxz2456789")
+
+
+def workload_of(proxy: str) -> str:
+    """``namespace/workload`` of a proxy ID ``<pod>.<namespace>``: the pod name without its random suffix and,
+    for a Deployment's pod, the ReplicaSet's pod-template-hash (``echo-7d4b9c8f6-x2x9z`` -> ``echo``)."""
+    pod, _, namespace = proxy.rpartition(".")
+    if not pod:
+        pod, namespace = proxy, ""
+    parts = pod.split("-")
+    if len(parts) > 1 and len(parts[-1]) == 5 and set(parts[-1]) <= SAFE_ALPHABET:
+        parts = parts[:-1]  # the pod's random suffix (Deployment, DaemonSet)
+        if len(parts) > 1 and 6 <= len(parts[-1]) <= 10 and set(parts[-1]) <= SAFE_ALPHABET:
+            parts = parts[:-1]  # the pod-template-hash
+    elif len(parts) > 1 and parts[-1].isdigit():
+        parts = parts[:-1]  # a StatefulSet's ordinal
+    name = "-".join(parts)
+    return f"{namespace}/{name}" if namespace else name
 
 
 def _out_of_scope(versions: dict[str, Any], columns: list[tuple[str, str]]) -> str:
@@ -341,17 +393,34 @@ def _out_of_scope(versions: dict[str, Any], columns: list[tuple[str, str]]) -> s
     )
 
 
+def sentence(name: str) -> str:
+    """A check's test name as the sentence it stands for: ``test_no_version_skew`` -> ``No version skew.``"""
+    words = name.removeprefix("test_").replace("_", " ").strip()
+    return (words[:1].upper() + words[1:] + ".") if words else name
+
+
 def _validations(record: dict[str, Any]) -> str:
     marks = {"passed": "&#x2713;", "failed": "&#x2717;", "skipped": "&ndash;", "error": "&#x2717;"}
+    words = {"passed": "passed", "failed": "failed", "skipped": "not run", "error": "could not be checked"}
     items = []
     for check in record.get("validations") or []:
         findings = check.get("findings") or {}
+        outcome = check["outcome"]
+        duration = check.get("duration_seconds")
         items.append(
-            f"<li class='check {E(check['outcome'])}' data-outcome='{E(check['outcome'])}'>"
-            f"<span class='mark'>{marks.get(check['outcome'], '?')}</span> <b>{E(check['name'])}</b> "
-            f"<span class='suite'>({E(check.get('suite', ''))})</span>"
+            f"<li class='check {E(outcome)}' data-outcome='{E(outcome)}' data-check='{E(check['name'])}'>"
+            f"<span class='mark'>{marks.get(outcome, '?')}</span> <b>{E(sentence(check['name']))}</b> "
+            f"{E(words.get(outcome, outcome))}"
+            + (f" in {duration:.2f}s" if isinstance(duration, (int, float)) else "")
+            + f" <span class='suite'>({E(check.get('suite', ''))})</span>"
             + (f"<p>{E(check['reason'])}</p>" if check.get("reason") else "")
-            + (trimmed(_json(findings), "rehearsal.json", 2500) if findings else "")
+            + (
+                f"<details><summary>evidence</summary><code>{E(check['name'])}</code>"
+                + trimmed(_json(findings), "rehearsal.json", 2500)
+                + "</details>"
+                if findings
+                else ""
+            )
             + "</li>"
         )
     body = "".join(items) or "<li>No validation ran.</li>"
