@@ -338,7 +338,8 @@ def _versions(record: dict[str, Any]) -> str:
     )
     return (
         "<section id='versions'><h2>Versions</h2>"
-        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{details}{_out_of_scope(versions, columns)}"
+        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{details}"
+        f"{_out_of_scope(versions, columns)}"
         "</section>"
     )
 
