@@ -190,6 +190,10 @@ def test_istiod_never_ready_rolls_back(tmp_path, suites_run):
     data = result.data
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert step(data, "restart control plane")["outcome"] == "failed"
+    # the cause is the control plane, not the gateway that waited for it
+    assert "istiod" in str(data["cause"]["object"]) and "gateway" not in str(data["cause"]["object"]), data[
+        "cause"
+    ]
     assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 

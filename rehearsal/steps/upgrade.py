@@ -540,7 +540,12 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
         if not reasons:
             step.not_needed("no control plane image, config or CNI change")
             return
-        workloads = [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]
+        # The control plane first: a gateway that cannot become ready because istiod never did is not the
+        # cause.
+        workloads = sorted(
+            ((k, n) for k, n in now if k in ("Deployment", "DaemonSet")),
+            key=lambda w: not w[1].startswith("istiod"),
+        )
         waits.rollouts(ctx.kube, workloads, ISTIO_NS, s.timeout)
         step.note("; ".join(reasons))
 
