@@ -35,7 +35,7 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("test_istio_sim.py", "thread"): (1, "sends traffic during restarts; no clock, no pacing"),
     ("test_probe.py", "clock moved by hand"): (
         5,
-        "the manual SimClock's tickers and the EDS debounce are the units under test: explicit steps, no wall",
+        "the manual SimClock's tickers and the EDS debounce are what is tested: explicit steps, no wall",
     ),
     ("test_report_browser.py", "sleep"): (
         1,
