@@ -37,24 +37,6 @@ OUTCOME_COLOURS = {
     "running": "#bf8700",
     "skipped": "#8c959f",
 }
-RUNBOOK_ORDER = [
-    "provision",
-    "resolve istioctl",
-    "install source",
-    "deploy sample apps",
-    "baseline",
-    "backup",
-    "precheck",
-    "generate manifest",
-    "inspect manifest",
-    "dry-run",
-    "apply",
-    "restart control plane",
-    "restart workloads",
-    "rollback",
-    "rollback: restart workloads",
-    "rollback: verify",
-]
 
 
 def trimmed(text: str, full_link: str | None, limit: int = TRIM, total: int | None = None) -> str:
@@ -80,11 +62,6 @@ def _kv(rows: list[tuple[str, Any]]) -> str:
     return f"<table class='kv'>{body}</table>"
 
 
-def _steps_in_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    position = {name: i for i, name in enumerate(RUNBOOK_ORDER)}
-    return sorted(steps, key=lambda s: (position.get(s["name"], len(position)), s["started"]))
-
-
 def _seconds(start: str, run_start: str) -> float:
     from datetime import datetime
 
@@ -95,23 +72,38 @@ def _seconds(start: str, run_start: str) -> float:
 
 
 def timeline(record: dict[str, Any]) -> str:
-    """The steps in runbook order as inline SVG: a row each, a bar from start to end, coloured by outcome."""
-    steps = _steps_in_order(record.get("steps") or [])
-    if not steps:
+    """The steps and the validations in the order they ran, as inline SVG: a row each, a bar from start to
+    end, coloured by outcome (validations recorded without times, from older records, are left out)."""
+    steps = sorted(record.get("steps") or [], key=lambda s: s["started"])
+    checks = [
+        {
+            "name": sentence(v["name"]),
+            "started": v["started"],
+            "ended": v.get("ended"),
+            "duration_seconds": float(v.get("duration_seconds") or 0.0),
+            "outcome": v["outcome"],
+            "reason": v.get("reason") or "",
+            "check": v["name"],
+        }
+        for v in record.get("validations") or []
+        if v.get("started") and v.get("outcome") != "skipped"
+    ]
+    rows_in_order = sorted([*steps, *checks], key=lambda s: s["started"])
+    if not rows_in_order:
         return "<p>No step ran.</p>"
     start = record["started"]
-    ends = [_seconds(s["ended"] or s["started"], start) for s in steps]
+    ends = [_seconds(s["ended"] or s["started"], start) for s in rows_in_order]
     total = max([*ends, float(record.get("duration_seconds") or 0), 0.001])
-    label_w, bar_w, row_h = 210, 560, 24
-    height = row_h * len(steps) + 30
+    label_w, bar_w, row_h = 300, 520, 24
+    height = row_h * len(rows_in_order) + 30
     rows = []
-    for i, step in enumerate(steps):
+    for i, step in enumerate(rows_in_order):
         y = 10 + i * row_h
         x0 = _seconds(step["started"], start)
         width = max(2.0, bar_w * step["duration_seconds"] / total)
         x = label_w + bar_w * x0 / total
         colour = OUTCOME_COLOURS.get(step["outcome"], "#57606a")
-        failed = step["outcome"] == "failed"
+        failed = step["outcome"] in ("failed", "error")
         stroke = " stroke='#82071e' stroke-width='2'" if failed else ""
         mark = (
             f"<text x='{x + width + 4:.1f}' y='{y + 15}' class='fail-mark' fill='#cf222e'>"
@@ -119,11 +111,19 @@ def timeline(record: dict[str, Any]) -> str:
             if failed
             else ""
         )
+        is_check = "check" in step
+        group = (
+            f"<g class='check' data-check='{E(step['check'])}' data-outcome='{E(step['outcome'])}'>"
+            if is_check
+            else f"<g class='step' data-step='{E(step['name'])}' data-outcome='{E(step['outcome'])}'>"
+        )
+        label = step["name"] if len(step["name"]) <= 44 else step["name"][:43] + "\u2026"
+        italic = " font-style='italic'" if is_check else ""
         rows.append(
-            f"<g class='step' data-step='{E(step['name'])}' data-outcome='{E(step['outcome'])}'>"
-            f"<title>{E(step['name'])}: {E(step['outcome'])}, {step['duration_seconds']:.2f}s"
+            group + f"<title>{'check: ' if is_check else ''}{E(step['name'])}: {E(step['outcome'])}, "
+            f"{step['duration_seconds']:.2f}s"
             f"{' - ' + E(step['reason'][:300]) if step['reason'] else ''}</title>"
-            f"<text x='4' y='{y + 15}'>{E(step['name'])}</text>"
+            f"<text x='4' y='{y + 15}'{italic}>{E(label)}</text>"
             f"<rect x='{x:.1f}' y='{y + 3}' width='{width:.1f}' height='{row_h - 8}' fill='{colour}'"
             f"{stroke}/>"
             f"<text x='{label_w + bar_w + 60}' y='{y + 15}' class='dur'>"
@@ -135,7 +135,8 @@ def timeline(record: dict[str, Any]) -> str:
     )
     return (
         f"<svg id='timeline' xmlns='http://www.w3.org/2000/svg' width='{label_w + bar_w + 140}' "
-        f"height='{height}' role='img' aria-label='timeline of the steps'>{''.join(rows)}{axis}</svg>"
+        f"height='{height}' role='img' aria-label='timeline of the steps and checks'>"
+        f"{''.join(rows)}{axis}</svg>"
     )
 
 
@@ -509,7 +510,7 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
 
 def _steps(record: dict[str, Any]) -> str:
     parts = []
-    for step in _steps_in_order(record.get("steps") or []):
+    for step in sorted(record.get("steps") or [], key=lambda s: s["started"]):
         artifacts = "".join(
             f"<li><a href='{E(a['path'])}'>{E(a['path'])}</a> {E(a.get('description', ''))}</li>"
             for a in step.get("artifacts") or []
@@ -573,7 +574,14 @@ def render(record: dict[str, Any], run_dir: Path) -> str:
         title=E(f"Istio upgrade rehearsal {record.get('run_id')}: {verdict}"),
         colour=COLOURS.get(verdict, COLOURS[None]),
         verdict=E(str(record.get("verdict_summary") or verdict or "interrupted")),
-        meaning=E(MEANING.get(verdict, "")),
+        meaning=E(
+            MEANING.get(verdict, "")
+            + (
+                "; then the rollback was rehearsed: the cluster is back at the source"
+                if record.get("verdict_summary") == "upgraded, rollback rehearsed"
+                else ""
+            )
+        ),
         summary=E(f"Istio {record.get('from')} \u2192 {record.get('to')} on {record.get('cluster')}"),
         header=header,
         cause=_cause(record),
