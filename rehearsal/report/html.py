@@ -494,17 +494,57 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
             "<section id='manifest'><h2>Installed manifest: before &rarr; after</h2>"
             "<p>No comparison: the target manifest was not generated in this run.</p></section>"
         )
-    body = "".join(
-        f"<tr><td>{E(r['object'])}</td><td>{E(r['facet'])}</td><td class='old'>{E(r['before'])}</td>"
-        f"<td class='new'>{E(r['after'])}</td></tr>"
-        for r in rows
+
+    def table(items: list[dict[str, str]]) -> str:
+        body = "".join(
+            f"<tr><td>{E(r['object'])}</td><td>{E(r['facet'])}</td><td class='old'>{E(r['before'])}</td>"
+            f"<td class='new'>{E(r['after'])}</td></tr>"
+            for r in items
+        )
+        return (
+            "<table class='grid diff'><tr><th>object</th><th>what</th><th>before</th><th>after</th></tr>"
+            f"{body}</table>"
+        )
+
+    added = [r for r in rows if r["facet"] == "(object)" and r["after"] == "added"]
+    removed = [r for r in rows if r["facet"] == "(object)" and r["after"] != "added"]
+    changes = [r for r in rows if r["facet"] != "(object)"]
+    by_object: dict[str, list[dict[str, str]]] = {}
+    for r in changes:
+        by_object.setdefault(r["object"], []).append(r)
+    # An object whose only change is its version labels is churn every upgrade brings: folded.
+    label_only = {o for o, rs in by_object.items() if all(r["facet"].startswith("label ") for r in rs)}
+    images = [r for r in changes if r["facet"].startswith("image ")]
+    other = [r for r in changes if not r["facet"].startswith(("image ", "label "))]
+    summary = (
+        f"<p id='manifest-summary'>{len(added)} object(s) added, {len(removed)} not in the target manifest, "
+        f"{len(by_object)} changed: {len(images)} image(s), {len(other)} other change(s), "
+        f"{len(label_only)} with only their version labels changed; label changes folded below.</p>"
     )
+    parts = [summary]
+    if images:
+        parts.append("<h3>Images changed</h3>" + table(images))
+    if other:
+        parts.append("<h3>Other changes</h3>" + table(other))
+    if added:
+        parts.append("<h3>Added</h3><ul>" + "".join(f"<li>{E(r['object'])}</li>" for r in added) + "</ul>")
+    if removed:
+        parts.append(
+            "<h3>Not in the target manifest</h3><p>Kept on the cluster (istioctl creates some at install "
+            "time, such as the revision-tag webhooks).</p><ul>"
+            + "".join(f"<li>{E(r['object'])}</li>" for r in removed)
+            + "</ul>"
+        )
+    folded = [r for r in changes if r["facet"].startswith("label ")]
+    if folded:
+        parts.append(
+            f"<details><summary>version label changes ({len(folded)}, on "
+            f"{len({r['object'] for r in folded})} object(s))</summary>" + table(folded) + "</details>"
+        )
     return (
         "<section id='manifest'><h2>Installed manifest: before &rarr; after</h2>"
         "<p>Images, versions, securityContext, Service types, webhooks and CRDs that differ between the "
-        "backup of the source and the generated target manifest.</p>"
-        "<table class='grid diff'><tr><th>object</th><th>what</th><th>before</th><th>after</th></tr>"
-        f"{body}</table></section>"
+        "backup of the source and the generated target manifest.</p>" + "".join(parts) + "</section>"
     )
 
 
