@@ -134,7 +134,11 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
             "Array.from(document.querySelectorAll('#timeline g.step'))"
             ".map(g => [g.getAttribute('data-step'), g.getAttribute('data-outcome')])"
         )
-        failed_marks = page.evaluate("document.querySelectorAll('#timeline .fail-mark').length")
+        checks = page.evaluate(
+            "Array.from(document.querySelectorAll('#timeline g.check'))"
+            ".map(g => [g.getAttribute('data-check'), g.getAttribute('data-outcome')])"
+        )
+        failed_marks = page.evaluate("document.querySelectorAll('#timeline g.step .fail-mark').length")
         proof = page.evaluate(
             "(() => { const p = document.getElementById('rollback-proof');"
             " return [p.className, p.textContent]; })()"
@@ -173,6 +177,8 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
     # The timeline: every step of the record, in runbook order, the failed one marked.
     assert sorted(name for name, _ in steps) == sorted(s["name"] for s in record["steps"])
     assert ["restart control plane", "failed"] in steps and failed_marks == 1
+    # the checks are in the timeline too, in the order they ran: the one the failed step made error is marked
+    assert checks and ["test_control_plane_rolled_out", "error"] in checks
     names = [name for name, _ in steps]
     assert (
         names.index("precheck")
