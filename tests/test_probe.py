@@ -177,14 +177,21 @@ def test_the_slo_fails_on_the_ratio_and_on_the_longest_outage():
     assert [b.split(":")[0] for b in blip["slo"]["breaches"]] == ["1 of 200 requests failed"]
 
 
-def test_version_flips_are_the_first_answer_of_another_version():
-    samples = [
-        Sample(1.0, "ingress", "200", True, 1.0, "a", "1.0"),
-        Sample(2.0, "ingress", "503", False, 1.0),
-        Sample(3.0, "ingress", "200", True, 1.0, "b", "1.1"),
-        Sample(4.0, "ingress", "200", True, 1.0, "b", "1.1"),
+def test_a_version_flip_is_where_answers_moved_to_another_version_and_stayed():
+    def answers(t0: float, versions: str) -> list[Sample]:
+        return [
+            Sample(t0 + i, "ingress", "200", True, 1.0, f"pod-{v}", {"a": "1.0", "b": "1.1"}[v])
+            for i, v in enumerate(versions)
+        ]
+
+    # old only, then old and new in turn (a rolling restart), then new only, then back (a rollback)
+    samples = answers(0, "aaaaaa" + "abab" + "bbbbbb" + "aaaaa")
+    samples.insert(3, Sample(2.5, "ingress", "503", False, 1.0))  # a failure does not reset anything
+    flips = version_flips(samples)
+    assert flips == [
+        {"t": 9.0, "target": "ingress", "from": "1.0", "to": "1.1"},
+        {"t": 16.0, "target": "ingress", "from": "1.1", "to": "1.0"},
     ]
-    assert version_flips(samples) == [{"t": 3.0, "target": "ingress", "from": "1.0", "to": "1.1"}]
 
 
 def test_phases_get_their_own_figures():

@@ -80,17 +80,26 @@ def figures(samples: Sequence[Sample], interval: float) -> dict[str, Any]:
     }
 
 
-def version_flips(samples: Iterable[Sample]) -> list[dict[str, Any]]:
-    """Each moment a target was first answered by a proxy of another version than before."""
-    last: dict[str, str] = {}
+def version_flips(samples: Iterable[Sample], settle: int = 5) -> list[dict[str, Any]]:
+    """Each moment a target's answers moved to proxies of another version and stayed there: the first of
+    ``settle`` answers in a row from that version (during a rolling restart old and new pods answer in turn;
+    that mix is not a flip each time)."""
+    stable: dict[str, str] = {}
+    run: dict[str, tuple[str, float, int]] = {}  # target -> (version, first t, answers in a row)
     flips = []
     for s in samples:
         if s.version is None:
             continue
-        before = last.get(s.target)
-        if before is not None and before != s.version:
-            flips.append({"t": round(s.t, 3), "target": s.target, "from": before, "to": s.version})
-        last[s.target] = s.version
+        version, first, count = run.get(s.target, (s.version, s.t, 0))
+        if version != s.version:
+            version, first, count = s.version, s.t, 0
+        count += 1
+        run[s.target] = (version, first, count)
+        if count == settle:
+            before = stable.get(s.target)
+            if before is not None and before != version:
+                flips.append({"t": round(first, 3), "target": s.target, "from": before, "to": version})
+            stable[s.target] = version
     return flips
 
 

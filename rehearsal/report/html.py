@@ -429,12 +429,26 @@ def _validations(record: dict[str, Any]) -> str:
     return f"<section id='validations'><h2>Validation checklist</h2><ul class='checks'>{body}</ul></section>"
 
 
+def _count_or_list(value: Any) -> str:
+    """What a rollback re-applied, in words: a count, or the objects named."""
+    if isinstance(value, list):
+        return f"{len(value)} object(s): " + ", ".join(str(v) for v in value) if value else "nothing"
+    return f"{value} object(s)" if value is not None else "nothing"
+
+
+def _codes(codes: Any) -> str:
+    """``{"200": 50}`` as ``50 x 200``."""
+    if not isinstance(codes, dict) or not codes:
+        return "nothing"
+    return ", ".join(f"{n} x {code}" for code, n in sorted(codes.items()))
+
+
 def _rollback(record: dict[str, Any]) -> str:
     rollback = record.get("rollback") or {}
     proof = rollback.get("verification") or {}
     restored = "".join(
         f"<li>{E(str(r.get('undo')))} (registered by {E(str(r.get('registered_by')))}): "
-        f"{E(str(r.get('restored')))} objects re-applied; "
+        f"{E(_count_or_list(r.get('restored')))} re-applied; "
         f"removed: {E(', '.join(r.get('removed') or []) or 'nothing')}; "
         f"rolled out: {E(', '.join(r.get('rolled out') or []) or 'nothing')}</li>"
         for r in rollback.get("restored") or []
@@ -468,7 +482,7 @@ def _rollback(record: dict[str, Any]) -> str:
             f"<p id='rollback-proof' class='{'ok' if proof.get('verified') else 'bad'}'>Proof: "
             + (
                 "the cluster is back at the source: control plane and every proxy at the source version, "
-                f"traffic answers {E(_json(traffic.get('codes')))}, Istio custom resources as backed up"
+                f"traffic answers {E(_codes(traffic.get('codes')))}, Istio custom resources as backed up"
                 if proof.get("verified")
                 else f"NOT proven: {E(_json(findings))}"
             )
