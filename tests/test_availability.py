@@ -148,6 +148,8 @@ def test_a_lone_replica_with_max_unavailable_1_drops_requests_and_fails_the_slo(
     outage = data["outages"][0]
     assert outage["statuses"].get("503") and restart["start"] <= outage["start"] <= restart["end"]
     assert any(m["what"] == "restart deployment/shop/web" for m in data["marks"])
+    # the user's pods live in their own namespace; their proxies' versions are still known
+    assert [(f["from"], f["to"]) for f in data["version_flips"]][:1] == [(record["from"], record["to"])]
     html = (run.run_dir / "report.html").read_text()
     assert 'class="outage"' in html and "Missed the SLO" in html
     assert _properties(run.run_dir)["availability_slo_met"] == "false"

@@ -18,6 +18,7 @@ is paced by the simulated clock's ticks; elsewhere by the wall clock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,10 @@ def build(ctx: Rehearsal) -> tuple[Prober, dict[str, Any]]:
         }
 
     def resolve_version(pod: str) -> str | None:
-        found = ctx.objects("v1", "Pod", ctx.apps_ns, label_selector=None)
+        # the apps' namespace first; a user's apps (--apps) may live in namespaces of their own
+        found = ctx.objects("v1", "Pod", ctx.apps_ns)
+        if not any(item["metadata"]["name"] == pod for item in found):
+            found = ctx.objects("v1", "Pod")
         for item in found:
             if item["metadata"]["name"] == pod:
                 spec = item["spec"]
@@ -126,8 +130,6 @@ def build(ctx: Rehearsal) -> tuple[Prober, dict[str, Any]]:
 
     simulator = ctx.cluster.simulator
     now = simulator.clock_now if simulator is not None else None
-    import time
-
     prober = Prober(targets, settings.probe_rate, now or time.time, resolve_version)
     return prober, described
 
