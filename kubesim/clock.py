@@ -31,16 +31,20 @@ class SimClock:
         # dates against this clock (kubesim.node.images); otherwise the clock starts at wall time and dated
         # facts are not applied, so nothing in the simulator depends on the real date.
         self.calendar_set = False
+        # Tickers: (period, next instant due, callback), called at every multiple of their period that
+        # simulated time passes (see add_ticker).
+        self._tickers: list[list[object]] = []
+        self._ticking = threading.local()
 
     def set_calendar(self, epoch: float) -> None:
         """Make ``now()`` read ``epoch`` (seconds since 1970, UTC) from this moment on: the simulated world's
         date, e.g. after Istio retired a registry. Time keeps moving from there as before."""
         with self._lock:
-            self._base += epoch - (self._base + self._offset if self.jumps else self._now_locked())
+            shift = epoch - self._now_locked()
+            self._base += shift
             self.calendar_set = True
-
-    def _now_locked(self) -> float:
-        return self._base + (time.monotonic() - self._wall0) / self.time_scale + self._offset
+            for ticker in self._tickers:  # a ticker stays due one period from its last call, not in the past
+                ticker[1] = float(ticker[1]) + shift  # type: ignore[arg-type]
 
     @classmethod
     def manual_clock(cls) -> SimClock:
@@ -66,14 +70,61 @@ class SimClock:
         return max(0.0, simulated * self.time_scale)
 
     def advance(self, seconds: float) -> None:
-        """Move simulated time forward (tests, and the scale-0 scheduler)."""
+        """Move simulated time forward (tests, and the scale-0 scheduler). A jump stops at every instant a
+        ticker is due and calls it there, before moving on: what a ticker does happens at its instant,
+        however far simulated time jumps."""
         if seconds <= 0:
             return
+        target = self.now() + seconds
+        while not getattr(self._ticking, "active", False):
+            with self._lock:
+                due = [t for t in self._tickers if float(t[1]) <= target]  # type: ignore[arg-type]
+                if not due:
+                    break
+                ticker = min(due, key=lambda t: float(t[1]))  # type: ignore[arg-type]
+                instant = float(ticker[1])  # type: ignore[arg-type]
+                ticker[1] = instant + float(ticker[0])  # type: ignore[arg-type]
+                if self.jumps:
+                    self._offset = max(self._offset, instant - self._base)
+            self._ticking.active = True
+            try:
+                ticker[2](instant)  # type: ignore[operator]
+            finally:
+                self._ticking.active = False
         with self._lock:
-            self._offset += seconds
+            self._offset = max(self._offset, self._offset + (target - self._now_locked()))
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
+
+    def _now_locked(self) -> float:
+        if self.jumps:
+            return self._base + self._offset
+        return self._base + (time.monotonic() - self._wall0) / self.time_scale + self._offset
+
+    def max_step(self) -> float | None:
+        """The longest jump a loop should make at once while tickers run (their shortest period), so work
+        that arrives during a long jump is not held up behind every tick of it; None without tickers."""
+        with self._lock:
+            return min((float(t[0]) for t in self._tickers), default=None)  # type: ignore[arg-type]
+
+    def add_ticker(self, period: float, callback: Callable[[float], None]) -> Callable[[], None]:
+        """Call ``callback(instant)`` at every ``period`` of simulated time from now on, in the thread that
+        moves the clock (a jump is cut at each instant). Returns the function that removes it. Meant for
+        observers that must see every moment of simulated time however fast it passes (the rehearsal's
+        availability prober); a callback that moves the clock itself does not tick again."""
+        if period <= 0:
+            raise ValueError("period must be > 0")
+        ticker: list[object] = [period, self.now() + period, callback]
+        with self._lock:
+            self._tickers.append(ticker)
+
+        def remove() -> None:
+            with self._lock:
+                if ticker in self._tickers:
+                    self._tickers.remove(ticker)
+
+        return remove
 
     def advance_to(self, instant: float) -> None:
         self.advance(instant - self.now())

@@ -79,6 +79,8 @@ class Run:
         self.versions: dict[str, Any] = {"before": {}, "after": {}}
         self.rollback: dict[str, Any] = {"mode": settings.rollback, "ran": False}
         self.validations: list[dict[str, Any]] = []
+        # The availability prober's figures (rehearsal.probe), once it ran.
+        self.availability: dict[str, Any] | None = None
         self.failure: str | None = None
         self.failure_detail: dict[str, Any] | None = None
         self.concluded = False

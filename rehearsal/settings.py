@@ -60,6 +60,11 @@ class Settings:
     apps_namespace: str = "rehearsal-apps"
     probe: str | None = None
     probe_host: str | None = None
+    # The availability prober (rehearsal.probe): requests per second through the upgrade, and the SLO the
+    # validation judges them by (success ratio, longest run of failures in seconds). Defaults: README.
+    probe_rate: float = 20.0
+    slo_success: float = 0.999
+    slo_max_outage: float = 1.0
     istio_from_given: bool = True
     # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
     version_notes: tuple[str, ...] = ()
@@ -336,6 +341,17 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         _number("--traffic-requests", v.get("traffic_requests", 50), int, "a whole number, e.g. 50")
     )
     timeout = _number("--step-timeout", v.get("timeout", 300.0), float, "a number of seconds, e.g. 300")
+    probe_rate = _number("--probe-rate", v.get("probe_rate", 20.0), float, "requests per second, e.g. 20")
+    slo_success = _number("--slo-success", v.get("slo_success", 0.999), float, "a ratio, e.g. 0.999")
+    slo_max_outage = _number(
+        "--slo-max-outage", _seconds_text(v.get("slo_max_outage", 1.0)), float, "seconds, e.g. 1s or 0.5"
+    )
+    if not 0 < probe_rate <= 1000:
+        raise SettingsError(f"--probe-rate {probe_rate:g}: must be more than 0 and at most 1000 per second")
+    if not 0 <= slo_success <= 1:
+        raise SettingsError(f"--slo-success {slo_success:g}: must be a ratio between 0 and 1, e.g. 0.999")
+    if slo_max_outage < 0:
+        raise SettingsError(f"--slo-max-outage {slo_max_outage:g}: must be 0 seconds or more")
     if scale < 0:
         raise SettingsError(f"--sim-time-scale {scale:g}: must be 0 or more")
     if requests_n < 1:
@@ -394,6 +410,9 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         apps_namespace=apps_namespace,
         probe=v.get("probe"),
         probe_host=v.get("probe_host"),
+        probe_rate=probe_rate,
+        slo_success=slo_success,
+        slo_max_outage=slo_max_outage,
         istio_from_given=bool(v.get("istio_from")),
         version_notes=tuple(notes),
         plan_spec=plan_spec,
@@ -402,3 +421,18 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         hub_choices=choices,
         hub_notes=hub_notes,
     )
+
+
+def _seconds_text(value: Any) -> Any:
+    """``1s``, ``500ms`` or a bare number of seconds (``--slo-max-outage``); anything else unchanged, so
+    :func:`_number` names it."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if text.endswith("ms"):
+                return float(text[:-2]) / 1000
+            if text.endswith("s"):
+                return float(text[:-1])
+        except ValueError:
+            return value
+    return value

@@ -25,7 +25,9 @@ def _shared_rehearsal_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
 def suites_run(pytester: pytest.Pytester) -> Callable[..., runs.Rehearsed]:
     """``suites_run(work, *args)``: the rehearsal suites with ``args`` in this process (tests/runs.py)."""
 
-    def run(work: Path, *args: str, traffic_requests: int = 10) -> runs.Rehearsed:
-        return runs.in_process(pytester, work, *args, traffic_requests=traffic_requests)
+    def run(work: Path, *args: str, traffic_requests: int = 10, probe_rate: float = 2.0) -> runs.Rehearsed:
+        return runs.in_process(
+            pytester, work, *args, traffic_requests=traffic_requests, probe_rate=probe_rate
+        )
 
     return run

@@ -63,8 +63,11 @@ def suites_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *SUITES_ARGS, *args]
 
 
-def in_process(pytester: pytest.Pytester, work: Path, *args: str, traffic_requests: int = 10) -> Rehearsed:
-    """The suites with ``args``, run by pytester in this process, reports under ``work``."""
+def in_process(
+    pytester: pytest.Pytester, work: Path, *args: str, traffic_requests: int = 10, probe_rate: float = 2.0
+) -> Rehearsed:
+    """The suites with ``args``, run by pytester in this process, reports under ``work``. The availability
+    prober runs at ``probe_rate`` (a tenth of the default: these runs are about something else)."""
     reports = work / "reports"
     result = pytester.runpytest_inprocess(
         *SUITES_ARGS,
@@ -72,6 +75,8 @@ def in_process(pytester: pytest.Pytester, work: Path, *args: str, traffic_reques
         str(reports),
         "--traffic-requests",
         str(traffic_requests),
+        "--probe-rate",
+        str(probe_rate),
         # The test's own timeout (pytest-timeout's alarm) covers the whole run; the run's must not reset it.
         "-o",
         "timeout=0",

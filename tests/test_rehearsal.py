@@ -186,6 +186,10 @@ def test_istiod_never_ready_rolls_back(tmp_path, suites_run):
     data = result.data
     assert data["verdict"] == "rolled-back", data.get("failure")
     assert step(data, "restart control plane")["outcome"] == "failed"
+    # the cause is the control plane, not the gateway that waited for it
+    assert "istiod" in str(data["cause"]["object"]) and "gateway" not in str(data["cause"]["object"]), data[
+        "cause"
+    ]
     assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 
 
@@ -317,6 +321,12 @@ def test_rollback_always_rehearses_the_rollback_of_a_good_upgrade(tmp_path, suit
     assert result.returncode == 0, result.stdout[-2000:]
     assert data["verdict"] == "upgraded"
     assert data["rollback"]["ran"] and data["rollback"]["verified"]
+    # what happened, in the record and on the report's banner: the cluster ended at the source
+    assert data["verdict_summary"] == "upgraded, rollback rehearsed"
+    assert (
+        '<span id="verdict-value">upgraded, rollback rehearsed</span>'
+        in (result.run_dir / "report.html").read_text()
+    )
     assert data["versions"]["after"]["control_plane"] == [TARGET]
     assert data["rollback"]["verification"]["versions"]["control_plane"] == [SOURCE]
 

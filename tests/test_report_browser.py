@@ -134,10 +134,20 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
             "Array.from(document.querySelectorAll('#timeline g.step'))"
             ".map(g => [g.getAttribute('data-step'), g.getAttribute('data-outcome')])"
         )
-        failed_marks = page.evaluate("document.querySelectorAll('#timeline .fail-mark').length")
+        checks = page.evaluate(
+            "Array.from(document.querySelectorAll('#timeline g.check'))"
+            ".map(g => [g.getAttribute('data-check'), g.getAttribute('data-outcome')])"
+        )
+        failed_marks = page.evaluate("document.querySelectorAll('#timeline g.step .fail-mark').length")
         proof = page.evaluate(
             "(() => { const p = document.getElementById('rollback-proof');"
             " return [p.className, p.textContent]; })()"
+        )
+        chart = page.evaluate(
+            "(() => { const s = document.getElementById('availability-chart'); if (!s) return null;"
+            " const r = s.getBoundingClientRect();"
+            " return [r.width, r.height, s.querySelectorAll('polyline.success').length,"
+            " Array.from(s.querySelectorAll('rect.phase title')).map(t => t.textContent)]; })()"
         )
         shot = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -167,6 +177,8 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
     # The timeline: every step of the record, in runbook order, the failed one marked.
     assert sorted(name for name, _ in steps) == sorted(s["name"] for s in record["steps"])
     assert ["restart control plane", "failed"] in steps and failed_marks == 1
+    # the checks are in the timeline too, in the order they ran: the one the failed step made error is marked
+    assert checks and ["test_control_plane_rolled_out", "error"] in checks
     names = [name for name, _ in steps]
     assert (
         names.index("precheck")
@@ -175,5 +187,13 @@ def test_the_report_of_a_rolled_back_run_reads_right_in_a_browser(browser):
         < names.index("rollback: verify")
     )
     assert proof[0] == "ok" and "traffic answers" in proof[1]
+    # The availability chart is drawn (inline SVG, visible) with a line per prober target and the phases.
+    assert chart is not None, "no #availability-chart in the report"
+    width, height, lines, phases = chart
+    assert width > 500 and height > 150, chart
+    assert lines == len(record["availability"]["targets"]) >= 1
+    assert any(p.startswith("apply") for p in phases) and any(p.startswith("rollback") for p in phases), (
+        phases
+    )
     assert screenshot.stat().st_size > 10_000
     shutil.copy(screenshot, run.run_dir / "report-screenshot.png")

@@ -69,7 +69,12 @@ def test_the_plan_and_the_versions_are_shown(tmp_path):
     record = run.record
     page = (run.run_dir / "report.html").read_text()
     assert f"<th>control plane</th><td>{record['from']}</td><td>{record['to']}</td>" in page
-    assert all(f"proxy {p}" in page for p in record["versions"]["after"]["data_plane"])
+    # every proxy in the details, and one row per workload with its versions before and after
+    assert all(f"<th>{p}</th>" in page for p in record["versions"]["after"]["data_plane"])
+    assert (
+        f"<tr class='workload'><th>rehearsal-apps/echo</th><td>{record['from']} (2 pods)</td>"
+        f"<td>{record['to']} (2 pods)</td>" in page
+    )
 
 
 def test_report_command_renders_the_page_again_from_the_record(tmp_path):

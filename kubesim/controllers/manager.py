@@ -73,6 +73,7 @@ class ControllerManager:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._owed = 0.0  # idle simulated seconds credited but not yet added (paid a tick at a time)
         self._busy = False  # a work item or timer is running right now (taken off the queue, not finished)
         self.errors: list[str] = []
         store.subscribe(self._on_store_event)
@@ -130,18 +131,33 @@ class ControllerManager:
 
     def _run(self) -> None:
         while True:
+            advance = 0.0
             with self._cond:
                 if self._stopping:
                     return
+                work: Callable[[], None] | None = None
                 if self._queue:
                     (_, key), controller = self._queue.popitem(last=False)
-                    work: Callable[[], None] | None = functools.partial(controller.reconcile, key)
+                    work = functools.partial(controller.reconcile, key)
                 else:
-                    work = self._due_timer_locked()
-                if work is None:
-                    self._wait_locked()
-                    continue
-                self._busy = True
+                    work, advance = self._due_timer_locked()
+                step = self.clock.max_step()
+                if work is None and not advance:
+                    # Idle credit (time scale 0) owed from an earlier wait is paid first, in steps.
+                    credit = self._owed if self._owed > 0 and not self._timers else self._wait_locked()
+                    advance = credit if step is None else min(credit, step)
+                    self._owed = credit - advance
+                elif advance and step is not None:
+                    advance = min(advance, step)
+                if work is not None:
+                    self._busy = True
+            if work is None:
+                # The clock moves outside the loop's lock (and the store's): a clock ticker (the rehearsal's
+                # prober) may send requests that the API server serves from other threads. With tickers, a
+                # jump is made a tick at a time so that new work is picked up between ticks.
+                if advance > 0:
+                    self.clock.advance(advance)
+                continue
             try:
                 with self.store.lock:
                     work()
@@ -157,29 +173,30 @@ class ControllerManager:
             return self._timers
         return self._periodic or None
 
-    def _due_timer_locked(self) -> Callable[[], None] | None:
+    def _due_timer_locked(self) -> tuple[Callable[[], None] | None, float]:
+        """A due timer to run, or how far to jump the clock to the next one that makes progress."""
         heap = self._next_heap()
         if heap is None:
-            return None
+            return None, 0.0
         now = self.clock.now()
         if heap[0][0] <= now:
-            return heapq.heappop(heap)[3]
+            return heapq.heappop(heap)[3], 0.0
         if self.clock.time_scale == 0 and not self.clock.manual and self._timers:
             # No simulated waiting: jump to the next timer that makes progress.
-            self.clock.advance_to(self._timers[0][0])
-            return heapq.heappop(self._timers)[3] if self._timers[0][0] <= self.clock.now() else None
-        return None
+            return None, self._timers[0][0] - now
+        return None, 0.0
 
-    def _wait_locked(self) -> None:
+    def _wait_locked(self) -> float:
+        """Wait for work or a timer; return the idle simulated seconds to credit the clock (scale 0)."""
         heap = self._next_heap()
         if heap is None or self.clock.manual:
             # Nothing scheduled, or only advance() moves time: wake on new work (or to re-check).
             self._cond.wait(0.5)
-            return
+            return 0.0
         delta = heap[0][0] - self.clock.now()
         if self.clock.time_scale > 0:
             self._cond.wait(min(0.5, max(0.0, delta * self.clock.time_scale)))
-            return
+            return 0.0
         # Time scale 0 with only periodic timers left (back-offs, probe periods): the cluster is idle, and
         # idle simulated time passes IDLE_PACE times faster than wall time, never faster. A client that reacts
         # within a wall second then reacts within IDLE_PACE simulated seconds, so how soon the harness
@@ -192,7 +209,8 @@ class ControllerManager:
         if self._periodic and not self._timers:
             # Credited even when new work woke the loop early: a steady trickle of events must not stop
             # idle time from passing.
-            self.clock.advance(min(delta, (time.monotonic() - idle_from) * pace))
+            return min(delta, (time.monotonic() - idle_from) * pace)
+        return 0.0
 
     def settle(self, timeout: float = 30.0) -> None:
         """Block until the queue is empty and no timer is due (for tests and benchmarks)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from istiofacts.catalog import DOCKER_HUB, default_hub, known_versions, minor_of
+from kubesim.istio import eds
 from kubesim.network import ConnectionRefused, HttpRequest, HttpResponse
 from kubesim.node.images import Image, normalize
 from kubesim.node.programs import ContainerContext, Program
@@ -793,8 +794,8 @@ class Proxy(Program):
         svc = store.get(("", "services"), namespace, name)
         if svc is None:
             return done(HttpResponse(503, b"no healthy upstream"), fqdn, "UH", namespace)
-        ip, target = self.ctx.services.endpoints_for(svc, str(svc_port) if svc_port else "")
-        if ip is None:
+        hosts = eds.view_of(self.ctx.services).attempts(svc, str(svc_port) if svc_port else "")
+        if not hosts:
             return done(HttpResponse(503, b"no healthy upstream"), fqdn, "UH", namespace)
         forwarded = HttpRequest(
             request.method,
@@ -810,20 +811,29 @@ class Proxy(Program):
             ),
             request.body,
         )
-        try:
-            response = self.ctx.network.request(ip, target, forwarded)
-        except ConnectionRefused:
-            return done(
-                HttpResponse(
-                    503,
-                    b"upstream connect error or disconnect/reset before headers. reset reason: "
-                    b"connection failure",
-                ),
-                fqdn,
-                "UF",
-                namespace,
-            )
-        return done(response, fqdn, "-", namespace)
+        # Istio's default route retry policy (eds.DEFAULT_RETRIES): a refused connection or a 503 is tried
+        # again on the next host; the last attempt's answer is the client's.
+        for attempt, (ip, target) in enumerate(hosts):
+            last = attempt == len(hosts) - 1
+            try:
+                response = self.ctx.network.request(ip, target, forwarded)
+            except ConnectionRefused:
+                if not last:
+                    continue
+                return done(
+                    HttpResponse(
+                        503,
+                        b"upstream connect error or disconnect/reset before headers. reset reason: "
+                        b"connection failure",
+                    ),
+                    fqdn,
+                    "UF",
+                    namespace,
+                )
+            if response.status == 503 and not last:
+                continue
+            return done(response, fqdn, "-" if response.status != 503 else "URX", namespace)
+        return done(HttpResponse(503, b"no healthy upstream"), fqdn, "UH", namespace)
 
     def _match(self, store: Any, host: str, path: str, port: int) -> tuple[str, int | None, str] | None:
         labels = self.ctx.pod["metadata"].get("labels") or {}

@@ -29,6 +29,16 @@ class Simulator(Protocol):
         """Arm the faults described in ``path`` (a faults file) from now on."""
         ...
 
+    def clock_now(self) -> float:
+        """The simulated cluster's time (simulated seconds since the epoch)."""
+        ...
+
+    def ticker(self) -> Callable[[float, Callable[[float], None]], Callable[[], None]] | None:
+        """``add(period, callback)`` calling back at every ``period`` of simulated time however fast it
+        passes (returning how to stop), when simulated time moves by jumps; None when it flows with wall
+        time."""
+        ...
+
 
 @dataclass
 class Cluster:

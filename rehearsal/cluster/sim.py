@@ -5,6 +5,7 @@ arm."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,12 @@ class SimSimulator:
 
     def arm_faults(self, path: Path) -> None:
         self.cluster.faults.extend(Faults.from_file(path))
+
+    def clock_now(self) -> float:
+        return self.cluster.clock.now()
+
+    def ticker(self) -> Callable[[float, Callable[[float], None]], Callable[[], None]] | None:
+        return self.cluster.clock.add_ticker if self.cluster.clock.jumps else None
 
 
 @dataclass

@@ -24,7 +24,7 @@ from . import verdict as verdicts
 if TYPE_CHECKING:
     from ..run import Run
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -166,8 +166,9 @@ def build(run: Run) -> dict[str, Any]:
         "started": iso(run.started),
         "ended": iso(ended),
         "duration_seconds": round(((ended or run.now()) - run.started), 3),
-        "verdict": run.verdict,
+        "verdict": verdicts.recorded(run.verdict),
         "verdict_meaning": verdicts.MEANING[run.verdict],
+        "verdict_summary": verdicts.summary(run.verdict, run.rollback),
         "failure": run.failure,
         "cause": run.cause(),
         "from": s.istio_from,
@@ -192,6 +193,7 @@ def build(run: Run) -> dict[str, Any]:
         "traffic": _traffic(run),
         "telemetry": _telemetry(run),
         "rollback": rollback,
+        "availability": run.availability,
     }
     return record
 

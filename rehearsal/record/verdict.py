@@ -20,6 +20,26 @@ MEANING = {
     "downgrade-failed": "a rehearsed downgrade that did not bring the cluster back to a proven source state",
     None: "the run did not reach its end (interrupted or partial); see the journal for what to undo",
 }
+#: ``rehearsal.json`` writes ``interrupted`` for a run that did not conclude (``None`` here).
+MEANING["interrupted"] = MEANING[None]
+
+
+def recorded(verdict: str | None) -> str:
+    """The verdict as the record writes it: ``interrupted`` for a run that did not reach its end."""
+    return verdict or "interrupted"
+
+
+def summary(verdict: str | None, rollback: dict[str, Any]) -> str:
+    """What happened, in a few words (the report's banner): the verdict, and for ``--rollback always`` of a
+    good upgrade that the rollback was rehearsed too, so a reader does not take the cluster to be at the
+    target."""
+    if verdict == "upgraded" and rollback.get("ran") and rollback.get("mode") == "always":
+        return (
+            "upgraded, rollback rehearsed"
+            if rollback.get("verified")
+            else "upgraded, rollback rehearsal failed"
+        )
+    return recorded(verdict)
 
 
 def compute(concluded: bool, cause: str | None, rollback: dict[str, Any], reached_target: bool) -> str | None:

@@ -17,7 +17,7 @@ from string import Template
 from typing import Any
 
 from ..record.verdict import MEANING
-from . import manifest
+from . import availability, manifest
 
 E = html.escape
 TRIM = 4000
@@ -37,24 +37,6 @@ OUTCOME_COLOURS = {
     "running": "#bf8700",
     "skipped": "#8c959f",
 }
-RUNBOOK_ORDER = [
-    "provision",
-    "resolve istioctl",
-    "install source",
-    "deploy sample apps",
-    "baseline",
-    "backup",
-    "precheck",
-    "generate manifest",
-    "inspect manifest",
-    "dry-run",
-    "apply",
-    "restart control plane",
-    "restart workloads",
-    "rollback",
-    "rollback: restart workloads",
-    "rollback: verify",
-]
 
 
 def trimmed(text: str, full_link: str | None, limit: int = TRIM, total: int | None = None) -> str:
@@ -80,11 +62,6 @@ def _kv(rows: list[tuple[str, Any]]) -> str:
     return f"<table class='kv'>{body}</table>"
 
 
-def _steps_in_order(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    position = {name: i for i, name in enumerate(RUNBOOK_ORDER)}
-    return sorted(steps, key=lambda s: (position.get(s["name"], len(position)), s["started"]))
-
-
 def _seconds(start: str, run_start: str) -> float:
     from datetime import datetime
 
@@ -95,23 +72,38 @@ def _seconds(start: str, run_start: str) -> float:
 
 
 def timeline(record: dict[str, Any]) -> str:
-    """The steps in runbook order as inline SVG: a row each, a bar from start to end, coloured by outcome."""
-    steps = _steps_in_order(record.get("steps") or [])
-    if not steps:
+    """The steps and the validations in the order they ran, as inline SVG: a row each, a bar from start to
+    end, coloured by outcome (validations recorded without times, from older records, are left out)."""
+    steps = sorted(record.get("steps") or [], key=lambda s: s["started"])
+    checks = [
+        {
+            "name": sentence(v["name"]),
+            "started": v["started"],
+            "ended": v.get("ended"),
+            "duration_seconds": float(v.get("duration_seconds") or 0.0),
+            "outcome": v["outcome"],
+            "reason": v.get("reason") or "",
+            "check": v["name"],
+        }
+        for v in record.get("validations") or []
+        if v.get("started") and v.get("outcome") != "skipped"
+    ]
+    rows_in_order = sorted([*steps, *checks], key=lambda s: s["started"])
+    if not rows_in_order:
         return "<p>No step ran.</p>"
     start = record["started"]
-    ends = [_seconds(s["ended"] or s["started"], start) for s in steps]
+    ends = [_seconds(s["ended"] or s["started"], start) for s in rows_in_order]
     total = max([*ends, float(record.get("duration_seconds") or 0), 0.001])
-    label_w, bar_w, row_h = 210, 560, 24
-    height = row_h * len(steps) + 30
+    label_w, bar_w, row_h = 300, 520, 24
+    height = row_h * len(rows_in_order) + 30
     rows = []
-    for i, step in enumerate(steps):
+    for i, step in enumerate(rows_in_order):
         y = 10 + i * row_h
         x0 = _seconds(step["started"], start)
         width = max(2.0, bar_w * step["duration_seconds"] / total)
         x = label_w + bar_w * x0 / total
         colour = OUTCOME_COLOURS.get(step["outcome"], "#57606a")
-        failed = step["outcome"] == "failed"
+        failed = step["outcome"] in ("failed", "error")
         stroke = " stroke='#82071e' stroke-width='2'" if failed else ""
         mark = (
             f"<text x='{x + width + 4:.1f}' y='{y + 15}' class='fail-mark' fill='#cf222e'>"
@@ -119,11 +111,19 @@ def timeline(record: dict[str, Any]) -> str:
             if failed
             else ""
         )
+        is_check = "check" in step
+        group = (
+            f"<g class='check' data-check='{E(step['check'])}' data-outcome='{E(step['outcome'])}'>"
+            if is_check
+            else f"<g class='step' data-step='{E(step['name'])}' data-outcome='{E(step['outcome'])}'>"
+        )
+        label = step["name"] if len(step["name"]) <= 44 else step["name"][:43] + "\u2026"
+        italic = " font-style='italic'" if is_check else ""
         rows.append(
-            f"<g class='step' data-step='{E(step['name'])}' data-outcome='{E(step['outcome'])}'>"
-            f"<title>{E(step['name'])}: {E(step['outcome'])}, {step['duration_seconds']:.2f}s"
+            group + f"<title>{'check: ' if is_check else ''}{E(step['name'])}: {E(step['outcome'])}, "
+            f"{step['duration_seconds']:.2f}s"
             f"{' - ' + E(step['reason'][:300]) if step['reason'] else ''}</title>"
-            f"<text x='4' y='{y + 15}'>{E(step['name'])}</text>"
+            f"<text x='4' y='{y + 15}'{italic}>{E(label)}</text>"
             f"<rect x='{x:.1f}' y='{y + 3}' width='{width:.1f}' height='{row_h - 8}' fill='{colour}'"
             f"{stroke}/>"
             f"<text x='{label_w + bar_w + 60}' y='{y + 15}' class='dur'>"
@@ -135,7 +135,8 @@ def timeline(record: dict[str, Any]) -> str:
     )
     return (
         f"<svg id='timeline' xmlns='http://www.w3.org/2000/svg' width='{label_w + bar_w + 140}' "
-        f"height='{height}' role='img' aria-label='timeline of the steps'>{''.join(rows)}{axis}</svg>"
+        f"height='{height}' role='img' aria-label='timeline of the steps and checks'>"
+        f"{''.join(rows)}{axis}</svg>"
     )
 
 
@@ -298,7 +299,6 @@ def _versions(record: dict[str, Any]) -> str:
     proxies: set[str] = set()
     for col, _ in columns:
         proxies |= set(((versions.get(col) or {}).get("data_plane") or {}).keys())
-    rows += [(f"proxy {p}", "data_plane", p) for p in sorted(proxies)]
     head = "".join(f"<th>{E(title)}</th>" for _, title in columns)
     body = "".join(
         f"<tr><th>{E(label)}</th>"
@@ -306,11 +306,65 @@ def _versions(record: dict[str, Any]) -> str:
         + "</tr>"
         for label, g, k in rows
     )
+    # One row per workload (its pods come and go across the restarts, so a row per pod would never line up
+    # before and after): the versions its proxies ran in each column, with how many pods ran each.
+    workloads: dict[str, dict[str, dict[str, int]]] = {}
+    for col, _ in columns:
+        for proxy, version in ((versions.get(col) or {}).get("data_plane") or {}).items():
+            counts = workloads.setdefault(workload_of(proxy), {}).setdefault(col, {})
+            counts[str(version)] = counts.get(str(version), 0) + 1
+
+    def versions_cell(counts: dict[str, int] | None) -> str:
+        if not counts:
+            return "&ndash;"
+        return ", ".join(E(v) + (f" ({n} pods)" if n > 1 else "") for v, n in sorted(counts.items()))
+
+    body += "".join(
+        f"<tr class='workload'><th>{E(name)}</th>"
+        + "".join(f"<td>{versions_cell(seen.get(c))}</td>" for c, _ in columns)
+        + "</tr>"
+        for name, seen in sorted(workloads.items())
+    )
+    per_proxy = "".join(
+        f"<tr><th>{E(p)}</th>"
+        + "".join(f"<td>{cell(versions.get(c), 'data_plane', p)}</td>" for c, _ in columns)
+        + "</tr>"
+        for p in sorted(proxies)
+    )
+    details = (
+        f"<details><summary>each proxy ({len(proxies)})</summary><table class='grid'><tr><th></th>{head}</tr>"
+        f"{per_proxy}</table></details>"
+        if proxies
+        else ""
+    )
     return (
         "<section id='versions'><h2>Versions</h2>"
-        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{_out_of_scope(versions, columns)}"
+        f"<table class='grid'><tr><th></th>{head}</tr>{body}</table>{details}"
+        f"{_out_of_scope(versions, columns)}"
         "</section>"
     )
+
+
+#: The characters of generated names and pod-template-hashes (kubernetes apimachinery pkg/util/rand,
+#: SafeEncodeString: no vowels, no 0/1/3, so no words).
+SAFE_ALPHABET = frozenset("bcdfghjklmnpqrstvwxz2456789")
+
+
+def workload_of(proxy: str) -> str:
+    """``namespace/workload`` of a proxy ID ``<pod>.<namespace>``: the pod name without its random suffix and,
+    for a Deployment's pod, the ReplicaSet's pod-template-hash (``echo-7d4b9c8f6-x2x9z`` -> ``echo``)."""
+    pod, _, namespace = proxy.rpartition(".")
+    if not pod:
+        pod, namespace = proxy, ""
+    parts = pod.split("-")
+    if len(parts) > 1 and len(parts[-1]) == 5 and set(parts[-1]) <= SAFE_ALPHABET:
+        parts = parts[:-1]  # the pod's random suffix (Deployment, DaemonSet)
+        if len(parts) > 1 and 6 <= len(parts[-1]) <= 10 and set(parts[-1]) <= SAFE_ALPHABET:
+            parts = parts[:-1]  # the pod-template-hash
+    elif len(parts) > 1 and parts[-1].isdigit():
+        parts = parts[:-1]  # a StatefulSet's ordinal
+    name = "-".join(parts)
+    return f"{namespace}/{name}" if namespace else name
 
 
 def _out_of_scope(versions: dict[str, Any], columns: list[tuple[str, str]]) -> str:
@@ -341,21 +395,52 @@ def _out_of_scope(versions: dict[str, Any], columns: list[tuple[str, str]]) -> s
     )
 
 
+def sentence(name: str) -> str:
+    """A check's test name as the sentence it stands for: ``test_no_version_skew`` -> ``No version skew.``"""
+    words = name.removeprefix("test_").replace("_", " ").strip()
+    return (words[:1].upper() + words[1:] + ".") if words else name
+
+
 def _validations(record: dict[str, Any]) -> str:
     marks = {"passed": "&#x2713;", "failed": "&#x2717;", "skipped": "&ndash;", "error": "&#x2717;"}
+    words = {"passed": "passed", "failed": "failed", "skipped": "not run", "error": "could not be checked"}
     items = []
     for check in record.get("validations") or []:
         findings = check.get("findings") or {}
+        outcome = check["outcome"]
+        duration = check.get("duration_seconds")
         items.append(
-            f"<li class='check {E(check['outcome'])}' data-outcome='{E(check['outcome'])}'>"
-            f"<span class='mark'>{marks.get(check['outcome'], '?')}</span> <b>{E(check['name'])}</b> "
-            f"<span class='suite'>({E(check.get('suite', ''))})</span>"
+            f"<li class='check {E(outcome)}' data-outcome='{E(outcome)}' data-check='{E(check['name'])}'>"
+            f"<span class='mark'>{marks.get(outcome, '?')}</span> <b>{E(sentence(check['name']))}</b> "
+            f"{E(words.get(outcome, outcome))}"
+            + (f" in {duration:.2f}s" if isinstance(duration, (int, float)) else "")
+            + f" <span class='suite'>({E(check.get('suite', ''))})</span>"
             + (f"<p>{E(check['reason'])}</p>" if check.get("reason") else "")
-            + (trimmed(_json(findings), "rehearsal.json", 2500) if findings else "")
+            + (
+                f"<details><summary>evidence</summary><code>{E(check['name'])}</code>"
+                + trimmed(_json(findings), "rehearsal.json", 2500)
+                + "</details>"
+                if findings
+                else ""
+            )
             + "</li>"
         )
     body = "".join(items) or "<li>No validation ran.</li>"
     return f"<section id='validations'><h2>Validation checklist</h2><ul class='checks'>{body}</ul></section>"
+
+
+def _count_or_list(value: Any) -> str:
+    """What a rollback re-applied, in words: a count, or the objects named."""
+    if isinstance(value, list):
+        return f"{len(value)} object(s): " + ", ".join(str(v) for v in value) if value else "nothing"
+    return f"{value} object(s)" if value is not None else "nothing"
+
+
+def _codes(codes: Any) -> str:
+    """``{"200": 50}`` as ``50 x 200``."""
+    if not isinstance(codes, dict) or not codes:
+        return "nothing"
+    return ", ".join(f"{n} x {code}" for code, n in sorted(codes.items()))
 
 
 def _rollback(record: dict[str, Any]) -> str:
@@ -363,7 +448,7 @@ def _rollback(record: dict[str, Any]) -> str:
     proof = rollback.get("verification") or {}
     restored = "".join(
         f"<li>{E(str(r.get('undo')))} (registered by {E(str(r.get('registered_by')))}): "
-        f"{E(str(r.get('restored')))} objects re-applied; "
+        f"{E(_count_or_list(r.get('restored')))} re-applied; "
         f"removed: {E(', '.join(r.get('removed') or []) or 'nothing')}; "
         f"rolled out: {E(', '.join(r.get('rolled out') or []) or 'nothing')}</li>"
         for r in rollback.get("restored") or []
@@ -397,7 +482,7 @@ def _rollback(record: dict[str, Any]) -> str:
             f"<p id='rollback-proof' class='{'ok' if proof.get('verified') else 'bad'}'>Proof: "
             + (
                 "the cluster is back at the source: control plane and every proxy at the source version, "
-                f"traffic answers {E(_json(traffic.get('codes')))}, Istio custom resources as backed up"
+                f"traffic answers {E(_codes(traffic.get('codes')))}, Istio custom resources as backed up"
                 if proof.get("verified")
                 else f"NOT proven: {E(_json(findings))}"
             )
@@ -423,23 +508,63 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
             "<section id='manifest'><h2>Installed manifest: before &rarr; after</h2>"
             "<p>No comparison: the target manifest was not generated in this run.</p></section>"
         )
-    body = "".join(
-        f"<tr><td>{E(r['object'])}</td><td>{E(r['facet'])}</td><td class='old'>{E(r['before'])}</td>"
-        f"<td class='new'>{E(r['after'])}</td></tr>"
-        for r in rows
+
+    def table(items: list[dict[str, str]]) -> str:
+        body = "".join(
+            f"<tr><td>{E(r['object'])}</td><td>{E(r['facet'])}</td><td class='old'>{E(r['before'])}</td>"
+            f"<td class='new'>{E(r['after'])}</td></tr>"
+            for r in items
+        )
+        return (
+            "<table class='grid diff'><tr><th>object</th><th>what</th><th>before</th><th>after</th></tr>"
+            f"{body}</table>"
+        )
+
+    added = [r for r in rows if r["facet"] == "(object)" and r["after"] == "added"]
+    removed = [r for r in rows if r["facet"] == "(object)" and r["after"] != "added"]
+    changes = [r for r in rows if r["facet"] != "(object)"]
+    by_object: dict[str, list[dict[str, str]]] = {}
+    for r in changes:
+        by_object.setdefault(r["object"], []).append(r)
+    # An object whose only change is its version labels is churn every upgrade brings: folded.
+    label_only = {o for o, rs in by_object.items() if all(r["facet"].startswith("label ") for r in rs)}
+    images = [r for r in changes if r["facet"].startswith("image ")]
+    other = [r for r in changes if not r["facet"].startswith(("image ", "label "))]
+    summary = (
+        f"<p id='manifest-summary'>{len(added)} object(s) added, {len(removed)} not in the target manifest, "
+        f"{len(by_object)} changed: {len(images)} image(s), {len(other)} other change(s), "
+        f"{len(label_only)} with only their version labels changed; label changes folded below.</p>"
     )
+    parts = [summary]
+    if images:
+        parts.append("<h3>Images changed</h3>" + table(images))
+    if other:
+        parts.append("<h3>Other changes</h3>" + table(other))
+    if added:
+        parts.append("<h3>Added</h3><ul>" + "".join(f"<li>{E(r['object'])}</li>" for r in added) + "</ul>")
+    if removed:
+        parts.append(
+            "<h3>Not in the target manifest</h3><p>Kept on the cluster (istioctl creates some at install "
+            "time, such as the revision-tag webhooks).</p><ul>"
+            + "".join(f"<li>{E(r['object'])}</li>" for r in removed)
+            + "</ul>"
+        )
+    folded = [r for r in changes if r["facet"].startswith("label ")]
+    if folded:
+        parts.append(
+            f"<details><summary>version label changes ({len(folded)}, on "
+            f"{len({r['object'] for r in folded})} object(s))</summary>" + table(folded) + "</details>"
+        )
     return (
         "<section id='manifest'><h2>Installed manifest: before &rarr; after</h2>"
         "<p>Images, versions, securityContext, Service types, webhooks and CRDs that differ between the "
-        "backup of the source and the generated target manifest.</p>"
-        "<table class='grid diff'><tr><th>object</th><th>what</th><th>before</th><th>after</th></tr>"
-        f"{body}</table></section>"
+        "backup of the source and the generated target manifest.</p>" + "".join(parts) + "</section>"
     )
 
 
 def _steps(record: dict[str, Any]) -> str:
     parts = []
-    for step in _steps_in_order(record.get("steps") or []):
+    for step in sorted(record.get("steps") or [], key=lambda s: s["started"]):
         artifacts = "".join(
             f"<li><a href='{E(a['path'])}'>{E(a['path'])}</a> {E(a.get('description', ''))}</li>"
             for a in step.get("artifacts") or []
@@ -502,8 +627,15 @@ def render(record: dict[str, Any], run_dir: Path) -> str:
     return template.substitute(
         title=E(f"Istio upgrade rehearsal {record.get('run_id')}: {verdict}"),
         colour=COLOURS.get(verdict, COLOURS[None]),
-        verdict=E(str(verdict or "interrupted")),
-        meaning=E(MEANING.get(verdict, "")),
+        verdict=E(str(record.get("verdict_summary") or verdict or "interrupted")),
+        meaning=E(
+            MEANING.get(verdict, "")
+            + (
+                "; then the rollback was rehearsed: the cluster is back at the source"
+                if record.get("verdict_summary") == "upgraded, rollback rehearsed"
+                else ""
+            )
+        ),
         summary=E(f"Istio {record.get('from')} \u2192 {record.get('to')} on {record.get('cluster')}"),
         header=header,
         cause=_cause(record),
@@ -511,6 +643,7 @@ def render(record: dict[str, Any], run_dir: Path) -> str:
         versions=_versions(record),
         timeline=timeline(record),
         validations=_validations(record),
+        availability=availability.section(record),
         rollback=_rollback(record),
         manifest=_manifest(record, run_dir),
         steps=_steps(record),

@@ -604,7 +604,7 @@ def baseline(ctx: Rehearsal) -> dict[str, Any]:
         ctx.state["analyze_before"] = analyze_before
         step.add_data("analyze before the upgrade", analyze_before)
         step.note(
-            f"control plane {versions['control_plane']}, {len(versions['data_plane'])} proxies, "
+            f"control plane {', '.join(versions['control_plane'])}, {len(versions['data_plane'])} proxies, "
             f"{traffic['requests']} requests answered 200"
             + (f"; {len(analyze_before)} analyze error(s) already present" if analyze_before else "")
         )

@@ -18,6 +18,7 @@ from istiofacts import catalog, operator
 from .. import waits
 from ..istio.istioctl import IstioctlFailed
 from ..kube import FAST_LOADER
+from ..probe import targets as probe
 from ..run import StepFailed
 from . import ISTIO_NS, RUN_LABEL, Rehearsal, wait_for
 from .mesh import plan_files
@@ -541,7 +542,12 @@ def restart_control_plane(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> None:
         if not reasons:
             step.not_needed("no control plane image, config or CNI change")
             return
-        workloads = [(k, n) for k, n in now if k in ("Deployment", "DaemonSet")]
+        # The control plane first: a gateway that cannot become ready because istiod never did is not the
+        # cause.
+        workloads = sorted(
+            ((k, n) for k, n in now if k in ("Deployment", "DaemonSet")),
+            key=lambda w: not w[1].startswith("istiod"),
+        )
         waits.rollouts(ctx.kube, workloads, ISTIO_NS, s.timeout)
         step.note("; ".join(reasons))
 
@@ -729,6 +735,7 @@ def restart_workloads(
                         },
                         registered_by=step_name,
                     )
+                probe.mark(ctx, f"restart {kind.lower()}/{ns}/{name}")
                 _restart(ctx, kind, name, ns)
             restarted.append((kind, ns, name, why))
         if proven:

@@ -57,6 +57,21 @@ def test_telemetry_counts_the_requests_sent(upgraded, findings):
         pytest.skip(
             "the telemetry check counts the sample echo app's requests; --apps replaced the sample apps"
         )
-    data, problems = validate.telemetry_findings(upgraded)
+    from rehearsal.probe import targets as probe
+
+    with probe.paused(upgraded, "the telemetry check counts its own requests"):
+        data, problems = validate.telemetry_findings(upgraded)
     findings.update(data)
     assert not problems, problems
+
+
+def test_availability_meets_the_slo(upgraded, rehearsal_settings, findings):
+    """The prober's requests from before the apply to after the last restart: success ratio and longest
+    outage against --slo-success and --slo-max-outage."""
+    from rehearsal.probe import targets as probe
+
+    data = probe.current(upgraded) or {"error": "no prober ran"}
+    findings.update({k: v for k, v in data.items() if k not in ("series", "phases")})
+    findings["phases"] = [{k: v for k, v in p.items()} for p in data.get("phases", [])]
+    assert "error" not in data, data.get("error")
+    assert data["slo"]["met"], "; ".join(data["slo"]["breaches"])
