@@ -62,6 +62,9 @@ def _tell(status: WaitStatus) -> None:
             pass
 
 
+tell = _tell  # for waits kept elsewhere (rehearsal.istio.watch: a running istioctl)
+
+
 class WaitFailed(StepFailed):
     """A wait ended without success: the cluster said it cannot succeed, or the deadline passed.
 

@@ -33,6 +33,10 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         "the harness's wait blocks; the clock moves only by pass_time and stops at the second failed pull",
     ),
     ("test_istio_sim.py", "thread"): (1, "sends traffic during restarts; no clock, no pacing"),
+    ("test_scheduling.py", "thread"): (
+        1,
+        "the harness's wait blocks; the clock moves only by pass_time, past the Unschedulable grace",
+    ),
     ("test_report_browser.py", "sleep"): (
         1,
         "Chromium announces its DevTools port only in a file: a deadline-bound poll for it (a condition)",

@@ -85,7 +85,9 @@ def test_a_pod_asking_more_than_a_node_has_is_unschedulable_and_the_wait_ends_af
             f"0/{nodes} nodes are available: {nodes} Insufficient memory. preemption: 0/{nodes} nodes are "
             f"available: {nodes} No preemption victims found for incoming pod."
         )
-        events = [e for e in cluster.store.items(("", "events"), "default") if e["reason"] == "FailedScheduling"]
+        events = [
+            e for e in cluster.store.items(("", "events"), "default") if e["reason"] == "FailedScheduling"
+        ]
         assert events and events[0]["type"] == "Warning" and events[0]["message"] == condition["message"]
         harness = threading.Thread(target=wait, daemon=True)
         harness.start()

@@ -44,11 +44,11 @@ class Scheduler:
     def schedule(self, pod: Obj) -> None:
         all_nodes = self.store.items(("", "nodes"))
         nodes = [n for n in all_nodes if self.fits(pod, n)]
-        short = {}
+        short: dict[str, list[str]] = {}
         if nodes:
-            bound = self._bound_pods()
+            placed = self._bound_pods()
             for n in nodes:
-                missing = insufficient(pod, n, bound.get(n["metadata"]["name"], []))
+                missing = insufficient(pod, n, placed.get(n["metadata"]["name"], []))
                 if missing:
                     short[n["metadata"]["name"]] = missing
             nodes = [n for n in nodes if n["metadata"]["name"] not in short]

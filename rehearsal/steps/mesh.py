@@ -14,7 +14,8 @@ import requests
 from .. import waits
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider, SimRegistry
 from ..istio import istioctl as istioctl_mod
-from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
+from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed, IstioctlStopped
+from ..istio.watch import install_watched
 from ..kube import http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
@@ -203,9 +204,17 @@ def install_source(ctx: Rehearsal) -> None:
                 phase="setup",
             )
         try:
-            ctx.istioctl_from.install(
-                plan_files(s), s.install_sets(s.istio_from), readiness_timeout=f"{int(s.timeout)}s"
+            install_watched(
+                ctx.istioctl_from,
+                ctx.kube,
+                s.install_spec(s.istio_from),
+                plan_files(s),
+                s.install_sets(s.istio_from),
+                f"{int(s.timeout)}s",
             )
+        except IstioctlStopped as exc:
+            # A pod istioctl waits for is past hope: its cause first (with the cluster's evidence).
+            raise waits.WaitFailed(str(exc), exc.cause, exc.evidence) from None
         except IstioctlFailed as exc:
             raise StepFailed(f"istioctl {s.istio_from} install failed: {exc}") from None
         step.note(f"Istio {s.istio_from} installed")
