@@ -41,6 +41,9 @@ class Settings:
     sim_registries: tuple[str, ...] = ()  # HOST[/PATH][=USER:PASSWORD], see rehearsal.cluster.sim.SimRegistry
     k8s_version: str = "1.33.1"
     kind_name: str = "istio-rehearsal"
+    kind_bin: str | None = None  # --kind-bin (else kind on PATH)
+    kind_image: str | None = None  # --kind-image (else the kind release's default node image)
+    kind_registry_mirror: bool = False  # --kind-registry-mirror
     istioctl_from_path: str | None = None
     istioctl_to_path: str | None = None
     apps_registry: str | None = None
@@ -60,12 +63,14 @@ class Settings:
     istio_from_given: bool = True
     # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
     version_notes: tuple[str, ...] = ()
+    # --set values the harness adds on kind for a laptop (kind_sizing), before the user's (not their plan).
+    sizing: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
-        for name in ("sets", "allow_context", "restart_namespaces", "allow_prune", "version_notes"):
+        for name in ("sets", "allow_context", "restart_namespaces", "allow_prune", "version_notes", "sizing"):
             data[name] = list(getattr(self, name))
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
@@ -85,6 +90,7 @@ class Settings:
             "allow_prune",
             "sim_registries",
             "version_notes",
+            "sizing",
         ):
             data[name] = tuple(data.get(name) or ())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
@@ -92,7 +98,7 @@ class Settings:
     def install_spec(self, version: str) -> dict[str, Any]:
         """The plan for installing ``version``: the plan file, then --set, with the tag of that version."""
         spec = operator.deep_merge({}, self.plan_spec)
-        for expression in self.sets:
+        for expression in (*self.sizing, *self.sets):
             key, value = operator.parse_set(expression)
             operator.set_path(spec, key, value)
         spec.pop("tag", None)
@@ -102,9 +108,42 @@ class Settings:
 
     def install_sets(self, version: str) -> list[str]:
         """--set arguments for istioctl: the user's, minus any tag, plus ``tag=<version>``."""
-        return [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")] + [
-            f"tag={version}"
-        ]
+        return (
+            list(self.sizing)
+            + [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")]
+            + [f"tag={version}"]
+        )
+
+
+#: What istiod and the ingress gateway request on kind when the plan sets nothing: Istio's demo profile
+#: ("Lower resource utilization", istio/istio 1.31 manifests/helm-profiles/demo.yaml: pilot 10m/100Mi,
+#: istio-ingressgateway 10m/40Mi); the default profile's istiod asks 500m and 2Gi, twice during a surge.
+KIND_SIZING = {
+    "pilot": (
+        "values.pilot.resources.requests.cpu=10m",
+        "values.pilot.resources.requests.memory=100Mi",
+    ),
+    "ingress gateway": (
+        "values.gateways.istio-ingressgateway.resources.requests.cpu=10m",
+        "values.gateways.istio-ingressgateway.resources.requests.memory=40Mi",
+    ),
+}
+
+
+def kind_sizing(spec: dict[str, Any]) -> tuple[tuple[str, ...], list[str]]:
+    """The laptop-sized requests for what ``spec`` (the plan with its --set values) sizes not itself, and
+    what was sized (for the note)."""
+    components = spec.get("components") or {}
+    values = spec.get("values") or {}
+    pilot_set = bool(((components.get("pilot") or {}).get("k8s") or {}).get("resources")) or bool(
+        (values.get("pilot") or {}).get("resources")
+    )
+    gateways = components.get("ingressGateways") or []
+    gateway_set = any(
+        isinstance(g, dict) and (g.get("k8s") or {}).get("resources") for g in gateways
+    ) or bool(((values.get("gateways") or {}).get("istio-ingressgateway") or {}).get("resources"))
+    sized = [name for name, given in (("pilot", pilot_set), ("ingress gateway", gateway_set)) if not given]
+    return tuple(e for name in sized for e in KIND_SIZING[name]), sized
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
@@ -306,8 +345,18 @@ def resolve(values: dict[str, Any]) -> Settings:
         raise SettingsError(f"--traffic-requests {requests_n}: must be at least 1")
     if timeout <= 0:
         raise SettingsError(f"--step-timeout {timeout:g}: must be more than 0 seconds")
+    sizing: tuple[str, ...] = ()
+    if cluster == "kind":
+        sizing, sized = kind_sizing(Settings(plan_spec=plan_spec, sets=sets).install_spec(istio_to))
+        if sized:
+            notes.append(
+                f"--cluster kind: the {' and the '.join(sized)} request what Istio's demo profile requests "
+                f"({', '.join(sizing)}), as the plan sets no requests for them; a laptop's node has room for "
+                "that during a surge"
+            )
     return Settings(
         cluster=cluster,
+        sizing=sizing,
         kubeconfig=kubeconfig,
         context=v.get("context"),
         istio_from=istio_from,
@@ -323,6 +372,9 @@ def resolve(values: dict[str, Any]) -> Settings:
         sim_registries=registries,
         k8s_version=str(v.get("k8s_version", "1.33.1")),
         kind_name=str(v.get("kind_name", "istio-rehearsal")),
+        kind_bin=v.get("kind_bin"),
+        kind_image=v.get("kind_image"),
+        kind_registry_mirror=bool(v.get("kind_registry_mirror", False)),
         istioctl_from_path=v.get("istioctl_from_path"),
         istioctl_to_path=v.get("istioctl_to_path"),
         apps_registry=v.get("apps_registry"),

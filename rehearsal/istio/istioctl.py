@@ -16,7 +16,6 @@ import platform
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -163,19 +162,18 @@ def download(
 
 
 def terminal_progress(version: str) -> Callable[[int, int], None] | None:
-    if not sys.stderr.isatty():
-        return None
+    """A download's progress in bytes, as progress lines (:func:`rehearsal.report.progress.note`, which the
+    pytest plugin shows through pytest's capture): one at the start and one per quarter of the archive."""
+    from ..report import progress
+
+    shown: list[int] = []
 
     def show(done: int, total: int) -> None:
-        if total:
-            filled = int(30 * done / total)
-            sys.stderr.write(
-                f"\rdownloading istioctl {version} [{'#' * filled}{'.' * (30 - filled)}] "
-                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
-            )
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        quarter = 4 * done // total if total else 0
+        if not shown or (quarter > shown[-1]) or (total and done >= total and shown[-1] < 4):
+            shown.append(quarter if total else 0)
+            size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            progress.note(f"downloading istioctl {version}: {size}")
 
     return show
 
@@ -329,7 +327,7 @@ class Istioctl:
 
         def finish(code: int, note: str = "") -> CommandRecord:
             for reader in readers:
-                reader.join(10)
+                reader.join(2)
             stderr = "".join(err) + (f"\n{note}" if note else "")
             return self.evidence.record_command(argv, code, "".join(out), stderr, started)
 
