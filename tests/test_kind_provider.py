@@ -151,6 +151,7 @@ def test_a_leftover_cluster_someone_else_made_is_not_touched(fake_kind, tmp_path
     with pytest.raises(ClusterError) as raised:
         KindProvider(cluster_name="theirs", say=quiet).provision(tmp_path / "second")
     assert "kind delete cluster --name theirs" in str(raised.value)
+    assert "choose another name (--cluster-name)" in str(raised.value)  # an option that exists
     assert not any(c[:2] == ["delete", "cluster"] for c in calls(fake_kind))
     assert cluster.server_version() == "1.33.1"  # still there, untouched
     KindProvider(cluster_name="theirs", say=quiet)._run(
@@ -346,3 +347,45 @@ def test_a_fake_kind_v0_31_from_kind_bin_ends_upgraded_warns_on_a_failed_load_an
         KindProvider(cluster_name="fake-kind", say=quiet)._run(
             kind_bin, "delete", "cluster", "--name", "fake-kind"
         )
+
+
+def test_help_shows_each_kind_option_once(tmp_path):
+    import subprocess
+
+    from tests.runs import suites_argv
+
+    result = subprocess.run(suites_argv("--help"), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for option in (
+        "--kind-bin",
+        "--kind-image",
+        "--cluster-name",
+        "--keep-cluster",
+        "--kind-registry-mirror",
+    ):
+        assert result.stdout.count(f"  {option}") == 1, option
+
+
+def test_kind_bin_is_the_kind_run_and_pytest_kinds_unused_options_are_refused(tmp_path, suites_run):
+    from rehearsal import exitcodes
+
+    missing = tmp_path / "no-such-kind"
+    data = suites_run(tmp_path / "a", "--cluster", "kind", "--kind-bin", str(missing)).data
+    assert f"kind was not found at {missing}" in data["failure"]
+    refused = suites_run(tmp_path / "b", "--cluster", "kind", "--kubeconfig", str(tmp_path / "kubeconfig"))
+    assert refused.returncode == exitcodes.BAD_OPTION and "--kubeconfig" in refused.stderr
+    assert not (tmp_path / "b" / "reports").exists()
+
+
+def test_on_kind_istiod_and_the_gateway_are_sized_for_a_laptop_unless_the_plan_sizes_them():
+    from rehearsal.settings import KIND_SIZING, resolve
+
+    sized = resolve({"cluster": "kind"})
+    assert sized.sizing == KIND_SIZING["pilot"] + KIND_SIZING["ingress gateway"]
+    assert set(sized.sizing) <= set(sized.install_sets(sized.istio_to))
+    assert any("demo profile" in note for note in sized.version_notes)
+    own = resolve({"cluster": "kind", "sets": ["components.pilot.k8s.resources.requests.memory=3Gi"]})
+    assert own.sizing == KIND_SIZING["ingress gateway"]
+    spec = own.install_spec(own.istio_to)
+    assert spec["components"]["pilot"]["k8s"]["resources"]["requests"]["memory"] == "3Gi"
+    assert resolve({"cluster": "sim"}).sizing == ()
