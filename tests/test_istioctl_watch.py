@@ -22,6 +22,7 @@ HANGING = """#!{python}
 import signal, sys
 sys.stderr.write("- Processing resources for Istiod. Waiting for Deployment/istio-system/istiod\\n")
 sys.stderr.flush()
+open(sys.argv[0] + ".said", "w").close()
 signal.pause()
 """
 QUICK = """#!{python}
@@ -51,12 +52,14 @@ def test_a_hopeless_pod_stops_istioctl_with_the_cause_first(tmp_path, monkeypatc
     monkeypatch.setattr(istioctl_mod, "WATCH_INTERVAL", 0.02)
     looks: list[int] = []
 
-    def watch() -> dict | None:
+    script = _script(tmp_path, HANGING)
+
+    def watch() -> dict | None:  # hopeless once istioctl has said what it waits for
         looks.append(1)
-        return dict(CAUSE) if len(looks) >= 3 else None
+        return dict(CAUSE) if len(looks) >= 3 and Path(f"{script}.said").exists() else None
 
     ticks: list[tuple[float, float]] = []
-    ctl = Istioctl("1.0.0", _script(tmp_path, HANGING))
+    ctl = Istioctl("1.0.0", script)
     started = time.monotonic()
     with pytest.raises(IstioctlStopped) as stopped:
         ctl.install(
@@ -163,3 +166,22 @@ def test_an_istiod_asking_more_than_a_node_has_fails_naming_failed_scheduling_qu
     assert install["reason"].startswith("pod istio-system/istiod-"), install["reason"]
     assert "FailedScheduling" in install["reason"] and "Insufficient memory" in install["reason"]
     assert "(unschedulable for " in install["reason"]  # after the grace, not the readiness timeout of 300 s
+
+
+def test_a_pod_broken_before_istioctl_started_does_not_stop_it():
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}
+    broken = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "someone-elses", "namespace": "istio-system"},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/theirs:1"}]},
+    }
+    with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
+        kube = Kube(cluster.api_client())
+        kube.apply([namespace, broken])
+        before = watch_mod.PodWatch(kube, ["istio-system"])
+        cluster.pass_time(2, step=1)
+        before.start()  # istioctl starts now
+        cluster.pass_time(60, step=1)
+        assert before.last_pods == {} and before() is None
+        assert watch_mod.PodWatch(kube, ["istio-system"])() is not None  # without the start, it would stop

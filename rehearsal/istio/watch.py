@@ -34,6 +34,14 @@ class PodWatch:
         self.namespaces = list(dict.fromkeys(namespaces))
         self.grace = grace
         self.last_pods: dict[str, list[Obj]] = {}
+        self.since: Any = None  # the cluster's clock when istioctl started: older pods are not its doing
+
+    def start(self) -> None:
+        """Note the cluster's clock before istioctl runs: a pod that was broken before (a user's, in a shared
+        namespace) is not a reason to stop this istioctl."""
+        from ..waits import cluster_time
+
+        self.since = hopeless.moment(cluster_time(self.kube, "default"))
 
     def _pods(self, namespace: str) -> list[Obj]:
         try:
@@ -60,6 +68,9 @@ class PodWatch:
                 return hopeless.moment(cluster_time(self.kube, ns))
 
             for pod in pods:
+                created = hopeless.moment(pod["metadata"].get("creationTimestamp"))
+                if self.since is not None and created is not None and created < self.since:
+                    continue
                 cause = hopeless.pod_cause(pod, events, now, self.grace)
                 if cause is not None:
                     cause["evidence"] = evidence(pod, events(), cluster_time(self.kube, namespace))
@@ -220,6 +231,7 @@ def install_watched(
     from ..waits import WaitStatus, tell
 
     watch = PodWatch(kube, namespaces_of(spec))
+    watch.start()
     what = f"istioctl {ctl.version} {'upgrade' if upgrade else 'install'}"
     try:
         return ctl.install(
