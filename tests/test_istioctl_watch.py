@@ -22,7 +22,8 @@ HANGING = """#!{python}
 import signal, sys
 sys.stderr.write("- Processing resources for Istiod. Waiting for Deployment/istio-system/istiod\\n")
 sys.stderr.flush()
-open(sys.argv[0] + ".said", "w").close()
+import os
+open(sys.argv[0] + ".said", "w").write(str(os.getpid()))
 signal.pause()
 """
 QUICK = """#!{python}
@@ -80,6 +81,24 @@ def test_a_hopeless_pod_stops_istioctl_with_the_cause_first(tmp_path, monkeypatc
     assert stopped.value.record.exit_code == -2
     assert stopped.value.evidence["events"][0]["message"] == "Error: ErrImagePull"
     assert ticks and ticks[-1][1] == 3 * 300 + istioctl_mod.INSTALL_MARGIN
+
+
+def test_an_interrupted_watch_does_not_leave_istioctl_running(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(istioctl_mod, "WATCH_INTERVAL", 0.02)
+    script = _script(tmp_path, HANGING)
+    said = Path(f"{script}.said")
+
+    def watch() -> dict | None:
+        if said.exists() and said.read_text():
+            raise KeyboardInterrupt  # Ctrl-C while istioctl waits
+        return None
+
+    with pytest.raises(KeyboardInterrupt):
+        Istioctl("1.0.0", script).install(watch=watch)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(said.read_text()), 0)
 
 
 def test_a_watched_istioctl_that_ends_returns_its_record(tmp_path, monkeypatch):

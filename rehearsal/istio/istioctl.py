@@ -331,28 +331,35 @@ class Istioctl:
             stderr = "".join(err) + (f"\n{note}" if note else "")
             return self.evidence.record_command(argv, code, "".join(out), stderr, started)
 
-        while True:
-            try:
-                code = proc.wait(WATCH_INTERVAL)
-                return finish(code)
-            except subprocess.TimeoutExpired:
-                pass
-            elapsed = time.monotonic() - began
-            if elapsed >= timeout:
+        try:
+            while True:
+                try:
+                    code = proc.wait(WATCH_INTERVAL)
+                    return finish(code)
+                except subprocess.TimeoutExpired:
+                    pass
+                elapsed = time.monotonic() - began
+                if elapsed >= timeout:
+                    _stop(proc)
+                    return finish(-1, f"timed out after {timeout:.0f}s")
+                try:
+                    cause = watch()
+                except Exception:  # a look that failed is not a verdict: look again
+                    cause = None
+                if cause is not None:
+                    _stop(proc)
+                    record = finish(-2, "stopped by the harness: " + str(cause.get("reason")))
+                    command = " ".join(["istioctl", *args])
+                    said = "".join(err) + "".join(out)
+                    raise IstioctlStopped(record, cause, stopped_message(cause, said, command))
+                if ticker is not None:
+                    ticker(elapsed, timeout)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or stopped: istioctl does not outlive the harness's call, as
+            # subprocess.run would not let it.
+            if proc.poll() is None:
                 _stop(proc)
-                return finish(-1, f"timed out after {timeout:.0f}s")
-            try:
-                cause = watch()
-            except Exception:  # a look that failed is not a verdict: look again
-                cause = None
-            if cause is not None:
-                _stop(proc)
-                record = finish(-2, "stopped by the harness: " + str(cause.get("reason")))
-                command = " ".join(["istioctl", *args])
-                said = "".join(err) + "".join(out)
-                raise IstioctlStopped(record, cause, stopped_message(cause, said, command))
-            if ticker is not None:
-                ticker(elapsed, timeout)
+            raise
 
     def _argv(self, args: tuple[str, ...]) -> list[str]:
         argv = [str(self.path), *args]
