@@ -43,6 +43,7 @@ FAKE_KIND = textwrap.dedent("""\
         print((state / (option("--name") + ".kubeconfig")).read_text(), end="")
     elif args[:2] == ["create", "cluster"]:
         name, kubeconfig = option("--name"), option("--kubeconfig")
+        print(f"Creating cluster '{{name}}' ...", flush=True)
         proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--name", name,
                                  "--kubeconfig", kubeconfig], stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()
@@ -117,8 +118,10 @@ def quiet(text: str) -> None:
 
 
 def test_creates_with_wait_and_the_pinned_image_then_deletes(fake_kind, tmp_path):
-    cluster = KindProvider(cluster_name="rehearse-me", say=quiet).provision(tmp_path / "run")
+    said: list[str] = []
+    cluster = KindProvider(cluster_name="rehearse-me", say=said.append).provision(tmp_path / "run")
     try:
+        assert "  Creating cluster 'rehearse-me' ..." in said  # kind's own lines, passed on as they come
         assert cluster.context == "kind-rehearse-me" and cluster.server_version() == "1.33.1"
         create = next(c for c in calls(fake_kind) if c[:2] == ["create", "cluster"])
         assert "--name=rehearse-me" in create and f"--image={KIND_NODE_IMAGE}" in create

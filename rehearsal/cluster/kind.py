@@ -127,11 +127,24 @@ class KindProvider:
         # A reader of its own: the command's end, not the pipe's (a helper it leaves may hold it), ends this.
         reader = threading.Thread(target=relay, daemon=True)
         reader.start()
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = -9
+        from ..waits import WaitStatus, tell
+
+        # A long wait like any other: a live line on a terminal, a plain line every 15 s off one (kind is
+        # silent for minutes while it pulls the node image).
+        what, began = f"kind {' '.join(args[:2])} {self.cluster_name}", time.monotonic()
+        code: int | None = None
+        while code is None:
+            try:
+                code = proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - began
+                if elapsed >= timeout:
+                    proc.kill()
+                    proc.wait()
+                    code = -9
+                else:
+                    tell(WaitStatus(what, elapsed, timeout))
+        tell(WaitStatus(what, time.monotonic() - began, timeout, done=True))
         reader.join(0.5)
         if code < 0:
             raise ClusterError(
