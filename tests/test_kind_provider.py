@@ -373,8 +373,10 @@ def test_kind_bin_is_the_kind_run_and_pytest_kinds_unused_options_are_refused(tm
     from rehearsal import exitcodes
 
     missing = tmp_path / "no-such-kind"
-    data = suites_run(tmp_path / "a", "--cluster", "kind", "--kind-bin", str(missing)).data
-    assert f"kind was not found at {missing}" in data["failure"]
+    # With pytest-kind installed (its options, read by the harness) and without it (the harness's own).
+    for n, plugins in enumerate(([], ["-p", "no:pytest-kind"])):
+        data = suites_run(tmp_path / f"a{n}", *plugins, "--cluster", "kind", "--kind-bin", str(missing)).data
+        assert f"kind was not found at {missing}" in data["failure"]
     refused = suites_run(tmp_path / "b", "--cluster", "kind", "--kubeconfig", str(tmp_path / "kubeconfig"))
     assert refused.returncode == exitcodes.BAD_OPTION and "--kubeconfig" in refused.stderr
     assert not (tmp_path / "b" / "reports").exists()
