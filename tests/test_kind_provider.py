@@ -44,8 +44,8 @@ FAKE_KIND = textwrap.dedent("""\
     elif args[:2] == ["create", "cluster"]:
         name, kubeconfig = option("--name"), option("--kubeconfig")
         print(f"Creating cluster '{{name}}' ...", flush=True)
-        proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--name", name,
-                                 "--kubeconfig", kubeconfig, "--time-scale", "0"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--name", name, "--kubeconfig",
+                                 kubeconfig, "--time-scale", "0"], stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()
         (state / f"{{name}}.pid").write_text(str(proc.pid))
         (state / f"{{name}}.kubeconfig").write_text(Path(kubeconfig).read_text())
