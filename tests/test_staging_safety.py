@@ -241,6 +241,13 @@ def users_namespace(cluster: SimCluster) -> Iterator[Callable[[str], Kube]]:
     yield make
     for namespace in made:
         kube.resource("v1", "Namespace").delete(name=namespace)
+    # Gone, not only terminating: the next test that makes the same namespace must not meet this one's
+    # finalization (its create would answer AlreadyExists, then the namespace and its objects would vanish).
+    cluster.wait_for(
+        lambda: all(cluster.store.get(("", "namespaces"), "", n) is None for n in made),
+        timeout=120,
+        what=f"namespaces {made} to be finalized",
+    )
 
 
 def test_a_taken_sample_app_name_stops_the_run_before_any_change_naming_it(
@@ -501,7 +508,9 @@ def test_injection_is_proven_by_a_dry_run_pod_before_any_restart(tmp_path, clust
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}},
-            }
+            },
+            # Not labelled for injection; created here, so the test does not lean on another test's namespace.
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "batch"}},
         ]
     )
     template = _user_objects("shop")[2]["spec"]["template"]
