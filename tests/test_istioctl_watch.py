@@ -166,7 +166,13 @@ def test_a_mistyped_hub_fails_the_source_install_in_under_a_minute_naming_err_im
     took = time.monotonic() - started
     data = result.data
     assert data["verdict"] == "failed" and took < 60, (data.get("failure"), took)
-    install = next(s for s in data["steps"] if s["name"] == "install source")
+    image = f"registry.invalid/istio/pilot:{data['from']}"
+    failed = next(s for s in data["steps"] if s["outcome"] == "failed")
+    assert image in failed["reason"] and "registry.invalid" in failed["reason"], failed["reason"]
+    if failed["name"] != "install source":  # a pull check before the install found it even sooner
+        assert "ImagePullBackOff" in failed["reason"] or "ErrImagePull" in failed["reason"]
+        return
+    install = failed
     reason = install["reason"]
     assert reason.startswith("pod istio-system/istiod-"), reason
     assert "ErrImagePull" in reason and "registry host registry.invalid" in reason
@@ -197,7 +203,14 @@ def test_a_pod_broken_before_istioctl_started_does_not_stop_it():
     }
     with SimCluster(clock=SimClock.manual_clock(), system_workloads=False) as cluster:
         kube = Kube(cluster.api_client())
-        kube.apply([namespace, broken])
+        kube.apply([namespace])
+        # Pods are admitted once the namespace's default ServiceAccount exists (its controller makes it).
+        cluster.pass_time(
+            10,
+            step=0.5,
+            until=lambda: bool(cluster.store.get(("", "serviceaccounts"), "istio-system", "default")),
+        )
+        kube.apply([broken])
         before = watch_mod.PodWatch(kube, ["istio-system"])
         cluster.pass_time(2, step=1)
         before.start()  # istioctl starts now

@@ -310,8 +310,12 @@ def test_a_fake_kind_v0_31_from_kind_bin_ends_upgraded_warns_on_a_failed_load_an
     kind_bin = own / "kind-v0.31.0"
     kind_bin.write_text(f'#!/bin/sh\nFAKE_KIND_VERSION=v0.31.0 exec {tmp_path / "bin" / "kind"} "$@"\n')
     kind_bin.chmod(0o755)
+    from rehearsal.settings import resolve
+    from rehearsal.steps.mesh import kind_images
+
     source, target = catalog.default_pair()
-    pilot = f"{catalog.default_hub(source)}/pilot:{source}"
+    # The source's pilot as the run preloads it (the right hub for that version).
+    pilot = next(i for i in kind_images(resolve({"cluster": "kind"})) if i.endswith(f"/pilot:{source}"))
     monkeypatch.setenv("FAKE_DOCKER_IMAGES", pilot)  # Docker has it, but loading it fails both ways
     monkeypatch.setenv("FAKE_KIND_LOAD_FAILS", pilot)
     monkeypatch.setenv("FAKE_KIND_ARCHIVE_FAILS", "1")
