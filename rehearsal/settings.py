@@ -44,6 +44,9 @@ class Settings:
     sim_registries: tuple[str, ...] = ()  # HOST[/PATH][=USER:PASSWORD], see rehearsal.cluster.sim.SimRegistry
     k8s_version: str = "1.33.1"
     kind_name: str = "istio-rehearsal"
+    kind_bin: str | None = None  # --kind-bin (else kind on PATH)
+    kind_image: str | None = None  # --kind-image (else the kind release's default node image)
+    kind_registry_mirror: bool = False  # --kind-registry-mirror
     istioctl_from_path: str | None = None
     istioctl_to_path: str | None = None
     apps_registry: str | None = None
@@ -68,6 +71,8 @@ class Settings:
     istio_from_given: bool = True
     # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
     version_notes: tuple[str, ...] = ()
+    # --set values the harness adds on kind for a laptop (kind_sizing), before the user's (not their plan).
+    sizing: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
     # The simulated world's date (--sim-date, UTC, "YYYY-MM-DD[THH:MM]"): Istio's registries follow their
     # retirement dates against it (istiofacts.registries); None: the simulator applies no dates.
@@ -90,6 +95,7 @@ class Settings:
             "version_notes",
             "pull_secrets",
             "hub_notes",
+            "sizing",
         ):
             data[name] = list(getattr(self, name))
         data["hub_choices"] = [list(c) for c in self.hub_choices]
@@ -113,6 +119,7 @@ class Settings:
             "version_notes",
             "pull_secrets",
             "hub_notes",
+            "sizing",
         ):
             data[name] = tuple(data.get(name) or ())
         data["hub_choices"] = tuple(tuple(c) for c in data.get("hub_choices") or ())
@@ -121,7 +128,7 @@ class Settings:
     def install_spec(self, version: str) -> dict[str, Any]:
         """The plan for installing ``version``: the plan file, then --set, with the tag of that version."""
         spec = operator.deep_merge({}, self.plan_spec)
-        for expression in self.sets:
+        for expression in (*self.sizing, *self.sets):
             key, value = operator.parse_set(expression)
             operator.set_path(spec, key, value)
         spec.pop("tag", None)
@@ -137,14 +144,47 @@ class Settings:
         return next((hub for v, hub in self.hub_choices if v == version), None)
 
     def install_sets(self, version: str) -> list[str]:
-        """--set arguments for istioctl: the user's, minus any tag, plus ``tag=<version>`` (and the hub the
-        harness chose for a version whose default registry retires)."""
+        """--set arguments for istioctl: the laptop sizing on kind (``sizing``), the user's, minus any tag,
+        plus ``tag=<version>`` (and the hub the harness chose for a version whose default registry
+        retires)."""
         chosen = self.chosen_hub(version)
         return (
-            [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")]
+            list(self.sizing)
+            + [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")]
             + ([f"hub={chosen}"] if chosen else [])
             + [f"tag={version}"]
         )
+
+
+#: What istiod and the ingress gateway request on kind when the plan sets nothing: Istio's demo profile
+#: ("Lower resource utilization", istio/istio 1.31 manifests/helm-profiles/demo.yaml: pilot 10m/100Mi,
+#: istio-ingressgateway 10m/40Mi); the default profile's istiod asks 500m and 2Gi, twice during a surge.
+KIND_SIZING = {
+    "pilot": (
+        "values.pilot.resources.requests.cpu=10m",
+        "values.pilot.resources.requests.memory=100Mi",
+    ),
+    "ingress gateway": (
+        "values.gateways.istio-ingressgateway.resources.requests.cpu=10m",
+        "values.gateways.istio-ingressgateway.resources.requests.memory=40Mi",
+    ),
+}
+
+
+def kind_sizing(spec: dict[str, Any]) -> tuple[tuple[str, ...], list[str]]:
+    """The laptop-sized requests for what ``spec`` (the plan with its --set values) sizes not itself, and
+    what was sized (for the note)."""
+    components = spec.get("components") or {}
+    values = spec.get("values") or {}
+    pilot_set = bool(((components.get("pilot") or {}).get("k8s") or {}).get("resources")) or bool(
+        (values.get("pilot") or {}).get("resources")
+    )
+    gateways = components.get("ingressGateways") or []
+    gateway_set = any(
+        isinstance(g, dict) and (g.get("k8s") or {}).get("resources") for g in gateways
+    ) or bool(((values.get("gateways") or {}).get("istio-ingressgateway") or {}).get("resources"))
+    sized = [name for name, given in (("pilot", pilot_set), ("ingress gateway", gateway_set)) if not given]
+    return tuple(e for name in sized for e in KIND_SIZING[name]), sized
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
@@ -381,8 +421,18 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
     refusals, choices, hub_notes = early.hub_decisions(specs, moment)
     if refusals:
         raise SettingsError(f"{'--plan/--set' if plan else '--set'}: {refusals[0]}")
+    sizing: tuple[str, ...] = ()
+    if cluster == "kind":
+        sizing, sized = kind_sizing(Settings(plan_spec=plan_spec, sets=sets).install_spec(istio_to))
+        if sized:
+            notes.append(
+                f"--cluster kind: the {' and the '.join(sized)} request what Istio's demo profile requests "
+                f"({', '.join(sizing)}), as the plan sets no requests for them; a laptop's node has room for "
+                "that during a surge"
+            )
     return Settings(
         cluster=cluster,
+        sizing=sizing,
         kubeconfig=kubeconfig,
         context=v.get("context"),
         istio_from=istio_from,
@@ -398,6 +448,9 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         sim_registries=registries,
         k8s_version=str(v.get("k8s_version", "1.33.1")),
         kind_name=str(v.get("kind_name", "istio-rehearsal")),
+        kind_bin=v.get("kind_bin"),
+        kind_image=v.get("kind_image"),
+        kind_registry_mirror=bool(v.get("kind_registry_mirror", False)),
         istioctl_from_path=v.get("istioctl_from_path"),
         istioctl_to_path=v.get("istioctl_to_path"),
         apps_registry=v.get("apps_registry"),

@@ -5,7 +5,9 @@ A rollout wait watches the workload *and* its pods: it returns when the rollout 
 that does not heal by waiting: ``ProgressDeadlineExceeded`` (deployment controller), an image pull still
 failing after one back-off (``ErrImagePull`` / ``ImagePullBackOff``, kubelet), a crash again after the first
 back-off (``CrashLoopBackOff``), ``CreateContainerConfigError`` / ``CreateContainerError`` /
-``InvalidImageName``, or a ``ReplicaFailure`` condition / ``FailedCreate`` event (a pod refused by admission).
+``InvalidImageName``, a pod ``Unschedulable`` (``FailedScheduling``) past a grace on the cluster's clock, or a
+``ReplicaFailure`` condition / ``FailedCreate`` event (a pod refused by admission); the pod rules are
+:mod:`rehearsal.hopeless`'s.
 Reasons and their meaning are those of kubernetes/kubernetes ``pkg/kubelet/images/types.go``,
 ``pkg/kubelet/container/sync_result.go`` and ``pkg/controller/deployment/util/deployment_util.go``
 (tag v1.33.1).
@@ -24,23 +26,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import hopeless
 from .evidence import redact, remember_secret_values
 from .kube import Kube, rollout_complete, rollout_message
 from .run import StepFailed
 
 Obj = dict[str, Any]
 
-# Container waiting reasons that never heal by waiting alone.
-HOPELESS_AT_ONCE = (
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "InvalidImageName",
-)
-IMAGE_PULL = ("ErrImagePull", "ImagePullBackOff")
-#: Crashes before a crash loop is taken as final: an init container started while the Istio CNI agent of its
-#: node restarts (during a CNI upgrade) fails until the agent is back, then passes; a real crash keeps going.
-CRASHES = 3
+# The pod-level rules live in rehearsal.hopeless (shared with the watch over a running istioctl).
+HOPELESS_AT_ONCE = hopeless.HOPELESS_AT_ONCE
+IMAGE_PULL = hopeless.IMAGE_PULL
+CRASHES = hopeless.CRASHES
 LOG_LINES = 20
 
 
@@ -64,6 +60,9 @@ def _tell(status: WaitStatus) -> None:
             observer(status)
         except Exception:  # a broken progress line must never break a wait
             pass
+
+
+tell = _tell  # for waits kept elsewhere (rehearsal.istio.watch: a running istioctl)
 
 
 class WaitFailed(StepFailed):
@@ -109,27 +108,9 @@ def _events(kube: Kube, namespace: str) -> list[Obj]:
         return []
 
 
-def _container_states(pod: Obj) -> list[tuple[str, Obj]]:
-    status = pod.get("status") or {}
-    return [
-        (s["name"], s)
-        for s in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
-    ]
-
-
-def _waiting(state: Obj) -> Obj:
-    return (state.get("state") or {}).get("waiting") or {}
-
-
-def _pull_failures(events: list[Obj], pod: str, image: str) -> int:
-    """How often the kubelet reported failing to pull ``image`` for ``pod`` (events aggregate repeats)."""
-    return sum(
-        int(e.get("count") or 1)
-        for e in events
-        if (e.get("involvedObject") or {}).get("name") == pod
-        and e.get("reason") == "Failed"
-        and str(e.get("message", "")).startswith(f'Failed to pull image "{image}"')
-    )
+_container_states = hopeless.container_states
+_waiting = hopeless.waiting
+_pull_failures = hopeless.pull_failures
 
 
 def cluster_time(kube: Kube, namespace: str) -> str | None:
@@ -154,21 +135,7 @@ def cluster_time(kube: Kube, namespace: str) -> str | None:
         return None
 
 
-def _moment(value: Any) -> dt.datetime | None:
-    """A timestamp of the API (RFC 3339, with or without fractions; or the client's datetime), as UTC,
-    truncated to the second: events' ``lastTimestamp`` has whole seconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).replace(microsecond=0)
+_moment = hopeless.moment
 
 
 def _verdict_of(
@@ -188,43 +155,18 @@ def _verdict_of(
         if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
             return {"object": where, "reason": condition.get("reason"), "message": condition.get("message")}
     events: list[Obj] | None = None
+
+    def listed() -> list[Obj]:
+        nonlocal events
+        if events is None:
+            events = _events(kube, meta["namespace"])
+        return events
+
     for pod in pods:
-        if (pod["metadata"].get("deletionTimestamp")) is not None:
-            continue
-        for name, state in _container_states(pod):
-            waiting = _waiting(state)
-            reason = waiting.get("reason") or ""
-            obj = f"pod {meta['namespace']}/{pod['metadata']['name']} container {name}"
-            # A container that crashed may be racing something that heals (see CRASHES).
-            if reason == "CrashLoopBackOff" and int(state.get("restartCount") or 0) < CRASHES:
-                continue
-            if reason in HOPELESS_AT_ONCE:
-                return {
-                    "object": obj,
-                    "reason": reason,
-                    "message": waiting.get("message") or "",
-                    "image": state.get("image"),
-                }
-            if reason in IMAGE_PULL:
-                if events is None:
-                    events = _events(kube, meta["namespace"])
-                image = state.get("image") or ""
-                # One failure can be a registry hiccup; a failure after the kubelet's back-off is not.
-                failures = _pull_failures(events, pod["metadata"]["name"], image)
-                if failures >= 2:
-                    said = [
-                        str(e.get("message"))
-                        for e in events
-                        if (e.get("involvedObject") or {}).get("name") == pod["metadata"]["name"]
-                        and str(e.get("message", "")).startswith(f'Failed to pull image "{image}"')
-                    ]
-                    return {
-                        "object": obj,
-                        "reason": "ImagePullBackOff",
-                        "image": image,
-                        "message": f"image {image} cannot be pulled ({failures} attempts, the last after a "
-                        f"back-off): {said[-1] if said else waiting.get('message') or reason}",
-                    }
+        cause = hopeless.pod_cause(pod, listed, lambda: _moment(cluster_time(kube, meta["namespace"])))
+        if cause is not None:
+            cause.pop("host", None)
+            return cause
     if check_events:
         current = _current_controllers(kube, workload)
         for event in _events(kube, meta["namespace"]) if events is None else events:

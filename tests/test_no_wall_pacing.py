@@ -37,6 +37,10 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         5,
         "the manual SimClock's tickers and the EDS debounce are what is tested: explicit steps, no wall",
     ),
+    ("test_scheduling.py", "thread"): (
+        1,
+        "the harness's wait blocks; the clock moves only by pass_time, past the Unschedulable grace",
+    ),
     ("test_report_browser.py", "sleep"): (
         1,
         "Chromium announces its DevTools port only in a file: a deadline-bound poll for it (a condition)",

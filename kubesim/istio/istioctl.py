@@ -127,6 +127,14 @@ class Emulator:
     def warn(self, text: str) -> None:
         self.err.write(text + "\n")
 
+    def flush(self) -> None:
+        """istioctl's progress reaches a pipe as it is written (Go's os.Stdout is unbuffered)."""
+        for stream in (self.out, self.err):
+            try:
+                stream.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+
     # -- dispatch -----------------------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int:
         try:

@@ -50,7 +50,6 @@ def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings
     for obj in rest:
         component = (obj["metadata"].get("labels") or {}).get("operator.istio.io/component", "Base")
         by_component.setdefault(component, []).append(obj)
-    deadline = time.monotonic() + timeout
     failures = []
     for component, line in COMPONENT_LINES:
         if component == "Base":
@@ -64,9 +63,23 @@ def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings
             items = by_component.get(component, [])
         if not items and component != "Base":
             continue
+        name = USER_FACING.get(component, component)
         try:
             for obj in items:
                 kubeops.apply(client, obj)
+            # Each component waits for its own resources with the whole --readiness-timeout (1.31
+            # operator/pkg/install/install.go applyManifestSet -> WaitForResources(..., i.WaitTimeout, ...)).
+            deadline = time.monotonic() + timeout
+            waiting = [
+                f"{o['kind']}/{o['metadata']['namespace']}/{o['metadata']['name']}"
+                for o in items
+                if o["kind"] in ("Deployment", "DaemonSet")
+            ]
+            if waiting:
+                # Off a terminal istioctl writes its status line once per change, prefixed "- "
+                # (operator/pkg/util/progress/progress.go createStatus and SetMessage).
+                ctl.say(f"- Processing resources for {name}. Waiting for {', '.join(sorted(waiting))}")
+                ctl.flush()
             for obj in items:
                 if obj["kind"] in ("Deployment", "DaemonSet"):
                     kubeops.wait_ready(
@@ -77,10 +90,8 @@ def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings
                         max(1.0, deadline - time.monotonic()),
                     )
             ctl.say(f"\u2714 {line}")
+            ctl.flush()
         except kubeops.NotReady as exc:
-            name = {"Pilot": "Istiod", "IngressGateways": "Ingress gateways", "Cni": "CNI"}.get(
-                component, component
-            )
             ctl.say(
                 f"\u2718 {name} encountered an error: failed to wait for resource: resources not ready after "
                 f"{_go_duration(timeout)}: context deadline exceeded\n  {exc}"
@@ -93,6 +104,9 @@ def install_objects(ctl: Emulator, objs: list[Obj], settings: manifests.Settings
             f"failed to install manifests: errors occurred during operation: {', '.join(failures)} "
             "did not become ready"
         )
+
+
+USER_FACING = {"Pilot": "Istiod", "IngressGateways": "Ingress gateways", "Cni": "CNI"}
 
 
 def _go_duration(seconds: float) -> str:

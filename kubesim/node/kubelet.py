@@ -113,6 +113,19 @@ class Kubelet(Controller):
                     self.enqueue((pod["metadata"]["namespace"], pod["metadata"]["name"]))
             return
         self.enqueue((event.namespace, event.name))
+        if (
+            event.gr == PODS
+            and event.obj["spec"].get("nodeName")
+            and (
+                event.type == "DELETED" or event.obj.get("status", {}).get("phase") in ("Succeeded", "Failed")
+            )
+        ):
+            # A bound pod let go of its requests: kube-scheduler moves unschedulable pods back to its active
+            # queue on such an event (pkg/scheduler/backend/queue/scheduling_queue.go
+            # MoveAllToActiveOrBackoffQueue, event AssignedPodDelete).
+            for pod in self.api.store.items(PODS):
+                if not pod["spec"].get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+                    self.enqueue((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     def resync(self) -> None:
         for pod in self.api.store.items(PODS):

@@ -16,7 +16,6 @@ import platform
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -51,6 +50,25 @@ class IstioctlFailed(Exception):
             f"{(record.stderr or record.stdout).strip()[:2000]}"
         )
         self.record = record
+
+
+class IstioctlStopped(IstioctlFailed):
+    """The harness stopped istioctl: a pod it waited for was past hope (see :mod:`rehearsal.istio.watch`).
+    ``cause`` names the pod and the cluster's reason; ``evidence`` is what the cluster showed then."""
+
+    def __init__(self, record: CommandRecord, cause: dict[str, Any], message: str) -> None:
+        Exception.__init__(self, message)
+        self.record = record
+        self.cause = {k: v for k, v in cause.items() if k != "evidence"}
+        self.evidence = dict(cause.get("evidence") or {}, cause=self.cause)
+
+
+#: Looks at the cluster while an istioctl command runs: the cause once it cannot succeed, else None.
+Watch = Callable[[], "dict[str, Any] | None"]
+#: Told every few seconds while a watched command runs: (elapsed, deadline) in seconds.
+Ticker = Callable[[float, float], None]
+#: Wall seconds between two looks at the cluster while istioctl runs.
+WATCH_INTERVAL = 1.0
 
 
 def platform_suffix() -> str:
@@ -144,19 +162,18 @@ def download(
 
 
 def terminal_progress(version: str) -> Callable[[int, int], None] | None:
-    if not sys.stderr.isatty():
-        return None
+    """A download's progress in bytes, as progress lines (:func:`rehearsal.report.progress.note`, which the
+    pytest plugin shows through pytest's capture): one at the start and one per quarter of the archive."""
+    from ..report import progress
+
+    shown: list[int] = []
 
     def show(done: int, total: int) -> None:
-        if total:
-            filled = int(30 * done / total)
-            sys.stderr.write(
-                f"\rdownloading istioctl {version} [{'#' * filled}{'.' * (30 - filled)}] "
-                f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
-            )
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        quarter = 4 * done // total if total else 0
+        if not shown or (quarter > shown[-1]) or (total and done >= total and shown[-1] < 4):
+            shown.append(quarter if total else 0)
+            size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            progress.note(f"downloading istioctl {version}: {size}")
 
     return show
 
@@ -208,15 +225,29 @@ class Istioctl:
     def minor(self) -> Any:
         return minor_of(self.version)
 
-    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> CommandRecord:
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        stdin: str | None = None,
+        watch: Watch | None = None,
+        timeout: float | None = None,
+        ticker: Ticker | None = None,
+    ) -> CommandRecord:
+        """Run ``istioctl args``; with ``watch``, look at the cluster every :data:`WATCH_INTERVAL` seconds
+        meanwhile and stop istioctl (:class:`IstioctlStopped`) once ``watch`` returns a cause."""
         from ..retry import Backoff, current_budget, transient_istioctl_error
 
         backoff = Backoff(budget=self.retry_budget)
         limit = time.monotonic() + self.retry_budget
         attempt = 0
         while True:
-            record = self._run_once(args, stdin)
-            if record.exit_code in (0, -1) or not transient_istioctl_error(record.stderr, record.stdout):
+            record = (
+                self._run_once(args, stdin)
+                if watch is None
+                else self._run_watched(args, watch, timeout or self.timeout, ticker)
+            )
+            if record.exit_code in (0, -1, -2) or not transient_istioctl_error(record.stderr, record.stdout):
                 break
             pause = backoff.delay(attempt)
             if time.monotonic() + pause > limit:
@@ -239,18 +270,14 @@ class Istioctl:
             for listener in list(self.retry_listeners):
                 listener(event)
             time.sleep(pause)  # bounded by the retry budget
-        if record.exit_code == -1:  # timed out
+        if record.exit_code in (-1, -2):  # timed out (-2: stopped, raised above)
             raise IstioctlFailed(record)
         if check and record.exit_code != 0:
             raise IstioctlFailed(record)
         return record
 
     def _run_once(self, args: tuple[str, ...], stdin: str | None) -> CommandRecord:
-        argv = [str(self.path), *args]
-        if self.kubeconfig:
-            argv += ["--kubeconfig", str(self.kubeconfig)]
-        if self.context:
-            argv += ["--context", self.context]
+        argv = self._argv(args)
         started = time.time()
         try:
             result = subprocess.run(
@@ -268,6 +295,79 @@ class Istioctl:
         except OSError as exc:
             raise IstioctlError(f"cannot run {self.path}: {exc.strerror}") from None
         return self.evidence.record_command(argv, result.returncode, result.stdout, result.stderr, started)
+
+    def _run_watched(
+        self, args: tuple[str, ...], watch: Watch, timeout: float, ticker: Ticker | None
+    ) -> CommandRecord:
+        """:meth:`_run_once` with the cluster watched meanwhile (see :mod:`rehearsal.istio.watch`)."""
+        import threading
+
+        from .watch import stopped_message
+
+        argv = self._argv(args)
+        started, began = time.time(), time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError as exc:
+            raise IstioctlError(f"cannot run {self.path}: {exc.strerror}") from None
+        out: list[str] = []
+        err: list[str] = []
+        readers = [
+            threading.Thread(target=lambda s=s, b=b: b.extend(iter(s.readline, "")), daemon=True)
+            for s, b in ((proc.stdout, out), (proc.stderr, err))
+        ]
+        for reader in readers:
+            reader.start()
+
+        def finish(code: int, note: str = "") -> CommandRecord:
+            for reader in readers:
+                reader.join(2)
+            stderr = "".join(err) + (f"\n{note}" if note else "")
+            return self.evidence.record_command(argv, code, "".join(out), stderr, started)
+
+        try:
+            while True:
+                try:
+                    code = proc.wait(WATCH_INTERVAL)
+                    return finish(code)
+                except subprocess.TimeoutExpired:
+                    pass
+                elapsed = time.monotonic() - began
+                if elapsed >= timeout:
+                    _stop(proc)
+                    return finish(-1, f"timed out after {timeout:.0f}s")
+                try:
+                    cause = watch()
+                except Exception:  # a look that failed is not a verdict: look again
+                    cause = None
+                if cause is not None:
+                    _stop(proc)
+                    record = finish(-2, "stopped by the harness: " + str(cause.get("reason")))
+                    command = " ".join(["istioctl", *args])
+                    said = "".join(err) + "".join(out)
+                    raise IstioctlStopped(record, cause, stopped_message(cause, said, command))
+                if ticker is not None:
+                    ticker(elapsed, timeout)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or stopped: istioctl does not outlive the harness's call, as
+            # subprocess.run would not let it.
+            if proc.poll() is None:
+                _stop(proc)
+            raise
+
+    def _argv(self, args: tuple[str, ...]) -> list[str]:
+        argv = [str(self.path), *args]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", str(self.kubeconfig)]
+        if self.context:
+            argv += ["--context", self.context]
+        return argv
 
     # -- typed commands -----------------------------------------------------------------------------------
     def version_info(self, revision: str | None = None) -> dict[str, Any]:
@@ -309,13 +409,19 @@ class Istioctl:
         sets: Sequence[str] = (),
         readiness_timeout: str = "5m0s",
         upgrade: bool = False,
+        watch: Watch | None = None,
+        components: int = 3,
+        ticker: Ticker | None = None,
     ) -> CommandRecord:
+        """``install``/``upgrade -y``. istioctl waits up to ``readiness_timeout`` for each component in turn,
+        so the command may take that times ``components`` (those it installs), plus a margin."""
         args = ["upgrade" if upgrade else "install", "-y", "--readiness-timeout", readiness_timeout]
         for f in files:
             args += ["-f", str(f)]
         for s in sets:
             args += ["--set", s]
-        return self.run(*args)
+        budget = go_seconds(readiness_timeout) * max(1, components) + INSTALL_MARGIN
+        return self.run(*args, watch=watch, timeout=max(budget, self.timeout), ticker=ticker)
 
     def analyze(self, all_namespaces: bool = True) -> list[AnalysisMessage]:
         """``analyze -o json`` (which always exits 0: the levels are judged here)."""
@@ -359,3 +465,29 @@ class Istioctl:
 
     def uninstall(self, revision: str) -> CommandRecord:
         return self.run("uninstall", "--revision", revision, "-y")
+
+
+#: Seconds istioctl install needs beyond its readiness waits (applying, pruning, webhooks).
+INSTALL_MARGIN = 60.0
+
+
+def go_seconds(duration: str) -> float:
+    """A Go duration such as ``5m0s``, ``300s`` or ``1h`` in seconds."""
+    import re
+
+    total, text = 0.0, duration.strip()
+    for number, unit in re.findall(r"([0-9.]+)(ms|h|m|s)", text):
+        total += float(number) * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
+    if not total and text.replace(".", "", 1).isdigit():
+        return float(text)  # a bare number is seconds
+    return total
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """End istioctl: SIGTERM (it stops its waits), then SIGKILL if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

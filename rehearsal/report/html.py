@@ -443,6 +443,17 @@ def _codes(codes: Any) -> str:
     return ", ".join(f"{n} x {code}" for code, n in sorted(codes.items()))
 
 
+def _cleanup_text(cleanup: Any) -> str | None:
+    if not isinstance(cleanup, dict):
+        return None
+    if cleanup.get("errors"):
+        return "errors (the verdict is the upgrade's, not the cleanup's): " + "; ".join(cleanup["errors"])
+    if cleanup.get("reason"):
+        return str(cleanup["reason"])
+    removed = cleanup.get("removed") or []
+    return "removed " + (", ".join(removed) if removed else "nothing")
+
+
 def _rollback(record: dict[str, Any]) -> str:
     rollback = record.get("rollback") or {}
     proof = rollback.get("verification") or {}
@@ -476,6 +487,8 @@ def _rollback(record: dict[str, Any]) -> str:
                 ("ran", "yes" if rollback.get("ran") else "no"),
                 ("reason", rollback.get("reason")),
                 ("errors", "; ".join(rollback.get("errors") or [])),
+                # Reported apart from the verdict: what the cleanup did, or why it was left, or its errors.
+                ("cleanup", _cleanup_text(rollback.get("cleanup"))),
             ]
         )
         + (

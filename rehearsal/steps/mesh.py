@@ -11,10 +11,13 @@ from typing import Any
 
 import requests
 
+from istiofacts import catalog
+
 from .. import waits
 from ..cluster import Cluster, ClusterError, KindProvider, KubeconfigProvider, SimProvider, SimRegistry
 from ..istio import istioctl as istioctl_mod
-from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed
+from ..istio.istioctl import Istioctl, IstioctlError, IstioctlFailed, IstioctlStopped
+from ..istio.watch import install_watched
 from ..kube import http_session, load_manifests, with_registry
 from ..run import Run, StepFailed
 from ..settings import Settings
@@ -31,7 +34,7 @@ def kind_images(settings: Settings) -> list[str]:
         hub = (
             spec.get("hub")
             or ((spec.get("values") or {}).get("global") or {}).get("hub")
-            or "docker.io/istio"
+            or catalog.default_hub(version)  # the hub this version's render pulls from
         )
         components = ["pilot", "proxyv2"] + (
             ["install-cni"] if ((spec.get("components") or {}).get("cni") or {}).get("enabled") else []
@@ -74,6 +77,9 @@ def provision(settings: Settings, run: Run) -> Cluster:
                 cluster_name=settings.kind_name,
                 keep=settings.keep_cluster,
                 preload_images=kind_images(settings),
+                kind_path=settings.kind_bin,
+                node_image=settings.kind_image,
+                registry_mirror=settings.kind_registry_mirror,
             )
         else:
             provider = KubeconfigProvider(Path(str(settings.kubeconfig)), settings.context)
@@ -82,7 +88,12 @@ def provision(settings: Settings, run: Run) -> Cluster:
         except ClusterError as exc:
             raise StepFailed(str(exc)) from None
         run.cluster_name = cluster.stable_name
-        step.note(f"{cluster.stable_name}, Kubernetes v{cluster.server_version()}")
+        for warning in cluster.details.get("warnings") or []:
+            step.add_data("warning", warning)
+        step.note(
+            f"{cluster.stable_name}, Kubernetes v{cluster.server_version()}"
+            + (f"; {len(cluster.details['warnings'])} warning(s)" if cluster.details.get("warnings") else "")
+        )
         return cluster
 
 
@@ -205,7 +216,7 @@ def install_source(ctx: Rehearsal) -> None:
         if installed is not None and installed.present:
             step.not_needed(f"Istio {s.istio_from} already runs here; it is rehearsed as it is")
             return
-        if ctx.cluster.provider != "sim":
+        if ctx.cluster.provider not in ("sim", "kind"):  # a kind cluster goes whole (or is kept as it is)
             ctx.journal.push(
                 f"uninstall the Istio {s.istio_from} the rehearsal installed",
                 "uninstall_istio",
@@ -214,9 +225,17 @@ def install_source(ctx: Rehearsal) -> None:
                 phase="setup",
             )
         try:
-            ctx.istioctl_from.install(
-                plan_files(s), s.install_sets(s.istio_from), readiness_timeout=f"{int(s.timeout)}s"
+            install_watched(
+                ctx.istioctl_from,
+                ctx.kube,
+                s.install_spec(s.istio_from),
+                plan_files(s),
+                s.install_sets(s.istio_from),
+                f"{int(s.timeout)}s",
             )
+        except IstioctlStopped as exc:
+            # A pod istioctl waits for is past hope: its cause first (with the cluster's evidence).
+            raise waits.WaitFailed(str(exc), exc.cause, exc.evidence) from None
         except IstioctlFailed as exc:
             raise StepFailed(f"istioctl {s.istio_from} install failed: {exc}") from None
         hub = s.chosen_hub(s.istio_from)

@@ -16,7 +16,8 @@ import yaml
 from istiofacts import catalog, operator
 
 from .. import waits
-from ..istio.istioctl import IstioctlFailed
+from ..istio.istioctl import IstioctlFailed, IstioctlStopped
+from ..istio.watch import install_watched
 from ..kube import FAST_LOADER
 from ..probe import targets as probe
 from ..run import StepFailed
@@ -290,12 +291,17 @@ def apply(ctx: Rehearsal, docs: list[Obj]) -> None:
         ctx.journal.mark_changed()
         if s.strategy == "istioctl":
             try:
-                ctx.istioctl_to.install(
+                install_watched(
+                    ctx.istioctl_to,
+                    ctx.kube,
+                    s.install_spec(s.istio_to),
                     plan_files(s),
                     s.install_sets(s.istio_to),
-                    readiness_timeout=f"{int(s.timeout)}s",
+                    f"{int(s.timeout)}s",
                     upgrade=True,
                 )
+            except IstioctlStopped as exc:
+                raise waits.WaitFailed(str(exc), exc.cause, exc.evidence) from None
             except IstioctlFailed as exc:
                 raise StepFailed(f"istioctl upgrade failed: {exc}") from None
             step.note(f"istioctl {s.istio_to} upgrade -y applied the plan")
