@@ -24,7 +24,7 @@ from . import verdict as verdicts
 if TYPE_CHECKING:
     from ..run import Run
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: strategy_plan and moves
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -174,6 +174,8 @@ def build(run: Run) -> dict[str, Any]:
         "to": s.istio_to,
         "cluster": run.cluster_name or s.cluster,
         "strategy": s.strategy,
+        "strategy_plan": dict(run.strategy_plan),
+        "moves": [{**move, "at": iso(move["at"])} for move in run.moves],
         "harness": harness_identity(),
         "environment": {
             "cluster_kind": s.cluster,
