@@ -15,7 +15,7 @@ import yaml
 from istiofacts import catalog, operator
 
 CLUSTERS = ("sim", "kind", "kubeconfig")
-STRATEGIES = ("in-place", "istioctl")
+STRATEGIES = ("in-place", "istioctl", "canary")
 ROLLBACK_MODES = ("on-failure", "always", "never")
 
 
@@ -61,11 +61,22 @@ class Settings:
     # Warnings about the versions (a patch newer than the catalog on a real cluster); shown by the precheck.
     version_notes: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
+    # --strategy canary: the new revision's name (default: from the version, 1-31-1) and the namespaces to
+    # move first, in order (default: the sample apps first).
+    revision: str | None = None
+    canary_order: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
         data = asdict(self)
-        for name in ("sets", "allow_context", "restart_namespaces", "allow_prune", "version_notes"):
+        for name in (
+            "sets",
+            "allow_context",
+            "restart_namespaces",
+            "allow_prune",
+            "version_notes",
+            "canary_order",
+        ):
             data[name] = list(getattr(self, name))
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
@@ -85,6 +96,7 @@ class Settings:
             "allow_prune",
             "sim_registries",
             "version_notes",
+            "canary_order",
         ):
             data[name] = tuple(data.get(name) or ())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
@@ -219,6 +231,21 @@ def resolve(values: dict[str, Any]) -> Settings:
         )
     strategy = _choice("--strategy", str(v.get("strategy", "in-place")), STRATEGIES)
     rollback = _choice("--rollback", str(v.get("rollback", "on-failure")), ROLLBACK_MODES)
+    revision = v.get("revision") or None
+    if revision is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", str(revision)):
+        raise SettingsError(
+            f"--revision {revision!r} is not a revision name (lower-case letters, digits and '-', "
+            "e.g. 1-31-1)"
+        )
+    order_given = v.get("canary_order") or ()
+    canary_order = tuple(
+        n.strip()
+        for item in ((order_given,) if isinstance(order_given, str) else order_given)
+        for n in str(item).split(",")
+        if n.strip()
+    )
+    if (revision or canary_order) and strategy != "canary":
+        raise SettingsError("--revision and --canary-order apply only to --strategy canary")
     sets = tuple(v.get("sets") or ())
     for expression in sets:
         try:
@@ -338,4 +365,6 @@ def resolve(values: dict[str, Any]) -> Settings:
         istio_from_given=bool(v.get("istio_from")),
         version_notes=tuple(notes),
         plan_spec=plan_spec,
+        revision=str(revision) if revision else None,
+        canary_order=canary_order,
     )

@@ -28,6 +28,11 @@ from .workloads import restart_scope, restart_workloads
 def begin_apply(ctx: Rehearsal, docs: list[Obj]) -> None:
     """What every strategy does first in ``apply``: refuse a silent prune (before the journal and before any
     change, so the run stops with nothing applied), then journal the restore of the backup."""
+    refuse_silent_prunes(ctx, docs)
+    journal_restore(ctx, "apply")
+
+
+def refuse_silent_prunes(ctx: Rehearsal, docs: list[Obj]) -> None:
     s = ctx.settings
     refused = [ref for ref in silent_prunes(ctx, docs) if ref not in s.allow_prune]
     if refused:
@@ -37,11 +42,16 @@ def begin_apply(ctx: Rehearsal, docs: list[Obj]) -> None:
             "components.ingressGateways) or allow their removal with "
             + " ".join(f"--allow-prune {ref}" for ref in refused)
         )
+
+
+def journal_restore(ctx: Rehearsal, step_name: str, what: str = "restore Istio from the backup") -> None:
+    """Journal the restore of the backup (the undo of any change to the control plane), then mark the
+    cluster changed."""
     ctx.journal.push(
-        "restore Istio from the backup",
+        what,
         "restore_backup",
-        {"backup": str(ctx.state["backup"].relative_to(ctx.run.dir)), "source": s.istio_from},
-        registered_by="apply",
+        {"backup": str(ctx.state["backup"].relative_to(ctx.run.dir)), "source": ctx.settings.istio_from},
+        registered_by=step_name,
     )
     ctx.journal.mark_changed()
 

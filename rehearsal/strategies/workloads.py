@@ -18,7 +18,7 @@ Obj = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
-def _set_restarted_at(ctx: Rehearsal, kind: str, name: str, namespace: str, value: str | None) -> None:
+def set_restarted_at(ctx: Rehearsal, kind: str, name: str, namespace: str, value: str | None) -> None:
     """Put the pod template's restartedAt back as it was (``None`` removes it): the workload rolls out again
     and its spec ends as it was before the upgrade restarted it."""
     resource = ctx.kube.resource("apps/v1", kind)
@@ -182,7 +182,7 @@ def restart_workloads(
             name = workload["metadata"]["name"]
             marker = _restart_marker(ctx, kind, ns, name) if rolling_back else None
             if marker is not None:
-                _set_restarted_at(ctx, kind, name, ns, marker.args["previous"])
+                set_restarted_at(ctx, kind, name, ns, marker.args["previous"])
                 ctx.journal.mark_done(marker)
             else:
                 if not rolling_back:

@@ -1,0 +1,138 @@
+"""The canary strategy (issue 19) in this process, on a fresh simulated cluster per test: the source installed
+by its istioctl emulator, the sample apps deployed, then the runbook's steps with ``--strategy canary``
+(a revision beside the source, namespaces moved with revision tags, the old revision removed), its failure
+moved back, and a killed canary rolled back from its journal. Versions come from the catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from istiofacts import catalog
+from kubesim.istio.istioctl import write_executable
+from rehearsal.istio.istioctl import Istioctl
+from rehearsal.journal import RollbackJournal
+from rehearsal.run import StepFailed
+from rehearsal.steps import Rehearsal, backup, mesh, rollback, upgrade, validate
+from rehearsal.strategies import canary_moves, checks
+from rehearsal.strategies.canary import CANARY, STABLE
+
+from .test_steps import context
+
+NEWEST = [m.patches[-1] for m in catalog.newest_minors(3)]  # N-2, N-1, N
+
+
+def _ctx(sim_cluster: Any, tmp_path: Path, source: str, target: str, **options: Any) -> Rehearsal:
+    ctx = context(
+        sim_cluster, tmp_path, **{"strategy": "canary", "traffic_requests": 5, "timeout": 60, **options}
+    )
+    ctx.settings = dataclasses.replace(ctx.settings, istio_from=source, istio_to=target)
+
+    bin_dir = tmp_path / "bin"
+    ctx.istioctl_from = Istioctl(source, write_executable(source, bin_dir), sim_cluster.kubeconfig_path)
+    ctx.istioctl_to = Istioctl(target, write_executable(target, bin_dir), sim_cluster.kubeconfig_path)
+    mesh.detect_installed(ctx)
+    mesh.install_source(ctx)
+    mesh.deploy_apps(ctx)
+    mesh.baseline(ctx)
+    ctx.state["backup"] = backup.backup(ctx)
+    return ctx
+
+
+def _upgrade(ctx: Rehearsal) -> None:
+    saved = backup.load_backup(ctx.state["backup"])
+    upgrade.precheck(ctx)
+    docs = upgrade.generate(ctx)
+    upgrade.apply(ctx, docs)
+    upgrade.restart_control_plane(ctx, saved)
+    upgrade.restart_workloads(ctx)
+
+
+def _namespace_revision(ctx: Rehearsal, namespace: str) -> str | None:
+    labels = (
+        ctx.kube.resource("v1", "Namespace").get(name=namespace).to_dict()["metadata"].get("labels") or {}
+    )
+    tags = checks.revision_tags(ctx)
+    if labels.get("istio-injection") == "enabled":
+        return tags.get("default")
+    rev = labels.get("istio.io/rev")
+    return tags.get(rev, rev) if rev else None
+
+
+@pytest.mark.parametrize("source", [NEWEST[1], NEWEST[0]], ids=["N-1", "N-2"])
+def test_a_canary_upgrade_ends_with_one_revision_and_every_namespace_on_it_through_its_tag(
+    sim_cluster, tmp_path, source
+):
+    target = NEWEST[2]
+    ctx = _ctx(sim_cluster, tmp_path, source, target)
+    _upgrade(ctx)
+    new = canary_moves.revision_name(target)
+    assert canary_moves.istiod_revisions(ctx) == {new: target}
+    assert _namespace_revision(ctx, ctx.apps_ns) == new
+    tags = checks.revision_tags(ctx)
+    assert tags == {"default": new, STABLE: new, CANARY: new} == checks.tag_list(ctx.istioctl_to)
+    after = validate.versions_after(ctx, ctx.istioctl_to)
+    assert after["control_plane"] == [target] and set(after["pod_specs"].values()) == {target}
+    moves = [m["move"] for m in ctx.run.moves]
+    assert moves[0] == "install revision" and moves[-1] == "uninstall revision"
+    assert "namespace moved" in moves
+    record = ctx.run.to_dict()
+    assert record["strategy"] == "canary" and record["strategy_plan"]["new revision"] == new
+    names = [s.name for s in ctx.run.steps]
+    assert f"canary: move namespace {ctx.apps_ns}" in names and names[-1] == "canary: verify"
+
+
+def test_in_place_refuses_the_n_minus_2_path_that_canary_allows():
+    assert catalog.upgrade_path_problem(NEWEST[0], NEWEST[2], "in-place")
+    assert catalog.upgrade_path_problem(NEWEST[0], NEWEST[2], "canary") is None
+
+
+def test_a_canary_whose_pilot_cannot_be_pulled_is_moved_back_and_leaves_no_trace(sim_cluster, tmp_path):
+    source, target = NEWEST[1], NEWEST[2]
+    ctx = _ctx(sim_cluster, tmp_path, source, target, timeout=5)
+    hub = catalog.default_hub(target)
+    sim_cluster.faults.fail_image(f"{hub}/pilot:{target}")
+    with pytest.raises(StepFailed):
+        _upgrade(ctx)
+    ctx.settings = dataclasses.replace(ctx.settings, timeout=60)
+    outcome = rollback.decide(ctx)
+    import json
+
+    print(json.dumps(outcome, indent=1, default=str)[:6000])
+    assert ctx.run.verdict == "rolled-back", outcome
+    new = canary_moves.revision_name(target)
+    assert new not in canary_moves.istiod_revisions(ctx)
+    assert canary_moves._revision_objects(ctx, new) == []
+    assert new not in checks.revision_tags(ctx).values()
+    assert _namespace_revision(ctx, ctx.apps_ns) == "default"
+    proof = outcome["verification"]["versions"]
+    assert proof["control_plane"] == [source] and set(proof["pod_specs"].values()) == {source}
+
+
+def test_a_canary_killed_during_the_namespace_moves_is_rolled_back_from_its_journal(sim_cluster, tmp_path):
+    source, target = NEWEST[1], NEWEST[2]
+    ctx = _ctx(sim_cluster, tmp_path, source, target)
+    saved = backup.load_backup(ctx.state["backup"])
+    upgrade.precheck(ctx)
+    docs = upgrade.generate(ctx)
+    upgrade.apply(ctx, docs)
+    upgrade.restart_control_plane(ctx, saved)
+
+    def killed(ctx: Rehearsal, namespace: str, phase: str) -> None:
+        if phase == "after":
+            raise KeyboardInterrupt  # the run is killed once the first namespace moved
+
+    ctx.state["namespace_move_hooks"] = [killed]
+    with pytest.raises(KeyboardInterrupt):
+        upgrade.restart_workloads(ctx)
+    assert _namespace_revision(ctx, ctx.apps_ns) == canary_moves.revision_name(target)
+    # A later process: only the run folder's journal is left.
+    ctx.journal = RollbackJournal.load(ctx.journal.path)
+    ctx.state.clear()
+    result = rollback.perform(ctx)
+    assert result["verified"], result
+    assert _namespace_revision(ctx, ctx.apps_ns) == "default"
+    assert canary_moves.istiod_revisions(ctx) == {"default": source}
