@@ -6,6 +6,7 @@ moved back, and a killed canary rolled back from its journal. Versions come from
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,8 @@ import pytest
 from istiofacts import catalog
 from kubesim.istio.istioctl import write_executable
 from rehearsal.istio.istioctl import Istioctl
-from rehearsal.journal import RollbackJournal
 from rehearsal.run import StepFailed
-from rehearsal.steps import Rehearsal, backup, mesh, rollback, upgrade, validate
+from rehearsal.steps import Rehearsal, backup, mesh, replay, rollback, upgrade, validate
 from rehearsal.strategies import canary_moves, checks
 from rehearsal.strategies.canary import CANARY, STABLE
 
@@ -129,10 +129,61 @@ def test_a_canary_killed_during_the_namespace_moves_is_rolled_back_from_its_jour
     with pytest.raises(KeyboardInterrupt):
         upgrade.restart_workloads(ctx)
     assert _namespace_revision(ctx, ctx.apps_ns) == canary_moves.revision_name(target)
-    # A later process: only the run folder's journal is left.
-    ctx.journal = RollbackJournal.load(ctx.journal.path)
-    ctx.state.clear()
-    result = rollback.perform(ctx)
-    assert result["verified"], result
-    assert _namespace_revision(ctx, ctx.apps_ns) == "default"
+    # A later process, `python -m rehearsal rollback RUN_DIR`, has only the run folder. The simulated cluster
+    # outlives this run here, so the folder names it as an existing cluster, with the emulator's istioctls.
+    settings_path = ctx.run.dir / "settings.json"
+    saved_settings = json.loads(settings_path.read_text())
+    saved_settings.update(
+        cluster="kubeconfig",
+        kubeconfig=str(sim_cluster.kubeconfig_path),
+        istioctl_from_path=str(ctx.istioctl_from.path),
+        istioctl_to_path=str(ctx.istioctl_to.path),
+    )
+    settings_path.write_text(json.dumps(saved_settings))
+    assert replay.replay(ctx.run.dir) == 0
+    record = json.loads((ctx.run.dir / "rehearsal.json").read_text())
+    assert record["verdict"] == "rolled-back" and record["rollback"]["verified"]
+    undone = [r["undo"] for r in record["rollback"]["restored"]]
+    assert undone[0] == f"move namespace {ctx.apps_ns} back to revision default"
     assert canary_moves.istiod_revisions(ctx) == {"default": source}
+    new = canary_moves.revision_name(target)
+    assert canary_moves._revision_objects(ctx, new) == [] and new not in checks.revision_tags(ctx).values()
+
+
+@pytest.mark.parametrize("version", [NEWEST[1], NEWEST[2]])
+def test_the_emulators_tag_commands_answer_as_each_version(make_istioctl, sim_cluster, version):
+    """``tag list`` (NAMESPACES, sorted by revision then tag), ``tag remove`` (its error, and from 1.31 the
+    tag's ValidatingWebhookConfigurations: istiod-default-validator) as istioctl/pkg/tag/tag.go at the tag."""
+    ctl = make_istioctl(version)
+    ctl.install()
+    namespaces = sim_cluster.api_client()
+    from rehearsal.kube import Kube
+
+    kube = Kube(namespaces)
+    kube.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": "team", "labels": {"istio.io/rev": "prod"}},
+            }
+        ]
+    )
+    ctl.tag_set("prod", "default")
+    listed = ctl.run("tag", "list").stdout.splitlines()
+    assert listed[0].split() == ["TAG", "REVISION", "NAMESPACES"]
+    assert [line.split() for line in listed[1:]] == [["default", "default"], ["prod", "default", "team"]]
+    missing = ctl.run("tag", "remove", "nope", "-y", check=False)
+    what = (
+        "MutatingWebhookConfiguration or Service"
+        if catalog.minor_of(version).at_least("1.28")
+        else ("MutatingWebhookConfiguration")
+    )
+    assert (
+        missing.exit_code != 0 and f'cannot remove tag "nope": cannot find {what} for tag' in missing.stderr
+    )
+    validators = kube.resource("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
+    assert "istiod-default-validator" in {v.metadata.name for v in validators.get().items}
+    assert ctl.run("tag", "remove", "default", "-y").stdout.strip() == "Revision tag default removed"
+    left = {v.metadata.name for v in validators.get().items}
+    assert ("istiod-default-validator" in left) == (not catalog.minor_of(version).at_least("1.31"))
