@@ -187,3 +187,19 @@ def test_the_emulators_tag_commands_answer_as_each_version(make_istioctl, sim_cl
     assert ctl.run("tag", "remove", "default", "-y").stdout.strip() == "Revision tag default removed"
     left = {v.metadata.name for v in validators.get().items}
     assert ("istiod-default-validator" in left) == (not catalog.minor_of(version).at_least("1.31"))
+
+
+def test_the_suites_rehearse_a_canary_upgrade_n_minus_2_to_n_end_to_end(tmp_path, suites_run):
+    """The one end-to-end canary run: the suites as a user runs them, ``--strategy canary`` over two minors."""
+    source, target = NEWEST[0], NEWEST[2]
+    result = suites_run(tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", "canary")
+    data = result.data
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert data["verdict"] == "upgraded" and data["strategy"] == "canary"
+    assert data["versions"]["after"]["control_plane"] == [target]
+    assert set(data["versions"]["after"]["pod_specs"].values()) == {target}
+    new = canary_moves.revision_name(target)
+    assert data["strategy_plan"]["old revision"] == "default" and data["strategy_plan"]["new revision"] == new
+    moves = [m["move"] for m in data["moves"]]
+    assert moves[0] == "install revision" and moves[-1] == "uninstall revision"
+    assert " failed" not in result.stdout and " error" not in result.stdout

@@ -126,9 +126,8 @@ def generate(ctx: Rehearsal) -> list[Obj]:
     s = ctx.settings
     with ctx.run.step("generate manifest") as step:
         try:
-            text = ctx.istioctl_to.manifest_generate(
-                plan_files(s), s.install_sets(s.istio_to), cluster_specific=True
-            )
+            sets = [*s.install_sets(s.istio_to), *strategies.of(s.strategy).install_sets(ctx)]
+            text = ctx.istioctl_to.manifest_generate(plan_files(s), sets, cluster_specific=True)
         except IstioctlFailed as exc:
             raise StepFailed(f"istioctl {s.istio_to} manifest generate: {exc}") from None
         path = ctx.run.write_artifact(f"manifests/istio-{s.istio_to}.yaml", text)

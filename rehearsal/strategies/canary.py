@@ -39,7 +39,7 @@ from .canary_moves import (
     revision_name,
     set_tag,
 )
-from .in_place import journal_restore, refuse_silent_prunes
+from .in_place import journal_restore
 from .install import api_message
 from .workloads import injected_namespaces
 
@@ -94,6 +94,9 @@ class Canary:
         ctx.state["canary"] = planned
         return planned
 
+    def install_sets(self, ctx: Rehearsal) -> list[str]:
+        return [f"revision={revisions(ctx)[1]}"]
+
     def apply(self, ctx: Rehearsal, docs: list[Obj]) -> None:
         s = ctx.settings
         plan = ctx.state.get("canary") or self.plan(ctx)
@@ -101,7 +104,8 @@ class Canary:
         with ctx.run.step("apply") as step:
             if new in istiod_revisions(ctx):
                 raise StepFailed(f"revision {new} is already installed; choose another with --revision")
-            refuse_silent_prunes(ctx, docs)
+            # No silent prune to refuse: an install of a revision prunes only what carries that revision's
+            # label (operator/pkg/install/install.go prune, by istio.io/rev), never the source's objects.
             # Replayed last: the restore (first) puts the old control plane and the gateways back and removes
             # what the install added; then nothing of the new revision may be left.
             ctx.journal.push(
@@ -114,7 +118,7 @@ class Canary:
             try:
                 ctx.istioctl_to.install(
                     plan_files(s),
-                    [*s.install_sets(s.istio_to), f"revision={new}"],
+                    [*s.install_sets(s.istio_to), *self.install_sets(ctx)],
                     readiness_timeout=f"{int(s.timeout)}s",
                 )
             except IstioctlFailed as exc:

@@ -102,7 +102,7 @@ def tag_back(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
         return {"tag": tag, "revision": revision, "already": True}
     if revision is None:
         ctx.istioctl_from.run("tag", "remove", tag, "-y")
-        return {"tag": tag, "removed": True}
+        return {"tag": tag, "removed": [f"revision tag {tag}"]}
     ctx.istioctl_from.tag_set(tag, revision, overwrite=True)
     return {"tag": tag, "revision": revision}
 
@@ -148,7 +148,7 @@ def remove_revision(ctx: Rehearsal, entry: JournalEntry) -> dict[str, Any]:
     left = _revision_objects(ctx, revision)
     if left:
         raise RuntimeError(f"istioctl uninstall --revision {revision} left {', '.join(left[:5])}")
-    return {"removed revision": revision}
+    return {"removed": [f"revision {revision}"]}
 
 
 def _revision_objects(ctx: Rehearsal, revision: str) -> list[str]:

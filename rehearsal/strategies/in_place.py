@@ -63,6 +63,9 @@ class InPlace:
     def plan(self, ctx: Rehearsal) -> dict[str, Any]:
         return {"strategy": self.name, "restart namespaces": restart_scope(ctx)}
 
+    def install_sets(self, ctx: Rehearsal) -> list[str]:
+        return []
+
     def apply(self, ctx: Rehearsal, docs: list[Obj]) -> None:
         s = ctx.settings
         with ctx.run.step("apply") as step:
