@@ -190,7 +190,7 @@ def test_the_emulators_tag_commands_answer_as_each_version(make_istioctl, sim_cl
 
 
 def test_the_suites_rehearse_a_canary_upgrade_n_minus_2_to_n_end_to_end(tmp_path, suites_run):
-    """The one end-to-end canary run: the suites as a user runs them, ``--strategy canary`` over two minors."""
+    """The one end-to-end canary run: the suites as a user runs them, ``--strategy canary``, two minors."""
     source, target = NEWEST[0], NEWEST[2]
     result = suites_run(tmp_path, "--istio-from", source, "--istio-to", target, "--strategy", "canary")
     data = result.data
