@@ -50,11 +50,14 @@ def proxies_of(istioctl: Istioctl, revision: str) -> dict[str, str]:
     if result.exit_code != 0 or not lines:
         return {}
     headers = lines[0].split()
+    # 1.27+ prints "NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES" (its types in one cell with spaces after
+    # VERSION); earlier ones end with VERSION after the sync columns, whose cells carry "(age)".
+    at = headers.index("VERSION") if istioctl.minor.proxy_status_columns == "subscribed" else -1
     out = {}
     for line in lines[1:]:
         cells = line.split()
         if cells and "VERSION" in headers:
-            out[cells[0]] = cells[-1]
+            out[cells[0]] = cells[at]
     return out
 
 
@@ -91,7 +94,9 @@ def validate_namespace(ctx: Rehearsal, namespace: str, version: str) -> dict[str
     missing = [n for n, p in pods.items() if p["proxy"] and f"{n}.{namespace}" not in proxies]
     if missing:
         problems.append(f"istioctl proxy-status --revision {new} does not list {', '.join(missing)}")
-    findings: dict[str, Any] = {"pods": pods, "proxies of the new revision": len(proxies)}
+    skew = revision_skew(ctx)
+    problems += [f"{proxy}: {why}" for proxy, why in sorted(skew.items())]
+    findings: dict[str, Any] = {"pods": pods, "proxies of the new revision": len(proxies), "skew": skew}
     if namespace == ctx.apps_ns:
         traffic = send_traffic(ctx, ctx.settings.traffic_requests, f"/echo/canary-{namespace}")
         findings["traffic"] = {"requests": traffic["requests"], "codes": traffic["codes"]}
@@ -99,6 +104,19 @@ def validate_namespace(ctx: Rehearsal, namespace: str, version: str) -> dict[str
             problems.append(f"traffic answered {traffic['codes']}")
     findings["problems"] = problems
     return findings
+
+
+def revision_skew(ctx: Rehearsal) -> dict[str, str]:
+    """Skew judged per revision: each proxy against the control plane it is connected to (``istioctl
+    proxy-status --revision <rev>`` by the istioctl of that revision's version), not against the one
+    target; a proxy of the old revision at the old version is no skew while the canary moves."""
+    out = {}
+    for revision, version in istiod_revisions(ctx).items():
+        istioctl = ctx.istioctl_from if version == ctx.settings.istio_from else ctx.istioctl_to
+        for proxy, seen in proxies_of(istioctl, revision).items():
+            if seen != version:
+                out[proxy] = f"runs {seen}, connected to revision {revision} at {version}"
+    return out
 
 
 def end_state(ctx: Rehearsal, plan: dict[str, Any]) -> dict[str, Any]:
