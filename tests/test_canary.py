@@ -154,7 +154,8 @@ def test_a_canary_killed_during_the_namespace_moves_is_rolled_back_from_its_jour
 def test_the_emulators_tag_commands_answer_as_each_version(make_istioctl, sim_cluster):
     """``tag list`` (NAMESPACES, sorted by revision then tag), ``tag set default`` (with its
     istiod-default-validator), ``tag remove`` (its error; from 1.31 also the tag's validators) as
-    istioctl/pkg/tag at each release: one installation, the tag commands of two versions."""
+    istioctl/pkg/tag at each release: one installation, the tag commands of two versions; ``uninstall
+    --revision`` of a revision that does not exist is refused (operator/cmd/mesh/uninstall.go)."""
     make_istioctl(NEWEST[2]).install()
     kube = Kube(sim_cluster.api_client())
     team = {
@@ -179,6 +180,8 @@ def test_the_emulators_tag_commands_answer_as_each_version(make_istioctl, sim_cl
         assert ctl.run("tag", "remove", "default", "-y").stdout.strip() == "Revision tag default removed"
         left = {v.metadata.name for v in validators.get().items}
         assert ("istiod-default-validator" in left) == (not minor.at_least("1.31")), version
+    unknown = make_istioctl(NEWEST[2]).run("uninstall", "--revision", "nope", "-y", check=False)
+    assert unknown.exit_code != 0 and "could not find target revision" in unknown.stderr
 
 
 def test_the_suites_rehearse_a_canary_upgrade_n_minus_2_to_n_end_to_end(tmp_path, suites_run):
