@@ -17,8 +17,9 @@ from kubesim.istio.istioctl import write_executable
 from rehearsal.istio.istioctl import Istioctl
 from rehearsal.kube import Kube
 from rehearsal.run import StepFailed
+from rehearsal.settings import SettingsError, resolve
 from rehearsal.steps import Rehearsal, backup, mesh, replay, rollback, upgrade, validate
-from rehearsal.strategies import canary_moves, checks
+from rehearsal.strategies import canary, canary_moves, checks
 from rehearsal.strategies.canary import CANARY, STABLE
 
 from .test_steps import context
@@ -198,3 +199,35 @@ def test_the_suites_rehearse_a_canary_upgrade_n_minus_2_to_n_end_to_end(tmp_path
     moves = [m["move"] for m in data["moves"]]
     assert moves[0] == "install revision" and moves[-1] == "uninstall revision"
     assert " failed" not in result.stdout and " error" not in result.stdout
+
+
+def test_the_namespaces_move_in_the_order_asked_then_the_sample_apps_then_the_rest(sim_cluster, tmp_path):
+    ctx = context(sim_cluster, tmp_path, strategy="canary", canary_order=["team-b"])
+    kube = Kube(sim_cluster.api_client())
+    for name, labels in [
+        ("team-a", {"istio-injection": "enabled"}),
+        ("team-b", {"istio.io/rev": "prod-stable"}),
+        ("plain", {}),
+        (ctx.apps_ns, {"istio-injection": "enabled"}),
+    ]:
+        kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}])
+    assert canary.order(ctx) == ["team-b", ctx.apps_ns, "team-a"]
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"canary_order": ["a"]}, "--revision and --canary-order apply only to --strategy canary"),
+        ({"strategy": "canary", "revision": "1.31.1"}, "--revision '1.31.1' is not a revision name"),
+    ],
+)
+def test_canary_options_are_checked_before_anything_runs(options, error):
+    with pytest.raises(SettingsError) as refused:
+        resolve(options)
+    assert error in str(refused.value)
+
+
+def test_settings_name_the_revision_from_the_version_unless_given():
+    assert canary_moves.revision_name(NEWEST[2]) == NEWEST[2].replace(".", "-")
+    given = resolve({"strategy": "canary", "revision": "canary", "canary_order": "a, b"})
+    assert (given.revision, given.canary_order) == ("canary", ("a", "b"))

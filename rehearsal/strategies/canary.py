@@ -82,11 +82,15 @@ class Canary:
 
     def plan(self, ctx: Rehearsal) -> dict[str, Any]:
         old, new = revisions(ctx)
+        # The default tag moves only where there is one (or the source is the default revision): creating it
+        # would make every istio-injection=enabled namespace inject, which the source did not.
+        default_tag = old == "default" or "default" in revision_tags(ctx)
         planned = {
             "strategy": self.name,
             "old revision": old,
             "new revision": new,
             "tags": {STABLE: old, CANARY: new},
+            "move the default tag": default_tag,
             "namespace order": order(ctx),
             "gateways": "upgraded in place by the revision's istioctl install (istio.io upgrade/canary)",
             "then": f"tags {STABLE} and default -> {new}; istioctl uninstall --revision {old}",
@@ -137,6 +141,13 @@ class Canary:
 
         plan = ctx.state["canary"]
         with ctx.run.step("restart control plane") as step:
+            gateways = [tuple(g.split("/", 1)) for g in _gateways(ctx, plan["new revision"])]
+            for namespace in sorted({ns for ns, _ in gateways}):
+                names = [("Deployment", name) for ns, name in gateways if ns == namespace]
+                try:
+                    waits.rollouts(ctx.kube, names, namespace, ctx.settings.timeout)
+                except waits.WaitFailed as exc:
+                    raise StepFailed(f"the gateways upgraded in place did not roll out: {exc}") from None
             seen = control_planes(
                 ctx,
                 {plan["old revision"]: ctx.settings.istio_from, plan["new revision"]: ctx.settings.istio_to},
@@ -196,7 +207,8 @@ class Canary:
         with ctx.run.step("canary: promote tags") as step:
             try:
                 set_tag(ctx, STABLE, new, step.name)
-                set_tag(ctx, "default", new, step.name)
+                if plan["move the default tag"]:
+                    set_tag(ctx, "default", new, step.name)
             except RuntimeError as exc:
                 raise StepFailed(str(exc)) from None
             final = {}
