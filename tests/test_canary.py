@@ -231,3 +231,29 @@ def test_settings_name_the_revision_from_the_version_unless_given():
     assert canary_moves.revision_name(NEWEST[2]) == NEWEST[2].replace(".", "-")
     given = resolve({"strategy": "canary", "revision": "canary", "canary_order": "a, b"})
     assert (given.revision, given.canary_order) == ("canary", ("a", "b"))
+
+
+def test_a_canary_failing_after_the_old_revision_went_reinstalls_it_and_moves_every_namespace_back(
+    sim_cluster, tmp_path, monkeypatch
+):
+    """The last check fails once the old control plane is gone: the rollback reinstalls it from the backup
+    first, then moves the namespaces back onto it."""
+    source, target = NEWEST[1], NEWEST[2]
+    ctx = _ctx(sim_cluster, tmp_path, source, target)
+    real = checks.end_state
+
+    def failing(ctx: Rehearsal, plan: dict[str, Any]) -> dict[str, Any]:
+        found = real(ctx, plan)
+        return {**found, "problems": [*found["problems"], "a check of the end state failed"]}
+
+    monkeypatch.setattr(checks, "end_state", failing)
+    with pytest.raises(StepFailed, match="a check of the end state failed"):
+        _upgrade(ctx)
+    assert "uninstall revision" in [m["move"] for m in ctx.run.moves]
+    rollback.decide(ctx)
+    assert ctx.run.verdict == "rolled-back", ctx.run.rollback
+    undone = [r["undo"] for r in ctx.run.rollback["restored"]]
+    assert undone[0] == "reinstall the old revision default from the backup"
+    assert canary_moves.istiod_revisions(ctx) == {"default": source}
+    assert _namespace_revision(ctx, ctx.apps_ns) == "default"
+    assert checks.revision_tags(ctx) == {"default": "default"}
