@@ -94,9 +94,11 @@ def test_in_place_refuses_the_n_minus_2_path_that_canary_allows():
 
 def test_a_canary_whose_pilot_cannot_be_pulled_is_moved_back_and_leaves_no_trace(sim_cluster, tmp_path):
     source, target = NEWEST[1], NEWEST[2]
-    ctx = _ctx(sim_cluster, tmp_path, source, target, timeout=2)
+    ctx = _ctx(sim_cluster, tmp_path, source, target)
     hub = catalog.default_hub(target)
     sim_cluster.faults.fail_image(f"{hub}/pilot:{target}")
+    # The install's readiness wait is the step timeout: short, as it can only end one way.
+    ctx.settings = dataclasses.replace(ctx.settings, timeout=2)
     with pytest.raises(StepFailed):
         _upgrade(ctx)
     ctx.settings = dataclasses.replace(ctx.settings, timeout=60)

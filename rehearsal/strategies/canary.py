@@ -17,7 +17,9 @@ Every move is journaled first (:mod:`.canary_moves`); a failure moves everything
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from .. import waits
@@ -53,6 +55,17 @@ MoveHook = Callable[[Rehearsal, str, str], None]
 def namespace_moved(ctx: Rehearsal, namespace: str, phase: str) -> None:
     for hook in list(ctx.state.get("namespace_move_hooks") or []):
         hook(ctx, namespace, phase)
+
+
+def move_phase(ctx: Rehearsal, name: str) -> AbstractContextManager[Any]:
+    """The availability probe's phase for one move (``rehearsal.probe.targets.phase``, issue 18's prober,
+    when it is there; nothing otherwise): its phases are the namespace moves."""
+    try:
+        probe = importlib.import_module("rehearsal.probe.targets")
+    except ImportError:
+        return nullcontext()
+    phase: Callable[[Rehearsal, str], AbstractContextManager[Any]] = probe.phase
+    return phase(ctx, name)
 
 
 def revisions(ctx: Rehearsal) -> tuple[str, str]:
@@ -176,7 +189,7 @@ class Canary:
         moved: list[str] = []
         originals: dict[str, dict[str, str | None]] = {}
         for namespace in plan["namespace order"]:
-            with ctx.run.step(f"canary: move namespace {namespace}") as step:
+            with ctx.run.step(f"canary: move namespace {namespace}") as step, move_phase(ctx, step.name):
                 namespace_moved(ctx, namespace, "before")
                 labels = namespace_labels(ctx, namespace)
                 originals[namespace] = labels
@@ -204,7 +217,7 @@ class Canary:
                 step.note(
                     f"istio.io/rev={CANARY} ({new}); {len(previous)} workload(s) restarted and validated"
                 )
-        with ctx.run.step("canary: promote tags") as step:
+        with ctx.run.step("canary: promote tags") as step, move_phase(ctx, step.name):
             try:
                 set_tag(ctx, STABLE, new, step.name)
                 if plan["move the default tag"]:
@@ -224,7 +237,7 @@ class Canary:
                 f"--revision {new} --overwrite; namespaces labelled for their tag: "
                 + ", ".join(f"{n} ({_label_text(want)})" for n, want in final.items())
             )
-        with ctx.run.step("canary: remove old revision") as step:
+        with ctx.run.step("canary: remove old revision") as step, move_phase(ctx, step.name):
             ctx.journal.push(
                 f"reinstall the old revision {old} from the backup",
                 "restore_backup",
