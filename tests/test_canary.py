@@ -183,6 +183,8 @@ def test_the_emulators_tag_commands_answer_as_each_version(make_istioctl, sim_cl
         assert ctl.run("tag", "remove", "default", "-y").stdout.strip() == "Revision tag default removed"
         left = {v.metadata.name for v in validators.get().items}
         assert ("istiod-default-validator" in left) == (not minor.at_least("1.31")), version
+    no_revision = make_istioctl(NEWEST[2]).run("tag", "set", "prod", check=False)
+    assert no_revision.exit_code == 64 and 'required flag(s) "revision" not set' in no_revision.stderr
     unknown = make_istioctl(NEWEST[2]).run("uninstall", "--revision", "nope", "-y", check=False)
     assert unknown.exit_code != 0 and "could not find target revision" in unknown.stderr
 

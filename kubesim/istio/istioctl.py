@@ -644,12 +644,16 @@ class Emulator:
         if sub == "list":
             return self._tag_list()
         if sub in ("set", "generate"):
+            # istioctl/pkg/tag/tag.go tagSetCommand: Args, and MarkPersistentFlagRequired("revision") (cobra's
+            # own message).
             if len(words) < 3:
                 raise UsageError("must provide a tag for modification")
+            if len(words) > 3:
+                raise UsageError("must provide a single tag for creation")
             tag = words[2]
             revision = self.args.get("-r", "--revision")
             if not revision:
-                raise UsageError("revision is required")
+                raise UsageError('required flag(s) "revision" not set')
             if not self.ready_istiods(revision) and not self.list_objects("v1", "Service", NS):
                 raise CommandError(f"cannot find MutatingWebhookConfiguration with revision {revision}")
             name = f"istio-revision-tag-{tag}"

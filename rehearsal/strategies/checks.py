@@ -30,9 +30,19 @@ def control_planes(ctx: Rehearsal, expected: dict[str, str]) -> dict[str, str]:
         seen[revision] = ", ".join(versions) or "nothing"
         if versions != [version]:
             problems.append(f"revision {revision} answers {versions or 'nothing'}, not {version}")
+        injector = "istio-sidecar-injector" + ("" if revision == "default" else f"-{revision}")
+        if injector not in injector_names(ctx):
+            problems.append(f"revision {revision} has no injector webhook {injector}")
     if problems:
         raise StepFailed("; ".join(problems))
     return seen
+
+
+def injector_names(ctx: Rehearsal) -> set[str]:
+    return {
+        h["metadata"]["name"]
+        for h in ctx.objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+    }
 
 
 def revision_versions(istioctl: Istioctl, revision: str) -> list[str]:
