@@ -343,9 +343,14 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+# Minors newer than the catalog that a real cluster rehearses (check_release(newer_minor_ok=True)), each with
+# the catalog minor whose facts stand in for it: that version's real istioctl decides, as for a newer patch.
+STAND_INS: dict[str, str] = {}
+
+
 def minor_of(version: str) -> IstioMinor:
     major, minor, _ = parse_version(version)
-    record = CATALOG.get(f"{major}.{minor}")
+    record = CATALOG.get(f"{major}.{minor}") or CATALOG.get(STAND_INS.get(f"{major}.{minor}", ""))
     if record is None:
         raise UnknownVersion(
             f"Istio {major}.{minor} is not in the catalog; known minors: {', '.join(CATALOG)}"
@@ -380,11 +385,21 @@ def check_known(version: str) -> str:
     return version.lstrip("v")
 
 
-def check_release(version: str) -> tuple[str, str | None]:
+def check_release(version: str, newer_minor_ok: bool = False) -> tuple[str, str | None]:
     """For real clusters: a version of a known minor is accepted even if the patch is newer than the catalog
-    (that version's real istioctl decides); returns the version and a warning to show, or raises."""
-    record = minor_of(version)
+    (that version's real istioctl decides); returns the version and a warning to show, or raises. With
+    ``newer_minor_ok`` a minor newer than the catalog's newest is accepted the same way, the newest minor's
+    facts standing in for it (recorded in :data:`STAND_INS`)."""
     clean = version.lstrip("v")
+    major, minor, _ = parse_version(clean)
+    newest = newest_minors(1)[0]
+    if newer_minor_ok and f"{major}.{minor}" not in CATALOG and (major, minor) > newest.version_tuple:
+        STAND_INS[f"{major}.{minor}"] = newest.minor
+        return clean, (
+            f"Istio {clean} is a minor newer than the catalog knows (up to {newest.minor}); the checks use "
+            f"{newest.minor}'s facts and istioctl {clean} itself decides"
+        )
+    record = minor_of(version)
     if clean in record.patches:
         return clean, None
     if parse_version(clean)[2] > parse_version(record.patches[-1])[2]:

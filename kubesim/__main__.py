@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--istio", metavar="X.Y.Z", help="install this Istio version the way istioctl install would"
     )
     serve.add_argument(
+        "--date",
+        type=_date,
+        metavar="YYYY-MM-DD[THH:MM]",
+        help="the simulated world's date (UTC): Istio's registries follow their retirement dates against it",
+    )
+    serve.add_argument(
         "--apps", action="store_true", help="with --istio: deploy the sample apps behind the ingress"
     )
     commands.add_parser("versions", help="list the Istio versions the simulator can install, oldest first")
@@ -142,6 +148,18 @@ def install_istio(cluster: SimCluster, version: str, apps: bool) -> str:
     return summary
 
 
+def _date(text: str) -> float:
+    """``YYYY-MM-DD[THH:MM]`` (UTC) as seconds since 1970."""
+    from datetime import UTC, datetime
+
+    try:
+        if len(text) not in (10, 16):
+            raise ValueError(text)
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         faults = Faults.from_file(args.faults) if args.faults else Faults()
@@ -159,6 +177,8 @@ def serve(args: argparse.Namespace) -> int:
     )
     for location, user, password in args.registry:
         cluster.registry.add_registry(location, user, password)
+    if args.date is not None:
+        cluster.set_calendar(args.date)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -27,6 +27,20 @@ class SimClock:
         self._offset = 0.0
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        # True once a calendar date was set (set_calendar): the simulated world then follows Istio's registry
+        # dates against this clock (kubesim.node.images); otherwise the clock starts at wall time and dated
+        # facts are not applied, so nothing in the simulator depends on the real date.
+        self.calendar_set = False
+
+    def set_calendar(self, epoch: float) -> None:
+        """Make ``now()`` read ``epoch`` (seconds since 1970, UTC) from this moment on: the simulated world's
+        date, e.g. after Istio retired a registry. Time keeps moving from there as before."""
+        with self._lock:
+            self._base += epoch - (self._base + self._offset if self.jumps else self._now_locked())
+            self.calendar_set = True
+
+    def _now_locked(self) -> float:
+        return self._base + (time.monotonic() - self._wall0) / self.time_scale + self._offset
 
     @classmethod
     def manual_clock(cls) -> SimClock:

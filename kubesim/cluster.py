@@ -86,6 +86,8 @@ class SimCluster:
         self.store = Store()
         self.api = Api(self.store, self.clock, k8s_version=self.k8s_version)
         self.registry = ImageRegistry()
+        if self.clock.calendar_set:
+            self.registry.calendar = self.clock.now
         self.network = PodNetwork()
         self.manager = ControllerManager(self.store, self.clock)
         self.node_names = [f"{name}-control-plane"] + [
@@ -131,6 +133,12 @@ class SimCluster:
             )
         for addon in addons:
             addon(self)  # e.g. kubesim.istio.addon: Istio's programs, and its released images in the registry
+
+    def set_calendar(self, epoch: float) -> None:
+        """Date the simulated world (seconds since 1970, UTC): the clock reads it from now on and Istio's
+        registries follow their retirement dates against it (istiofacts.registries)."""
+        self.clock.set_calendar(epoch)
+        self.registry.calendar = self.clock.now
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> SimCluster:

@@ -4,7 +4,9 @@ Kinds (YAML ``type``):
 
 ``image-pull``      an ``image`` is missing, or a ``registry`` (a host, or host/path) does not resolve; with
                     ``private: true`` either answers 401 Unauthorized instead. Pods end in ErrImagePull and
-                    ImagePullBackOff with containerd's message for that failure.
+                    ImagePullBackOff with containerd's message for that failure. With ``skip: N`` the first
+                    N matching pulls succeed (a registry that starts failing mid-run: a rate limit reached, a
+                    scream test beginning), and a node that has the image pulls it again.
 ``api-error``       the API answers ``code`` (429 with Retry-After, 500, or 504 for a timeout) for a ``verb``
                     and ``resource`` (optionally ``namespace``/``name``), ``times`` times (default 1; -1 =
                     always), after letting ``skip`` matching requests through (default 0); with ``every: N``,
@@ -67,6 +69,8 @@ class ImagePullFault:
     image: str = ""  # one image (normalised when compared) ...
     registry: str = ""  # ... or every image under a registry host or host/path
     private: bool = False  # 401 Unauthorized rather than missing / unresolvable
+    skip: int = 0  # let this many matching pulls through first
+    seen: int = 0
 
     def matches(self, reference: str) -> bool:
         ref = normalize(reference)
@@ -237,7 +241,11 @@ class Faults:
 
     def image_pull_for(self, image: str) -> ImagePullFault | None:
         with self._lock:
-            return next((f for f in self.image_pull if f.matches(image)), None)
+            fault = next((f for f in self.image_pull if f.matches(image)), None)
+            if fault is not None and fault.seen < fault.skip:
+                fault.seen += 1
+                return None
+            return fault
 
     def readiness_for(self, pod: dict[str, Any], container: dict[str, Any]) -> ReadinessFault | None:
         with self._lock:
@@ -306,7 +314,7 @@ _MATCH_KEYS: dict[str, tuple[type, ...]] = {
 _DURATION = (int, float, str)
 # The keys each type of fault takes, with the YAML types each may have (bool is not an int here).
 FAULT_KEYS: dict[str, dict[str, tuple[type, ...]]] = {
-    "image-pull": {"image": (str,), "registry": (str,), "private": (bool,)},
+    "image-pull": {"image": (str,), "registry": (str,), "private": (bool,), "skip": (int,)},
     "api-error": {
         "verb": (str,),
         "resource": (str,),
@@ -364,7 +372,10 @@ def _parse(entry: Any, where: str) -> Any:
                 "registry.example.com, or a host/path)"
             )
         return ImagePullFault(
-            str(entry.get("image") or ""), str(entry.get("registry") or ""), bool(entry.get("private"))
+            str(entry.get("image") or ""),
+            str(entry.get("registry") or ""),
+            bool(entry.get("private")),
+            int(entry.get("skip") or 0),
         )
     if kind == "api-error":
         verb, resource = entry.get("verb", "*"), entry.get("resource")

@@ -142,6 +142,7 @@ class Kube:
         resource = self.resource("apps/v1", kind)
         deadline = time.monotonic() + timeout
         obj = resource.get(name=name, namespace=namespace).to_dict()
+        since = obj["metadata"]["resourceVersion"]
         while not rollout_complete(obj):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -155,13 +156,14 @@ class Kube:
                     resource,
                     namespace=namespace,
                     name=name,
-                    resource_version=obj["metadata"]["resourceVersion"],
+                    resource_version=since,
                     timeout=max(1, int(remaining)),
                     watcher=w,
                 ):
                     if event.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old to watch from
                         break
                     obj = event["raw_object"]
+                    since = obj["metadata"]["resourceVersion"]
                     if rollout_complete(obj):
                         w.stop()
                         break
@@ -169,6 +171,13 @@ class Kube:
                 # A watch the server cut or expired: start again from the object as it is now.
                 if isinstance(exc, ApiException) and exc.status not in (410, 429, 500, 502, 503, 504):
                     raise
+                if isinstance(exc, ApiException) and exc.status == 410:
+                    # Too old to watch from (the watch cache no longer holds it): relist, as client-go's
+                    # reflector does, and watch from the list's resourceVersion, which is current.
+                    listed = resource.get(namespace=namespace, field_selector=f"metadata.name={name}")
+                    obj = resource.get(name=name, namespace=namespace).to_dict()
+                    since = listed.metadata.resourceVersion
+                    continue
             obj = resource.get(name=name, namespace=namespace).to_dict()
         return obj
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -289,7 +290,7 @@ def run_entries(
                     result = done[index]
                     say(f"{result.verdict or 'no verdict':<14} {entry.name} ({result.seconds:.1f}s)")
                 if running:
-                    _wait_any()
+                    _wait_any([process for process, _ in running.values()])
             except KeyboardInterrupt:
                 interrupts += 1
                 say(
@@ -309,12 +310,30 @@ def run_entries(
     return outcomes
 
 
-def _wait_any() -> None:
-    """Block until a child process has ended, leaving it for ``poll`` to reap (no polling by wall time)."""
+def _wait_any(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Block until one of ``processes`` has ended, leaving it for ``poll`` to reap (no polling by wall time).
+
+    On Linux each process is watched through a pidfd (readable once it exits), so only these children
+    count: waiting for any child of this process (``waitid(P_ALL, WNOWAIT)``) would return at once, forever,
+    for an unreaped child someone else started, and spin. Elsewhere, a bounded wait on the first one."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        try:
+            processes[0].wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        return
+    fds: list[int] = []
     try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-    except ChildProcessError:
-        pass
+        for process in processes:
+            try:
+                fds.append(pidfd_open(process.pid))
+            except ProcessLookupError:
+                return  # already reaped: poll will say so
+        select.select(fds, [], [])
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _outcome(entry: Entry, code: int, seconds: float, folder: Path) -> Outcome:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from istiofacts import catalog, operator
+
+from . import early
 
 CLUSTERS = ("sim", "kind", "kubeconfig")
 STRATEGIES = ("in-place", "istioctl", "canary")
@@ -65,6 +68,15 @@ class Settings:
     # move first, in order (default: the sample apps first).
     revision: str | None = None
     canary_order: tuple[str, ...] = ()
+    # The simulated world's date (--sim-date, UTC, "YYYY-MM-DD[THH:MM]"): Istio's registries follow their
+    # retirement dates against it (istiofacts.registries); None: the simulator applies no dates.
+    sim_date: str | None = None
+    # Pull secrets to create before the source install (--pull-secret NAME=DOCKERCONFIGJSON_FILE); the file's
+    # content is read only when the Secret is created, and never logged nor kept in a report.
+    pull_secrets: tuple[str, ...] = ()
+    # The hub set for a version whose default registry is retired or retires soon, and why (resolve()).
+    hub_choices: tuple[tuple[str, str], ...] = ()
+    hub_notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run record keeps them: registry passwords are left out."""
@@ -76,8 +88,11 @@ class Settings:
             "allow_prune",
             "version_notes",
             "canary_order",
+            "pull_secrets",
+            "hub_notes",
         ):
             data[name] = list(getattr(self, name))
+        data["hub_choices"] = [list(c) for c in self.hub_choices]
         data["sim_registries"] = [
             f"{text.partition('=')[0]}={text.partition('=')[2].partition(':')[0]}:***"
             if "=" in text
@@ -97,8 +112,11 @@ class Settings:
             "sim_registries",
             "version_notes",
             "canary_order",
+            "pull_secrets",
+            "hub_notes",
         ):
             data[name] = tuple(data.get(name) or ())
+        data["hub_choices"] = tuple(tuple(c) for c in data.get("hub_choices") or ())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def install_spec(self, version: str) -> dict[str, Any]:
@@ -110,13 +128,24 @@ class Settings:
         spec.pop("tag", None)
         values_global = (spec.get("values") or {}).get("global") or {}
         values_global.pop("tag", None)
+        chosen = self.chosen_hub(version)
+        if chosen and not spec.get("hub"):
+            spec["hub"] = chosen
         return spec
 
+    def chosen_hub(self, version: str) -> str | None:
+        """The hub the harness sets for ``version`` (its default registry retires), or None."""
+        return next((hub for v, hub in self.hub_choices if v == version), None)
+
     def install_sets(self, version: str) -> list[str]:
-        """--set arguments for istioctl: the user's, minus any tag, plus ``tag=<version>``."""
-        return [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")] + [
-            f"tag={version}"
-        ]
+        """--set arguments for istioctl: the user's, minus any tag, plus ``tag=<version>`` (and the hub the
+        harness chose for a version whose default registry retires)."""
+        chosen = self.chosen_hub(version)
+        return (
+            [s for s in self.sets if operator.parse_set(s)[0] not in ("tag", "values.global.tag")]
+            + ([f"hub={chosen}"] if chosen else [])
+            + [f"tag={version}"]
+        )
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
@@ -131,7 +160,7 @@ def _version(option: str, value: str, cluster: str, notes: list[str]) -> str:
     try:
         if cluster == "sim":
             return catalog.check_known(value)
-        version, warning = catalog.check_release(value)
+        version, warning = catalog.check_release(value, newer_minor_ok=True)
     except catalog.UnknownVersion as exc:
         raise SettingsError(f"{option}: {exc}") from None
     if warning:
@@ -204,13 +233,14 @@ def load_config(path: str | None) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def resolve(values: dict[str, Any]) -> Settings:
-    """Build and check Settings from merged option values (None means "not given")."""
+def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
+    """Build and check Settings from merged option values (None means "not given"). ``now`` is the moment a
+    real cluster's registries are judged at (default: the real time); the simulator's is --sim-date."""
     v = {k: val for k, val in values.items() if val is not None}
     known = {
         f
         for f in Settings.__dataclass_fields__
-        if f not in ("plan_spec", "istio_from_given", "version_notes")
+        if f not in ("plan_spec", "istio_from_given", "version_notes", "hub_choices", "hub_notes")
     }
     unknown = sorted(set(v) - known)
     if unknown:
@@ -333,6 +363,29 @@ def resolve(values: dict[str, Any]) -> Settings:
         raise SettingsError(f"--traffic-requests {requests_n}: must be at least 1")
     if timeout <= 0:
         raise SettingsError(f"--step-timeout {timeout:g}: must be more than 0 seconds")
+    sim_date = v.get("sim_date")
+    if sim_date is not None and cluster != "sim":
+        raise SettingsError("--sim-date only applies to --cluster sim (a real cluster has today's date)")
+    moment = early.parse_sim_date(str(sim_date)) if sim_date is not None else None
+    if isinstance(moment, str):
+        raise SettingsError(moment)
+    if cluster != "sim":
+        moment = now or datetime.now(UTC)
+    pull_secrets = tuple(str(p) for p in v.get("pull_secrets") or ())
+    for text in pull_secrets:
+        if problem := early.pull_secret_problem(text):
+            raise SettingsError(problem)
+    # Checked first (rehearsal/early.py): the path, the plan against both versions' schemas, the hubs.
+    if problem := early.path_problem(istio_from, istio_to, strategy):
+        raise SettingsError(f"--istio-from {istio_from} --istio-to {istio_to}: {problem}")
+    planned = Settings(istio_from=istio_from, istio_to=istio_to, sets=sets, plan_spec=plan_spec)
+    specs = {version: planned.install_spec(version) for version in (istio_from, istio_to)}
+    problems = early.plan_problems(specs)
+    if problems:
+        raise SettingsError(f"{'--plan/--set' if plan else '--set'}: {problems[0]}")
+    refusals, choices, hub_notes = early.hub_decisions(specs, moment)
+    if refusals:
+        raise SettingsError(f"{'--plan/--set' if plan else '--set'}: {refusals[0]}")
     return Settings(
         cluster=cluster,
         kubeconfig=kubeconfig,
@@ -367,4 +420,8 @@ def resolve(values: dict[str, Any]) -> Settings:
         plan_spec=plan_spec,
         revision=str(revision) if revision else None,
         canary_order=canary_order,
+        sim_date=str(sim_date) if sim_date is not None else None,
+        pull_secrets=pull_secrets,
+        hub_choices=choices,
+        hub_notes=hub_notes,
     )

@@ -150,17 +150,30 @@ def _run_scenario(name: str, work: Path) -> Rehearsed:
     if name == "upgraded":
         return rehearse(work)
     if name == "rolled-back":
-        # The target's pilot image cannot be pulled: the upgrade fails in the cluster's words and rolls back.
+        # The target's pilot image cannot be pulled once the pull check has pulled it (the registry starts
+        # failing mid-run): the upgrade fails in the cluster's words and rolls back.
         _, target = catalog.default_pair()
         faults = work / "faults.yaml"
         image = f"{catalog.default_hub(target)}/pilot:{target}"
-        faults.write_text(f"faults:\n  - type: image-pull\n    image: {image}\n")
+        faults.write_text(f"faults:\n  - type: image-pull\n    image: {image}\n    skip: 1\n")
         # Every setting at its default, the simulator's time scale (0) included.
         return rehearse(work, "--sim-faults", str(faults))
     if name == "precheck-failed":
-        source, target = two_minors_apart()
+        # A cluster older than the target supports: the source installs (istioctl only warns), the precheck
+        # refuses the upgrade (a skip of minors is refused earlier, with the options: rehearsal/early.py).
+        source, target = catalog.default_pair()
+        major, minor = catalog.minor_of(target).precheck_min_k8s.split(".")
+        old_k8s = f"{major}.{int(minor) - 1}.0"
         # As CI runs it: with a JUnit file of the user's own (the run folder keeps its junit.xml too).
         return rehearse(
-            work, "--istio-from", source, "--istio-to", target, "--junitxml", str(work / "ci.xml")
+            work,
+            "--istio-from",
+            source,
+            "--istio-to",
+            target,
+            "--k8s-version",
+            old_k8s,
+            "--junitxml",
+            str(work / "ci.xml"),
         )
     raise ValueError(name)

@@ -291,7 +291,8 @@ def _context_renamed(kubeconfig: Path, name: str, target: Path) -> Path:
 
 def test_refusals_stop_before_any_change(tmp_path, staging, suites_run):
     before = snapshot(staging)
-    wrong = SOURCE if False else next(v for v in catalog.known_versions() if v != SOURCE)
+    # Another patch of the same minor: a path the options accept, a version the cluster does not run.
+    wrong = next(v for v in catalog.minor_of(SOURCE).patches if v != SOURCE)
     result, data = rehearse(suites_run, tmp_path / "a", staging.kubeconfig_path, "--istio-from", wrong)
     assert result.returncode != 0
     assert f"--istio-from {wrong} does not match the cluster, which runs Istio {SOURCE}" in result.stdout

@@ -9,6 +9,7 @@ sources and played by a fake istioctl, so a check that only agrees with the emul
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from istiofacts.catalog import CATALOG, default_hub
 from rehearsal.istio.istioctl import Istioctl
 from rehearsal.journal import RollbackJournal
 from rehearsal.run import Run, StepFailed
-from rehearsal.settings import resolve
+from rehearsal.settings import SettingsError, resolve
 from rehearsal.steps import Rehearsal, upgrade, validate
 
 SOURCE, TARGET = catalog.default_pair()
@@ -246,9 +247,12 @@ def test_precheck_fails_with_istioctls_own_messages(tmp_path):
 
 
 def test_precheck_rejects_a_value_of_the_wrong_type_before_istioctl_would(tmp_path):
-    ctx = context(
-        tmp_path, ["values.global.proxy.resources=abc"], target=fake_istioctl(tmp_path, TARGET, [CLEAN])
-    )
+    bad = ("values.global.proxy.resources=abc",)
+    # The options are refused first (rehearsal/early.py); the precheck still judges what reaches it.
+    with pytest.raises(SettingsError, match="values.global.proxy.resources|cannot unmarshal string"):
+        resolve({"istio_from": SOURCE, "istio_to": TARGET, "sets": bad})
+    ctx = context(tmp_path, [], target=fake_istioctl(tmp_path, TARGET, [CLEAN]))
+    ctx.settings = dataclasses.replace(ctx.settings, sets=bad)
     with pytest.raises(StepFailed, match="cannot unmarshal string into Go value of type map"):
         upgrade.precheck(ctx)
 

@@ -149,11 +149,15 @@ def test_an_interrupt_is_passed_on_once_to_each_running_rehearsal_and_nothing_mo
     def start(entry: matrix.Entry, folder: Path, extra: list[str]) -> subprocess.Popen[bytes]:
         if len(started) == 2:
             raise KeyboardInterrupt
+        # The stand-in says when it runs its own code: a SIGINT during the interpreter's start-up would end it
+        # with exit code 1 (a KeyboardInterrupt in site), not -SIGINT, whatever run_entries does.
         process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; sys.stdin.read()"],
+            [sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
         started.append(process)
         return process
 

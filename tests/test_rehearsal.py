@@ -141,8 +141,8 @@ def test_unpullable_target_image_rolls_back():
     assert step(data, "rollback: verify")["outcome"] == "passed"
 
 
-def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_path, suites_run):
-    # Removed in 1.24: the source (1.23) accepts it, the target rejects it.
+def test_unknown_value_in_the_plan_is_refused_before_any_cluster(tmp_path, suites_run):
+    # Removed in 1.24: the source (1.23) accepts it, the target rejects it: one line, before anything.
     result = suites_run(
         tmp_path,
         "--istio-from",
@@ -154,14 +154,10 @@ def test_unknown_value_in_the_plan_stops_at_precheck_and_changes_nothing(tmp_pat
         "--set",
         "values.global.autoscalingv2API=true",
     )
-    data = result.data
-    assert result.returncode != 0 and data["verdict"] == "failed"
-    precheck = step(data, "precheck")
-    assert precheck["outcome"] == "failed"
-    assert 'unknown field "autoscalingv2API" in istio.operator.v1alpha1.GlobalConfig' in precheck["reason"]
-    assert "global.autoscalingv2API removed in Istio 1.24" in precheck["reason"]
-    assert not any(s["name"] == "apply" for s in data["steps"])
-    assert data["rollback"]["ran"] is False and data["rollback"]["verified"]
+    assert result.returncode == 4  # exitcodes.BAD_OPTION: nothing was touched
+    assert 'unknown field "autoscalingv2API" in istio.operator.v1alpha1.GlobalConfig' in result.stderr
+    assert "global.autoscalingv2API removed in Istio 1.24" in result.stderr
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
 
 
 def test_api_failing_during_apply_rolls_back(tmp_path, suites_run):

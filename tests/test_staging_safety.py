@@ -501,7 +501,9 @@ def test_injection_is_proven_by_a_dry_run_pod_before_any_restart(tmp_path, clust
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}},
-            }
+            },
+            # Not labelled for injection; created here, so the test does not lean on another test's namespace.
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "batch"}},
         ]
     )
     template = _user_objects("shop")[2]["spec"]["template"]

@@ -155,7 +155,7 @@ def test_an_istioctl_installed_mesh_is_detected_with_the_settings_it_runs(shared
 
 
 def test_a_mesh_at_another_version_than_istio_from_is_refused(shared_cluster, planted, tmp_path):
-    other = next(v for v in catalog.known_versions() if v != SOURCE)
+    other = next(v for v in catalog.minor_of(SOURCE).patches if v != SOURCE)  # a path the options accept
     planted([istiod(SOURCE, catalog.default_hub(SOURCE))])
     ctx = context(shared_cluster, tmp_path, istio_from=other)
     with pytest.raises(StepFailed, match=f"--istio-from {other} does not match the cluster, which runs"):

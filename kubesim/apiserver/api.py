@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubesim.apiserver import defaults, schema, validation
+from kubesim.apiserver import defaults, legacy, schema, validation
 from kubesim.apiserver.crds import CrdMixin
 from kubesim.apiserver.deletion import DeletionMixin
 from kubesim.apiserver.objects import (
@@ -77,8 +77,10 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
         self.service_ips = IPAllocator("10.96.0.0/16", skip=0)
         self._node_ports_used: set[int] = set()
         self._lock = store.lock
-        for rt in BUILTIN_TYPES:
-            self._types[rt.gr] = rt
+        for rt in (*BUILTIN_TYPES, *legacy.TYPES):
+            self._types[rt.gr] = legacy.with_pod_subresources(rt)
+            store.start_watch_cache(rt.gr)  # the server starts a watch cache per built-in resource
+        store.attach_clock(clock.now)  # the compactor and the watch caches age by the simulated clock
         self.discovery_changed: list[Callable[[], None]] = []
 
     # -- types -------------------------------------------------------------------------------------------
@@ -544,6 +546,8 @@ class Api(ReadsMixin, PatchMixin, DeletionMixin, CrdMixin):
                 obj.pop("status", None)
             else:
                 obj["status"] = status
+        elif subresource in legacy.POD_FIELD_SUBRESOURCES:
+            obj = legacy.only_subresource_fields(subresource, old, obj)
         else:
             self._strip_status(rt, obj, old)
         if not opts.internal:

@@ -51,6 +51,10 @@ class CrdMixin:
             columns=tuple(served[0].get("additionalPrinterColumns") or ()),
         )
         with self._lock:
+            if rt.gr not in self._types:
+                # The CRD's storage and its watch cache start now, from a list at the current revision
+                # (apiextensions-apiserver pkg/apiserver/customresource_handler.go getOrCreateServingInfoFor).
+                self.store.start_watch_cache(rt.gr)
             self._types[rt.gr] = rt
         self._notify_discovery()
 

@@ -109,6 +109,23 @@ def replicaset(obj: Obj) -> None:
     _template(obj)
 
 
+def replicationcontroller(obj: Obj) -> None:
+    """pkg/apis/core/v1/defaults.go SetDefaults_ReplicationController: the selector and the labels come from
+    the template's labels when empty, replicas default to 1; the template is a pod template."""
+    spec = obj.setdefault("spec", {})
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if labels and not spec.get("selector"):
+        spec["selector"] = dict(labels)
+    meta = obj.setdefault("metadata", {})
+    if labels and not meta.get("labels"):
+        meta["labels"] = dict(labels)
+    spec.setdefault("replicas", 1)
+    if spec.get("template") is not None:
+        _template(obj)
+    # The strategy's PrepareForCreate starts an empty status, whose replicas the JSON always carries.
+    obj.setdefault("status", {}).setdefault("replicas", 0)
+
+
 def daemonset(obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("revisionHistoryLimit", 10)
@@ -227,6 +244,7 @@ DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("", "secrets"): secret,
     ("apps", "deployments"): deployment,
     ("apps", "replicasets"): replicaset,
+    ("", "replicationcontrollers"): replicationcontroller,
     ("apps", "daemonsets"): daemonset,
     ("apps", "statefulsets"): statefulset,
     ("batch", "jobs"): job,

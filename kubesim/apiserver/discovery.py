@@ -10,6 +10,7 @@ import base64
 import hashlib
 from typing import Any
 
+from kubesim.apiserver import legacy
 from kubesim.apiserver.api import Api, _version_priority
 
 
@@ -96,7 +97,8 @@ def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | N
             entry["shortNames"] = list(rt.short_names)
         if rt.categories:
             entry["categories"] = list(rt.categories)
-        entry["storageVersionHash"] = storage_version_hash(rt.group, rt.version, rt.kind)
+        if rt.gr not in legacy.UNSTORED and rt.verbs != ("create",):
+            entry["storageVersionHash"] = storage_version_hash(rt.group, rt.version, rt.kind)
         resources.append(entry)
         for sub in rt.subresources:
             sub_entry: dict[str, Any] = {
@@ -109,7 +111,7 @@ def resource_list(api: Api, group_name: str, version: str) -> dict[str, Any] | N
                 sub_entry.update(
                     group="autoscaling", version="v1", kind="Scale", verbs=["get", "patch", "update"]
                 )
-            elif sub == "status":
+            elif sub in ("status", *legacy.POD_FIELD_SUBRESOURCES):
                 sub_entry["verbs"] = ["get", "patch", "update"]
             elif sub == "log":
                 sub_entry.update(kind="Pod", verbs=["get"])

@@ -28,6 +28,7 @@ Obj = dict[str, Any]
 GENERATION_KINDS = frozenset(
     {
         ("", "pods"),
+        ("", "replicationcontrollers"),
         ("apps", "deployments"),
         ("apps", "replicasets"),
         ("apps", "daemonsets"),

@@ -12,6 +12,7 @@ their CRD's schema, so tools that read it see the real structure.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from functools import cache
@@ -33,15 +34,34 @@ def _gv_paths(api: Api) -> dict[str, list[Any]]:
 
 
 def v3_index(api: Api) -> dict[str, Any]:
+    """``/openapi/v3``: every document the real v1.36.2 server lists (its group-versions, and the roots:
+    ``api``, ``apis``, each built-in group's ``apis/<group>``, ``version``,
+    ``.well-known/openid-configuration`` and ``openid/v1/jwks``; kube-openapi's handler3 lists every web
+    service the server registered), plus the
+    group-versions of custom resources (a CRD adds its group-version's document, not a group root: the
+    apiextensions server publishes one spec per group-version, staging/src/k8s.io/apiextensions-apiserver/pkg/
+    controller/openapiv3/controller.go). The real documents are served whole, so the index also lists the
+    group-versions whose resources the simulator does not serve (apiregistration.k8s.io/v1, autoscaling/v1,
+    flowcontrol.apiserver.k8s.io/v1, resource.k8s.io/v1): their schemas are real, discovery does not list
+    their resources."""
+    keys = set(_gv_paths(api)) | set(published.openapi_v3()) | set(_roots())
     paths = {}
-    for key in sorted(_gv_paths(api)):
+    for key in sorted(keys):
         doc = v3_document(api, key)
-        if doc is published.openapi_v3().get(key):
+        if doc is published.openapi_v3().get(key) or doc is _roots().get(key):
             digest = _real_digest(key)
         else:
             digest = _digest(doc)
         paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
     return {"paths": paths}
+
+
+@cache
+def _roots() -> dict[str, dict[str, Any]]:
+    """The real server's documents that are not a group-version's (see ``v3_index``), as recorded."""
+    with (published._DATA / f"openapi-v3-roots-v{published.K8S_VERSION}.json.gz").open("rb") as raw:
+        loaded: dict[str, dict[str, Any]] = json.loads(gzip.decompress(raw.read()))
+        return loaded
 
 
 def _digest(doc: Any) -> str:
@@ -50,7 +70,7 @@ def _digest(doc: Any) -> str:
 
 @cache
 def _real_digest(key: str) -> str:
-    return _digest(published.openapi_v3()[key])
+    return _digest(published.openapi_v3().get(key) or _roots()[key])
 
 
 def v2_document() -> dict[str, Any]:
@@ -59,9 +79,9 @@ def v2_document() -> dict[str, Any]:
 
 def v3_document(api: Api, key: str) -> dict[str, Any] | None:
     entries = _gv_paths(api).get(key)
-    if entries is None:
-        return None
     real = published.openapi_v3().get(key)
+    if entries is None:
+        return real or _roots().get(key)
     if real is not None and not any(rt.custom for rt, _ in entries):
         return real
     paths: dict[str, Any] = {}

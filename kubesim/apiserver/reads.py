@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubesim.apiserver.objects import ListResult, Obj
 from kubesim.machinery import errors
@@ -42,17 +42,36 @@ class ReadsMixin:
         field_selector: str | None = None,
         limit: int = 0,
         continue_token: str = "",
+        exact_rv: int | None = None,
     ) -> ListResult:
+        """The objects (a page of them with ``limit``) as of now, as of ``exact_rv`` (an Exact list reads
+        etcd at that revision: etcd3/store.go GetList ranges at withRev and stamps the list with it), or
+        as of a continue token's revision (the pages of one list are one snapshot)."""
         match_labels = parse_label_selector(label_selector)
         match_fields = parse_field_selector(field_selector, None if rt.custom else rt.gr)
-        with self.store.lock:
-            rv = str(self.store.resource_version)
-            items = self.store.items(rt.gr, namespace if rt.namespaced else None)
-        selected = [o for o in items if match_labels(o["metadata"].get("labels") or {}) and match_fields(o)]
-        selected.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        store, scope = self.store, namespace if rt.namespaced else None
         start = ""
         if continue_token:
-            start, rv = _decode_continue(continue_token)
+            start, token_rv = _decode_continue(continue_token)
+        with store.lock:
+            rv = str(store.resource_version)
+            items = store.items(rt.gr, scope)
+            if exact_rv is not None:
+                past = store.items_at(rt.gr, scope, exact_rv)
+                if past is None:
+                    # etcd3/errors.go interpretListError: ErrCompacted on a list.
+                    raise errors.gone("The resourceVersion for the provided list is too old.")
+                items, rv = past, str(exact_rv)
+            elif continue_token and int(token_rv) > 0:
+                past = store.items_at(rt.gr, scope, int(token_rv))
+                if past is None and int(token_rv) < store.compacted_revision():
+                    raise _ExpiredContinue(start)
+                # A revision the simulator's history no longer reaches (only compaction bounds etcd's):
+                # the page comes from the current state.
+                items, rv = (past if past is not None else items), token_rv
+        selected = [o for o in items if match_labels(o["metadata"].get("labels") or {}) and match_fields(o)]
+        selected.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        if continue_token:
             selected = [
                 o
                 for o in selected
@@ -72,6 +91,30 @@ class ReadsMixin:
             encoded = base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode())
             return ListResult(page, rv, encoded.decode().rstrip("="), remaining)
         return ListResult(selected, rv)
+
+
+class _ExpiredContinue(errors.ApiError):
+    """etcd3/errors.go handleCompactedErrorForPaging: a continue token whose revision was compacted is 410,
+    and the Status carries a token (revision -1) that continues from the latest revision."""
+
+    MESSAGE = (
+        "The provided continue parameter is too old to display a consistent list result. You can start a new "
+        "list without the continue parameter, or use the continue token in this response to retrieve the "
+        "remainder of the results. Continuing with the provided token results in an inconsistent list - "
+        "objects that were created, modified, or deleted between the time the first chunk was returned and "
+        "now may show up in the list."
+    )
+
+    def __init__(self, start: str) -> None:
+        super().__init__(410, "Expired", self.MESSAGE)
+        token = {"v": "meta.k8s.io/v1", "rv": -1, "start": start}
+        raw = base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode())
+        self.token = raw.decode().rstrip("=")
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["metadata"] = {"continue": self.token}
+        return body
 
 
 def _decode_continue(text: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ import base64
 import json
 from typing import Any
 
-from kubesim.apiserver import tables
+from kubesim.apiserver import legacy, tables
 from kubesim.apiserver.api import ListResult, RequestOptions, rfc3339
 from kubesim.apiserver.http_base import Route
 from kubesim.apiserver.streams import StreamMixin
@@ -26,6 +26,9 @@ _PATCH_TYPES = {
     "application/apply-patch+cbor": "unsupported",
 }
 
+
+# Subresources an update or patch writes through (the rest of the object stays as stored).
+_WRITTEN_SUBRESOURCES = ("status", *legacy.POD_FIELD_SUBRESOURCES)
 
 _REPRESENTATIONS = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 _STREAMS = ("application/json;stream=watch", "application/vnd.kubernetes.protobuf;stream=watch")
@@ -222,8 +225,21 @@ class ResourceMixin(StreamMixin):
                 "406: Not Acceptable\n\nAvailable representations: " + ", ".join(offered),
                 {},
             )
+        if rt.gr == legacy.COMPONENTSTATUSES:
+            self._warnings.append(legacy.DEPRECATED)
+        legacy.check_verb(rt, verb, method)
         if verb in ("get", "list", "watch"):
             self._check_resource_version(verb, query)
+        if rt.gr == legacy.COMPONENTSTATUSES and verb == "get":
+            return self._send_json(200, legacy.component_status(route.name or ""))
+        if rt.gr == legacy.COMPONENTSTATUSES and verb == "list":
+            if self._wants_table():
+                statuses = legacy.component_statuses()
+                shown = tables.table(
+                    api, rt, statuses, "", query.get("includeObject", "Metadata"), self.cluster
+                )
+                return self._send_json(200, dict(shown, metadata={}))
+            return self._send_json(200, legacy.component_status_list())
         if verb in ("get", "list", "watch") and route.subresource == "scale":
             return self._send_json(200, self._scale(api.get(rt, ns, route.name or ""), rt))
         if verb == "watch":
@@ -251,13 +267,21 @@ class ResourceMixin(StreamMixin):
                     "FieldValueForbidden",
                     "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
                 )
+            limit = _int_param(query.get("limit") or "0")
+            asked = query.get("resourceVersion") or ""
+            # An Exact list, or the legacy exact one (a limit with a resourceVersion and no match), reads
+            # etcd at that revision (apiserver/pkg/storage/cacher/delegator.go shouldDelegateList).
+            exact = not query.get("continue") and (
+                match == "Exact" or (limit > 0 and not match and asked not in ("", "0"))
+            )
             result = api.list(
                 rt,
                 route.namespace,
                 query.get("labelSelector"),
                 query.get("fieldSelector"),
-                _int_param(query.get("limit") or "0"),
+                limit,
                 query.get("continue", ""),
+                int(asked) if exact and asked.isdigit() else None,
             )
             if self._wants_table():
                 return self._send_json(
@@ -332,6 +356,10 @@ class ResourceMixin(StreamMixin):
                 return self._send_json(201, self._token_request(route, payload))
             if route.name and route.subresource == "binding":
                 return self._bind(route, payload)
+            if rt.gr == legacy.BINDINGS:
+                name = ((payload or {}).get("metadata") or {}).get("name") or ""
+                pods = api.resolve("", route.version, "pods")
+                return self._bind(Route(pods, route.version, ns, name, "binding", ""), payload)
             if payload is None:
                 raise errors.bad_request("the body of the request was empty")
             obj = api.create(rt, payload, ns, opts)
@@ -345,7 +373,7 @@ class ResourceMixin(StreamMixin):
                 route.name or "",
                 payload,
                 opts,
-                route.subresource if route.subresource in ("status",) else "",
+                route.subresource if route.subresource in _WRITTEN_SUBRESOURCES else "",
             )
             return self._send_object(rt, api.present(rt, obj, route.version))
         if verb in ("patch", "apply"):
@@ -374,7 +402,7 @@ class ResourceMixin(StreamMixin):
                 kind,
                 payload,
                 opts,
-                route.subresource if route.subresource == "status" else "",
+                route.subresource if route.subresource in _WRITTEN_SUBRESOURCES else "",
             )
             return self._send_object(rt, api.present(rt, obj, route.version), 200 if existed else 201)
         if verb in ("delete", "deletecollection"):
@@ -530,7 +558,7 @@ class ResourceMixin(StreamMixin):
                     for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                     if k in obj["metadata"]
                 },
-                "spec": {"replicas": _at_path(obj, spec_path) or 0},
+                "spec": {"replicas": wanted} if (wanted := _at_path(obj, spec_path)) else {},
                 "status": scale_status,
             }
         return {
@@ -541,10 +569,17 @@ class ResourceMixin(StreamMixin):
                 for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in obj["metadata"]
             },
-            "spec": {"replicas": spec.get("replicas", 0)},
+            # autoscaling/v1 ScaleSpec.Replicas is omitempty: a zero count is left out.
+            "spec": {"replicas": spec["replicas"]} if spec.get("replicas") else {},
             "status": {
                 "replicas": status.get("replicas", 0),
-                "selector": selector_string(spec.get("selector")),
+                "selector": selector_string(
+                    # A ReplicationController's selector is a plain map (the RC scale REST,
+                    # pkg/registry/core/replicationcontroller/storage/storage.go, formats it as labels).
+                    {"matchLabels": spec.get("selector")}
+                    if rt is not None and rt.kind == "ReplicationController"
+                    else spec.get("selector")
+                ),
             },
         }
 

@@ -17,6 +17,10 @@ from kubesim.machinery.selectors import parse_field_selector, parse_label_select
 from kubesim.network import ConnectionRefused, HttpRequest
 
 WATCH_DEFAULT_TIMEOUT = 1800.0
+# cacher.go defaultBookmarkFrequency; cache_watcher.go nextBookmarkTime also sends one 2 s before the
+# watch's deadline, so that a client resuming after the timeout starts from a recent resourceVersion.
+BOOKMARK_FREQUENCY = 60.0
+BOOKMARK_BEFORE_DEADLINE = 2.0
 
 
 class StreamMixin(HandlerBase):
@@ -56,6 +60,7 @@ class StreamMixin(HandlerBase):
                 f'"{rv_param}": invalid syntax',
             )
 
+        next_beat = api.clock.now() + BOOKMARK_FREQUENCY  # read before the client can see the stream start
         self._status_code = 200
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -91,8 +96,11 @@ class StreamMixin(HandlerBase):
                 )
             if rv_param not in ("", "0") and not send_initial:
                 last = int(rv_param)
-                if store.events_since(last) is None:
-                    emit_raw("ERROR", errors.gone(f"too old resource version: {last} ({current})").status())
+                too_old = store.watch_too_old(rt.gr, last)
+                if too_old is not None:
+                    # The watch cache's answer (cacher.go Watch -> getAllEventsSinceLocked): a 200 stream
+                    # whose one event is the 410 Status; a client relists (client-go's reflector does).
+                    emit_raw("ERROR", errors.gone(too_old).status())
                     return self._end_chunks()
             else:
                 last = current
@@ -111,8 +119,17 @@ class StreamMixin(HandlerBase):
                     },
                 )
             self.wfile.flush()
+            # Bookmarks to a watcher that allows them: every simulated minute (the watch cache's window is
+            # simulated time), and once just before the deadline (the client's timeout is wall time). Each
+            # carries the revision the watcher has seen everything up to, as the cacher's do.
+            pre_deadline = deadline - BOOKMARK_BEFORE_DEADLINE
+            pre_sent = not bookmarks or timeout < BOOKMARK_BEFORE_DEADLINE
             while time.monotonic() < deadline and not store.closed:
-                events = store.events_since(last) or []
+                events = store.events_since(last)
+                if events is None:
+                    # The watcher fell behind the kept history: the cacher ends such a watch (its cache
+                    # interval is invalidated); the client watches again from its last resourceVersion.
+                    break
                 sent = False
                 for event in events:
                     last = event.rv
@@ -132,11 +149,25 @@ class StreamMixin(HandlerBase):
                     elif was_matching:
                         emit("DELETED", event.obj)
                         sent = True
-                if sent:
+                beat = bookmarks and api.clock.now() >= next_beat
+                if not pre_sent and time.monotonic() >= pre_deadline:
+                    beat = pre_sent = True
+                if beat:
+                    emit_raw(
+                        "BOOKMARK",
+                        {
+                            "kind": rt.kind,
+                            "apiVersion": rt.api_version(route.version),
+                            "metadata": {"resourceVersion": str(last)},
+                        },
+                    )
+                    next_beat = api.clock.now() + BOOKMARK_FREQUENCY
+                if sent or beat:
                     self.wfile.flush()
+                until = deadline if pre_sent else pre_deadline
                 with store.changed:
                     if store.resource_version == last and not store.closed:
-                        store.changed.wait(min(5.0, max(0.0, deadline - time.monotonic())))
+                        store.changed.wait(min(5.0, max(0.0, until - time.monotonic())))
             self._end_chunks()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kubesim.apiserver import legacy
 from kubesim.apiserver.api import Api, parse_rfc3339
 from kubesim.machinery.resources import ResourceType
 
@@ -508,7 +509,8 @@ def table(api: Api, rt: ResourceType, items: list[Obj], rv: str, include: str, c
     columns, row = (
         _custom_printer(rt)
         if rt.custom
-        else PRINTERS.get(
+        else PRINTERS.get(rt.gr)
+        or legacy.PRINTERS.get(
             rt.gr,
             (
                 [_col("Name", fmt="name"), _col("Created At", "date")],

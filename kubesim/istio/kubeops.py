@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from kubernetes import dynamic, watch
+from kubernetes.client.exceptions import ApiException
 
 FIELD_MANAGER = "istio-operator"
 
@@ -61,6 +62,7 @@ def wait_ready(client: dynamic.DynamicClient, kind: str, name: str, namespace: s
     resource = client.resources.get(api_version="apps/v1", kind=kind)
     deadline = time.monotonic() + timeout
     obj = resource.get(name=name, namespace=namespace).to_dict()
+    since = obj["metadata"]["resourceVersion"]
     while not workload_ready(obj):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -68,15 +70,25 @@ def wait_ready(client: dynamic.DynamicClient, kind: str, name: str, namespace: s
                 f"{kind}/{namespace}/{name} (container failed to start or is not ready: {describe(obj)})"
             )
         watcher = watch.Watch()
-        for event in client.watch(
-            resource,
-            namespace=namespace,
-            name=name,
-            resource_version=obj["metadata"]["resourceVersion"],
-            timeout=max(1, int(remaining)),
-            watcher=watcher,
-        ):
-            obj = event["raw_object"]
-            if workload_ready(obj):
-                watcher.stop()
-                break
+        try:
+            for event in client.watch(
+                resource,
+                namespace=namespace,
+                name=name,
+                resource_version=since,
+                timeout=max(1, int(remaining)),
+                watcher=watcher,
+            ):
+                obj = event["raw_object"]
+                since = obj["metadata"]["resourceVersion"]
+                if workload_ready(obj):
+                    watcher.stop()
+                    break
+        except ApiException as exc:
+            if exc.status != 410:
+                raise
+            # Too old to watch from (the watch cache no longer holds it): relist, as client-go's reflector
+            # does, and watch from the list's resourceVersion, which is current.
+            listed = resource.get(namespace=namespace, field_selector=f"metadata.name={name}")
+            obj = resource.get(name=name, namespace=namespace).to_dict()
+            since = listed.metadata.resourceVersion

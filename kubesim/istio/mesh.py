@@ -107,9 +107,14 @@ class Istiod(Program):
         ctx.log(f"info\tistio version: {self.version}")
         ctx.log("info\tads\tAll caches have been synced up, ready to serve")
 
-    def stop(self) -> None:
+    def exited(self) -> None:
+        """istiod's process is gone: its xDS streams close and the proxies reconnect elsewhere."""
         with self.mesh.lock:
             self.mesh.istiods.pop(self.ctx.pod_ip, None)
+        self.proxies.clear()
+
+    def stop(self) -> None:
+        self.exited()
         for port in (8080, 15010, 15012, 15014, 15017):
             self.ctx.network.close(self.ctx.pod_ip, port)
         self.proxies.clear()
@@ -564,12 +569,16 @@ class Proxy(Program):
         SIGTERM once the app containers have exited (the kubelet's order)."""
         return self.drain_seconds
 
-    def stop(self) -> None:
+    def exited(self) -> None:
+        """pilot-agent exited: its xDS stream to istiod closes at once."""
         if self.mesh.proxies.get(self.id) is self:
             del self.mesh.proxies[self.id]
         if self.istiod is not None:
             self.istiod.disconnect(self.id)
         self.istiod = None
+
+    def stop(self) -> None:
+        self.exited()
         self.ctx.network.intercept(self.ctx.pod_ip, None)
         for port in (15000, 15020, 15021, 15090, *self.ctx.ports):
             if self.kind == "gateway" or port in (15000, 15020, 15021, 15090):
@@ -1025,13 +1034,36 @@ def _git_sha(version: str) -> str:
     return hashlib.sha1(f"istio-{version}".encode()).hexdigest()
 
 
+class VersionCommand(Program):
+    """``pilot-discovery version``, ``pilot-agent version``, ``install-cni version``: each binary's cobra
+    ``version`` subcommand (istio/istio pkg/version/cobra.go, CobraCommand) prints the build info and exits 0
+    without starting the component; the harness's image pull check runs the images this way."""
+
+    def start(self) -> None:
+        version = image_version(self.ctx.container["image"])
+        self.ctx.log(
+            f'version.BuildInfo{{Version:"{version}", GitRevision:"{_git_sha(version)}", Status:"Clean"}}'
+        )
+
+    def exit_after(self) -> tuple[float, int] | None:
+        return (0.1, 0)
+
+
+def _or_version(program: Any) -> Any:
+    def make(ctx: ContainerContext) -> Program:
+        argv = [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]
+        return VersionCommand(ctx) if argv[-1:] == ["version"] else program(ctx)
+
+    return make
+
+
 def register(cluster: SimCluster, hubs: tuple[str, ...] | None = None) -> None:
     """Teach a cluster to run Istio: the programs, and every known release's images where Istio publishes them
     (catalog ``published_hubs``: Docker Hub for every release, registry.istio.io/release up to 1.30), or in
     ``hubs`` when given."""
-    cluster.programs["istiod"] = Istiod
-    cluster.programs["proxyv2"] = proxyv2  # type: ignore[assignment]
-    cluster.programs["install-cni"] = InstallCNI
+    cluster.programs["istiod"] = _or_version(Istiod)
+    cluster.programs["proxyv2"] = _or_version(proxyv2)
+    cluster.programs["install-cni"] = _or_version(InstallCNI)
     mesh_of(cluster)
     if hubs is not None:
         for hub in hubs:

@@ -13,6 +13,12 @@ world is the same, with its rules stated here so that a rehearsal here fails whe
   :meth:`ImageRegistry.add_registry`: a user's own registry (``registry.example.com/mirror``) mirrors the
   public world under its path, and with credentials is private (pulls need a matching ``imagePullSecret``).
 
+Istio's registries follow Istio's dates (:mod:`istiofacts.registries`) against the simulated calendar once
+one is set (:attr:`ImageRegistry.calendar`, from ``SimClock.set_calendar``): a retired ``registry.istio.io``
+answers as a host that does not resolve (its DNS goes with the Cloudflare worker), a retired
+``gcr.io/istio-release`` as a repository that is not found (gcr.io itself stays), and both are down during
+the scream tests.
+
 Failures carry the reasons and messages containerd gives. Each image also says which user it runs as
 (``runAsNonRoot`` checks need that) and which *program* a container of it runs.
 """
@@ -23,8 +29,12 @@ import base64
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
+
+from istiofacts import registries as istio_registries
 
 # Registries every kind node can reach on the internet (hosts as Docker normalises them).
 PUBLIC_REGISTRIES = frozenset(
@@ -148,6 +158,9 @@ class ImageRegistry:
         self._private_hosts: dict[str, tuple[str, str]] = {}
         self._image_hosts: set[str] = set()  # a registry that was given images exists, with just those
         self._lock = threading.Lock()
+        # The simulated calendar (seconds since 1970) Istio's registry dates are judged against; None: no date
+        # is applied (the registries are there, as before the retirement).
+        self.calendar: Callable[[], float] | None = None
         for image in DEFAULT_IMAGES:
             self.add(image)
 
@@ -254,6 +267,9 @@ class ImageRegistry:
         host = ref.split("/", 1)[0]
         if not self.resolves(host):
             raise self.failure(ref, "unresolvable")
+        gone = self.retired(ref)
+        if gone is not None:
+            raise self.failure(ref, "unresolvable" if gone.host_goes else "missing")
         with self._lock:
             credentials = self._private_hosts.get(host)
         if credentials is not None and not _authorized(host, credentials, pull_secrets):
@@ -262,6 +278,14 @@ class ImageRegistry:
         if image is None:
             raise self.failure(ref, "missing")
         return image
+
+    def retired(self, reference: str) -> istio_registries.Registry | None:
+        """Istio's registry record when ``reference`` is in one that is unavailable on the calendar."""
+        if self.calendar is None:
+            return None
+        record = istio_registries.registry_of(normalize(reference))
+        at = datetime.fromtimestamp(self.calendar(), UTC)
+        return record if record is not None and not record.available(at) else None
 
     @staticmethod
     def failure(reference: str, why: str) -> PullError:

@@ -614,6 +614,7 @@ class Kubelet(Controller):
             return
         c.state, c.exit_code, c.finished_at = "terminated", code, self.api.now()
         c.reason = "Completed" if code == 0 else "Error"
+        self._process_exited(c)
         # Requests already routed to the container finish: its servers stay up for a short wall-clock drain,
         # even when simulated time jumps.
         self._stop_later(state, [c])
@@ -631,6 +632,7 @@ class Kubelet(Controller):
         for c in state.containers:
             if c.state == "running":
                 c.state, c.exit_code, c.finished_at, c.reason = "terminated", 137, self.api.now(), "Error"
+                self._process_exited(c)
                 self._stop_later(state, [c])
         self._finish_termination(state)
 
@@ -649,6 +651,14 @@ class Kubelet(Controller):
             except ApiError:
                 pass
         self._forget(state.uid)
+
+    @staticmethod
+    def _process_exited(c: ContainerState) -> None:
+        if c.program is not None:
+            try:
+                c.program.exited()
+            except Exception:
+                pass
 
     DRAIN_WALL_SECONDS = 0.5
 

@@ -54,6 +54,12 @@ class Program:
     def stop(self) -> None:
         """Called when the container stops (exit, kill, pod deletion)."""
 
+    def exited(self) -> None:
+        """The process has just exited on a signal (SIGTERM or SIGKILL), in simulated time. Its listening
+        sockets stay up for the kubelet's short drain (``stop`` comes later); what the process held open
+        to others, such as an xDS stream, ends now, so nothing observed depends on how fast the drain's
+        wall-clock timer fires."""
+
     def ready(self) -> bool:
         """Readiness when the probe is not an HTTP probe this program answers."""
         return True

@@ -86,6 +86,9 @@ class SimProvider:
     faults: Faults = field(default_factory=Faults)
     # Registries of the user's that exist in the simulated world besides the public ones (none by default).
     registries: list[SimRegistry] = field(default_factory=list)
+    # The simulated world's date (seconds since 1970, UTC; --sim-date): Istio's registries follow their
+    # retirement dates against it. None: no dates are applied.
+    calendar: float | None = None
 
     def provision(self, workdir: Path) -> Cluster:
         sim = SimCluster(
@@ -98,6 +101,8 @@ class SimProvider:
         )
         for registry in self.registries:
             sim.registry.add_registry(registry.location, registry.username, registry.password)
+        if self.calendar is not None:
+            sim.set_calendar(self.calendar)
         sim.start()
         kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
         return Cluster(

@@ -43,6 +43,16 @@ def kind_images(settings: Settings) -> list[str]:
     return sorted(set(images))
 
 
+def _sim_calendar(settings: Settings) -> float | None:
+    """--sim-date as seconds since 1970 (UTC), or None."""
+    from datetime import datetime
+
+    from ..early import parse_sim_date
+
+    moment = parse_sim_date(settings.sim_date) if settings.sim_date else None
+    return moment.timestamp() if isinstance(moment, datetime) else None
+
+
 def provision(settings: Settings, run: Run) -> Cluster:
     """Create (sim, kind) or connect to (kubeconfig) the cluster the rehearsal runs on."""
     with run.step("provision") as step:
@@ -57,6 +67,7 @@ def provision(settings: Settings, run: Run) -> Cluster:
                 k8s_version=settings.k8s_version,
                 time_scale=settings.sim_time_scale,
                 registries=registries,
+                calendar=_sim_calendar(settings),
             )
         elif settings.cluster == "kind":
             provider = KindProvider(
@@ -208,7 +219,11 @@ def install_source(ctx: Rehearsal) -> None:
             )
         except IstioctlFailed as exc:
             raise StepFailed(f"istioctl {s.istio_from} install failed: {exc}") from None
-        step.note(f"Istio {s.istio_from} installed")
+        hub = s.chosen_hub(s.istio_from)
+        why = [n for n in s.hub_notes if n.startswith(f"Istio {s.istio_from} ")]
+        if why:
+            step.add_data("hub", {"hub": hub, "why": why[0]})
+        step.note(f"Istio {s.istio_from} installed" + (f" from {hub}: {why[0]}" if why else ""))
 
 
 def app_manifests(settings: Settings, run_id: str | None = None) -> list[dict[str, Any]]:

@@ -45,6 +45,8 @@ def precheck(ctx: Rehearsal) -> None:
         problems = []
         if s.version_notes:
             step.add_data("warnings", list(s.version_notes))
+        if s.hub_notes:
+            step.add_data("hub choice", list(s.hub_notes))
         path_problem = catalog.upgrade_path_problem(
             s.istio_from, s.istio_to, strategies.of(s.strategy).path_policy
         )

@@ -45,11 +45,15 @@ def dump_openapi(cluster: Cluster) -> None:
     _, v2, _ = cluster.send(Request("GET", "/openapi/v2"), "")
     _, index, _ = cluster.send(Request("GET", "/openapi/v3"), "")
     assert isinstance(v2, dict) and isinstance(index, dict)
-    v3 = {}
+    v3, roots = {}, {}
     for key in index["paths"]:
         if key.startswith(("api/", "apis/")) and key.count("/") == (1 if key.startswith("api/") else 2):
             _, v3[key], _ = cluster.send(Request("GET", "/openapi/v3/" + key), "")
-    for name, doc in (("openapi-v2", v2), ("openapi-v3", v3)):
+        elif ".example.com" not in key:
+            # The other documents of the index: group roots (apis/apps), api, apis, version and the
+            # service-account issuer discovery paths; a custom group's root is left to the simulator.
+            _, roots[key], _ = cluster.send(Request("GET", "/openapi/v3/" + key), "")
+    for name, doc in (("openapi-v2", v2), ("openapi-v3", v3), ("openapi-v3-roots", roots)):
         raw = json.dumps(doc, separators=(",", ":")).encode()
         (OPENAPI_DATA / f"{name}-v{K8S_VERSION}.json.gz").write_bytes(gzip.compress(raw, 9, mtime=0))
 

@@ -748,6 +748,7 @@ def _strategic_merge() -> list[Scenario]:
 
 
 def all_scenarios() -> list[Scenario]:
+    from tests.conformance.scenarios_core import core_scenarios, past_revision_scenarios
     from tests.conformance.scenarios_exact import exact_scenarios
 
     scenarios = (
@@ -760,6 +761,8 @@ def all_scenarios() -> list[Scenario]:
         + _custom_resources()
         + _strategic_merge()
         + exact_scenarios()
+        + core_scenarios()
+        + past_revision_scenarios()
     )
     names = [s.name for s in scenarios]
     assert len(names) == len(set(names)), "scenario names must be unique"
