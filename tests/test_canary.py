@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from istiofacts import catalog
 from kubesim.istio.istioctl import write_executable
 from rehearsal.istio.istioctl import Istioctl
 from rehearsal.kube import Kube
+from rehearsal.record import load_schema
 from rehearsal.run import StepFailed
 from rehearsal.settings import SettingsError, resolve
 from rehearsal.steps import Rehearsal, backup, mesh, replay, rollback, upgrade, validate
@@ -203,6 +205,9 @@ def test_the_suites_rehearse_a_canary_upgrade_n_minus_2_to_n_end_to_end(tmp_path
     moves = [m["move"] for m in data["moves"]]
     assert moves[0] == "install revision" and moves[-1] == "uninstall revision"
     assert " failed" not in result.stdout and " error" not in result.stdout
+    jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker()).validate(data)
+    report = (result.run_dir / "report.html").read_text()
+    assert "Strategy canary: its moves" in report and "uninstall revision" in report
 
 
 def test_the_namespaces_move_in_the_order_asked_then_the_sample_apps_then_the_rest(sim_cluster, tmp_path):
