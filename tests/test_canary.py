@@ -266,3 +266,28 @@ def test_a_canary_failing_after_the_old_revision_went_reinstalls_it_and_moves_ev
     assert canary_moves.istiod_revisions(ctx) == {"default": source}
     assert _namespace_revision(ctx, ctx.apps_ns) == "default"
     assert checks.revision_tags(ctx) == {"default": "default"}
+
+
+def test_tag_consistency_names_a_tag_off_its_revision_and_overlapping_injectors(sim_cluster, tmp_path):
+    ctx = context(sim_cluster, tmp_path, strategy="canary")
+    ctx.istioctl_to.install()
+    ctx.istioctl_to.tag_set(STABLE, "default")
+    assert checks.tags_consistent(ctx, {STABLE: "default"}) == []
+    assert checks.tags_consistent(ctx, {CANARY: "default"})[0].startswith(
+        f"tag {CANARY}: the webhooks say None"
+    )
+    hooks = ctx.kube.resource("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+    twin = hooks.get(name="istio-revision-tag-default").to_dict()
+    twin["metadata"] = {"name": "a-second-injector"}  # matches the same namespaces: injection twice
+    hooks.create(body=twin)
+    ctx.kube.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": "team", "labels": {"istio-injection": "enabled"}},
+            }
+        ]
+    )
+    problems = checks.tags_consistent(ctx, {STABLE: "default"})
+    assert problems and "IST0139" in problems[0] and "overlaps" in problems[0]

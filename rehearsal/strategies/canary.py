@@ -183,8 +183,14 @@ class Canary:
             except RuntimeError as exc:
                 raise StepFailed(str(exc)) from None
             record_move(ctx, "tag set", tags={STABLE: old, CANARY: new})
+            from .checks import tags_consistent
+
+            problems = tags_consistent(ctx, {STABLE: old, CANARY: new})
+            if problems:
+                raise StepFailed("; ".join(problems))
             step.note(
-                f"istioctl tag set {STABLE} --revision {old}; istioctl tag set {CANARY} --revision {new}"
+                f"istioctl tag set {STABLE} --revision {old}; istioctl tag set {CANARY} --revision {new}; "
+                "istioctl tag list agrees; istioctl analyze finds no overlapping injectors (IST0139)"
             )
         moved: list[str] = []
         originals: dict[str, dict[str, str | None]] = {}

@@ -129,6 +129,22 @@ def revision_skew(ctx: Rehearsal) -> dict[str, str]:
     return out
 
 
+def tags_consistent(ctx: Rehearsal, expected: dict[str, str]) -> list[str]:
+    """After ``tag set``: ``istioctl tag list`` shows each tag on its revision, as the webhooks say, and no
+    two injector webhooks match the same pods (IST0139, ``istioctl analyze``)."""
+    problems = []
+    tags, listed = revision_tags(ctx), tag_list(ctx.istioctl_to)
+    for tag, revision in expected.items():
+        if tags.get(tag) != revision or listed.get(tag) != revision:
+            problems.append(
+                f"tag {tag}: the webhooks say {tags.get(tag)}, istioctl tag list {listed.get(tag)}, "
+                f"not {revision}"
+            )
+    overlap = [m for m in ctx.istioctl_to.analyze() if m.code == "IST0139"]
+    problems += [f"istioctl analyze: {m.code} {m.message}" for m in overlap[:3]]
+    return problems
+
+
 def end_state(ctx: Rehearsal, plan: dict[str, Any]) -> dict[str, Any]:
     old, new = plan["old revision"], plan["new revision"]
     problems: list[str] = []
