@@ -105,9 +105,11 @@ def _paths(tree: dict[str, Any], prefix: str) -> list[str]:
     return out
 
 
-def path_problem(source: str, target: str) -> str:
-    """The same version twice, or more minors skipped than an in-place (or istioctl) upgrade allows."""
-    return catalog.upgrade_path_problem(source, target, "in-place") or ""
+def path_problem(source: str, target: str, strategy: str = "in-place") -> str:
+    """The same version twice, or more minors skipped than the strategy allows (in-place and istioctl: one;
+    canary, with revisions: two)."""
+    policy = "canary" if strategy == "canary" else "in-place"
+    return catalog.upgrade_path_problem(source, target, policy) or ""
 
 
 def hub_decisions(

@@ -87,6 +87,9 @@ class Run:
         self.cluster_name = ""
         self.kubernetes_version: str | None = None
         self.istioctls: list[tuple[str, str]] = []
+        # What the strategy planned and the moves it made, in order (rehearsal.strategies.record_move).
+        self.strategy_plan: dict[str, Any] = {}
+        self.moves: list[dict[str, Any]] = []
         self.started = self.now()
         self.ended: float | None = None
         self.step_listeners: list[Callable[[StepRecord], None]] = []

@@ -18,7 +18,7 @@ from istiofacts import catalog, operator
 from . import early
 
 CLUSTERS = ("sim", "kind", "kubeconfig")
-STRATEGIES = ("in-place", "istioctl")
+STRATEGIES = ("in-place", "istioctl", "canary")
 ROLLBACK_MODES = ("on-failure", "always", "never")
 
 
@@ -74,6 +74,10 @@ class Settings:
     # --set values the harness adds on kind for a laptop (kind_sizing), before the user's (not their plan).
     sizing: tuple[str, ...] = ()
     plan_spec: dict[str, Any] = field(default_factory=dict, compare=False)
+    # --strategy canary: the new revision's name (default: from the version, 1-31-1) and the namespaces to
+    # move first, in order (default: the sample apps first).
+    revision: str | None = None
+    canary_order: tuple[str, ...] = ()
     # The simulated world's date (--sim-date, UTC, "YYYY-MM-DD[THH:MM]"): Istio's registries follow their
     # retirement dates against it (istiofacts.registries); None: the simulator applies no dates.
     sim_date: str | None = None
@@ -93,6 +97,7 @@ class Settings:
             "restart_namespaces",
             "allow_prune",
             "version_notes",
+            "canary_order",
             "pull_secrets",
             "hub_notes",
             "sizing",
@@ -117,6 +122,7 @@ class Settings:
             "allow_prune",
             "sim_registries",
             "version_notes",
+            "canary_order",
             "pull_secrets",
             "hub_notes",
             "sizing",
@@ -300,6 +306,21 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         )
     strategy = _choice("--strategy", str(v.get("strategy", "in-place")), STRATEGIES)
     rollback = _choice("--rollback", str(v.get("rollback", "on-failure")), ROLLBACK_MODES)
+    revision = v.get("revision") or None
+    if revision is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", str(revision)):
+        raise SettingsError(
+            f"--revision {revision!r} is not a revision name (lower-case letters, digits and '-', "
+            "e.g. 1-31-1)"
+        )
+    order_given = v.get("canary_order") or ()
+    canary_order = tuple(
+        n.strip()
+        for item in ((order_given,) if isinstance(order_given, str) else order_given)
+        for n in str(item).split(",")
+        if n.strip()
+    )
+    if (revision or canary_order) and strategy != "canary":
+        raise SettingsError("--revision and --canary-order apply only to --strategy canary")
     sets = tuple(v.get("sets") or ())
     for expression in sets:
         try:
@@ -411,7 +432,7 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         if problem := early.pull_secret_problem(text):
             raise SettingsError(problem)
     # Checked first (rehearsal/early.py): the path, the plan against both versions' schemas, the hubs.
-    if problem := early.path_problem(istio_from, istio_to):
+    if problem := early.path_problem(istio_from, istio_to, strategy):
         raise SettingsError(f"--istio-from {istio_from} --istio-to {istio_to}: {problem}")
     planned = Settings(istio_from=istio_from, istio_to=istio_to, sets=sets, plan_spec=plan_spec)
     specs = {version: planned.install_spec(version) for version in (istio_from, istio_to)}
@@ -469,6 +490,8 @@ def resolve(values: dict[str, Any], now: datetime | None = None) -> Settings:
         istio_from_given=bool(v.get("istio_from")),
         version_notes=tuple(notes),
         plan_spec=plan_spec,
+        revision=str(revision) if revision else None,
+        canary_order=canary_order,
         sim_date=str(sim_date) if sim_date is not None else None,
         pull_secrets=pull_secrets,
         hub_choices=choices,

@@ -42,7 +42,7 @@ def test_help_shows_the_choices_and_what_each_value_is(tmp_path):
     result = subprocess.run(suites_argv("--help"), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "--cluster={sim,kind,kubeconfig}" in result.stdout
-    assert "--strategy={in-place,istioctl}" in result.stdout
+    assert "--strategy={in-place,istioctl,canary}" in result.stdout
     assert "--rollback={on-failure,always,never}" in result.stdout
     assert "--step-timeout=SECONDS" in result.stdout
     assert "REHEARSAL_" not in result.stdout.split("[pytest] ini-options")[0]

@@ -27,7 +27,7 @@ def test_defaults_are_the_newest_two_minors_of_the_catalog():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"strategy": "yolo"}, "--strategy 'yolo' is not one of: in-place, istioctl"),
+        ({"strategy": "yolo"}, "--strategy 'yolo' is not one of: in-place, istioctl, canary"),
         ({"rollback": "sometimes"}, "--rollback 'sometimes' is not one of"),
         ({"cluster": "kubeconfig"}, "--cluster kubeconfig needs --rehearsal-kubeconfig PATH"),
         ({"sets": ["novalue"]}, "--set novalue: expected KEY=VALUE"),

@@ -88,7 +88,7 @@ def _skipping_a_minor() -> str:
     [
         ("pairs: [every-suported-minor-to-newest]\n", "did you mean every-supported-minor-to-newest?"),
         ("strategy: [in-place]\n", "unknown key 'strategy' (did you mean strategies?)"),
-        ("strategies: [canary]\n", "--strategy 'canary' is not one of: in-place, istioctl"),
+        ("strategies: [blue-green]\n", "--strategy 'blue-green' is not one of: in-place, istioctl, canary"),
         ("plans: [missing.yaml]\n", "--plan"),
         ("pairs: [{from: 1.99.0, to: 1.99.1}]\n", "Istio 1.99 is not in the catalog"),
         (_skipping_a_minor(), "upgrades may move at most 1 minor"),

@@ -649,23 +649,18 @@ class Emulator:
             api_version="admissionregistration.k8s.io/v1", kind="MutatingWebhookConfiguration"
         )
         if sub == "list":
-            table = [["TAG", "REVISION", "NAMESPACES"]]
-            for hook in self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
-                labels = hook["metadata"].get("labels") or {}
-                if "istio.io/tag" in labels:
-                    table.append([labels["istio.io/tag"], labels.get("istio.io/rev", ""), ""])
-            if len(table) == 1:  # istioctl/pkg/tag/tag.go listTags
-                self.say("No Istio revision tags found.")
-                return 0
-            self.out.write(_tabulate(table))
-            return 0
+            return self._tag_list()
         if sub in ("set", "generate"):
+            # istioctl/pkg/tag/tag.go tagSetCommand: Args, and MarkPersistentFlagRequired("revision") (cobra's
+            # own message).
             if len(words) < 3:
                 raise UsageError("must provide a tag for modification")
+            if len(words) > 3:
+                raise UsageError("must provide a single tag for creation")
             tag = words[2]
             revision = self.args.get("-r", "--revision")
             if not revision:
-                raise UsageError("revision is required")
+                raise UsageError('required flag(s) "revision" not set')
             if not self.ready_istiods(revision) and not self.list_objects("v1", "Service", NS):
                 raise CommandError(f"cannot find MutatingWebhookConfiguration with revision {revision}")
             name = f"istio-revision-tag-{tag}"
@@ -704,6 +699,19 @@ class Emulator:
                             content_type="application/merge-patch+json",
                         )
             hooks.server_side_apply(body=body, field_manager="istio-operator", force_conflicts=True)
+            if tag == "default":
+                # Generate: the default tag also validates cluster-wide (istiod-default-validator, rendered
+                # from the base chart for the revision; istio/istio 1.30.0 istioctl/pkg/tag/generate.go
+                # Generate, generateValidatingWebhook).
+                validators = self.dynamic().resources.get(
+                    api_version="admissionregistration.k8s.io/v1", kind="ValidatingWebhookConfiguration"
+                )
+                validator = manifests.default_validator(
+                    settings, {"istio.io/rev": revision, "istio.io/tag": tag}
+                )
+                validators.server_side_apply(
+                    body=validator, field_manager="istio-operator", force_conflicts=True
+                )
             self.say(
                 f'Revision tag "{tag}" created, referencing control plane revision "{revision}". To enable '
                 f"injection using this\nrevision tag, use 'kubectl label namespace <NAMESPACE> "
@@ -711,11 +719,81 @@ class Emulator:
             )
             return 0
         if sub == "remove":
-            tag = words[2] if len(words) > 2 else ""
-            hooks.delete(name=f"istio-revision-tag-{tag}")
-            self.say(f"Revision tag {tag} removed")
-            return 0
+            return self._tag_remove(words[2] if len(words) > 2 else "")
         raise UsageError(f'unknown command "{sub}" for "istioctl tag"')
+
+    def _tag_list(self) -> int:
+        """``tag list`` (istioctl/pkg/tag/tag.go listTags at each tag): up to 1.20 the tag webhooks in the
+        API's order; from 1.21 every webhook labelled ``istio.io/rev`` as (tag, revision), a revision's
+        untagged row dropped when it has a tag, sorted by revision then tag. NAMESPACES: those labelled
+        ``istio.io/rev=<tag>`` (GetNamespacesWithTag). Nothing to list: 1.28 changed the message."""
+        hooks = self.list_objects("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        labelled = [h["metadata"].get("labels") or {} for h in hooks]
+        if self.minor.at_least("1.21"):
+            rows = {
+                (lab.get("istio.io/tag", ""), lab["istio.io/rev"])
+                for lab in labelled
+                if "istio.io/rev" in lab
+            }
+            tagged = {rev for tag, rev in rows if tag}
+            pairs = sorted(
+                ((tag, rev) for tag, rev in rows if tag or rev not in tagged), key=lambda p: (p[1], p[0])
+            )
+        else:
+            pairs = [
+                (lab["istio.io/tag"], lab.get("istio.io/rev", ""))
+                for lab in labelled
+                if "istio.io/tag" in lab
+            ]
+        if not pairs:
+            self.say(
+                "No Istio revision tags found."
+                if self.minor.at_least("1.28")
+                else "No Istio revision tag MutatingWebhookConfigurations to list"
+            )
+            return 0
+        namespaces = self.list_objects("v1", "Namespace")
+        table = [["TAG", "REVISION", "NAMESPACES"]]
+        for tag, rev in pairs:
+            names = [
+                n["metadata"]["name"]
+                for n in namespaces
+                if tag and (n["metadata"].get("labels") or {}).get("istio.io/rev") == tag
+            ]
+            table.append([tag, rev, ",".join(names)])
+        self.out.write(_tabulate(table))
+        return 0
+
+    def _tag_remove(self, tag: str) -> int:
+        """``tag remove`` (istioctl/pkg/tag/tag.go removeTag): the tag's MutatingWebhookConfigurations; from
+        1.31 also its ValidatingWebhookConfigurations, which for ``default`` is istiod-default-validator
+        (istio/istio 730a2b4, release-1.31 DeleteTagValidatingWebhooks). No such tag is an error, worded as
+        each version does (1.28 added tag Services to the lookup)."""
+        if not tag:
+            raise UsageError("must provide a tag for removal")
+        selector = f"istio.io/tag={tag}"
+        dyn = self.dynamic()
+        mutating = dyn.resources.get(
+            api_version="admissionregistration.k8s.io/v1", kind="MutatingWebhookConfiguration"
+        )
+        found = mutating.get(label_selector=selector).items
+        if not found:
+            what = (
+                "MutatingWebhookConfiguration or Service"
+                if self.minor.at_least("1.28")
+                else "MutatingWebhookConfiguration"
+            )
+            raise CommandError(f'cannot remove tag "{tag}": cannot find {what} for tag')
+        for hook in found:
+            mutating.delete(name=hook.metadata.name)
+        if self.minor.at_least("1.31"):
+            validating = dyn.resources.get(
+                api_version="admissionregistration.k8s.io/v1", kind="ValidatingWebhookConfiguration"
+            )
+            for hook in validating.get(label_selector=selector).items:
+                validating.delete(name=hook.metadata.name)
+        self.say(f"Revision tag {tag} removed")
+        return 0
 
     def cmd_uninstall(self) -> int:
         revision = self.args.get("-r", "--revision")

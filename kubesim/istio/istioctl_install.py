@@ -141,18 +141,44 @@ def prune(ctl: Emulator, rendered: list[Obj], settings: manifests.Settings) -> l
     return removed
 
 
+# The components ``uninstall --revision`` removes: never Base, nor what has no component label
+# (operator/pkg/uninstall/prune.go GetPrunedResources, 1.30.0: includeCN).
+UNINSTALLED_COMPONENTS = ("Pilot", "IngressGateways", "EgressGateways", "Cni", "Ztunnel")
+
+
 def uninstall(ctl: Emulator, revision: str, purge: bool) -> list[str]:
-    """Delete what an install of ``revision`` created (``--purge``: every revision and the CRDs)."""
+    """Delete what an install of ``revision`` created (``--purge``: every revision and the CRDs), as
+    operator/pkg/uninstall/prune.go GetPrunedResources (1.30.0): with a revision, the objects labelled
+    ``istio.io/rev=<revision>`` of the control plane's components, in every namespace, revision tags left
+    alone; a revision that does not exist is refused (operator/cmd/mesh/uninstall.go runUninstall: "could
+    not find target revision")."""
     removed = []
     dyn = ctl.dynamic()
     rev_label = revision or "default"
+    if revision and not purge:
+        known = {
+            (o.metadata.labels or {}).get("istio.io/rev")
+            for kind in ("MutatingWebhookConfiguration",)
+            for o in dyn.resources.get(api_version="admissionregistration.k8s.io/v1", kind=kind).get().items
+        } | {
+            (o.metadata.labels or {}).get("istio.io/rev", "default")
+            for o in dyn.resources.get(api_version="apps/v1", kind="Deployment")
+            .get(namespace=NS, label_selector="app=istiod")
+            .items
+        }
+        if rev_label not in known:
+            raise CommandError("could not find target revision")
     # uninstall deletes the same kinds install prunes (both from operator/pkg/uninstall/prune.go).
     for api_version, kind in catalog.PRUNED_KINDS:
         resource = dyn.resources.get(api_version=api_version, kind=kind)
-        for obj in resource.get(namespace=NS if resource.namespaced else None).items:
+        for obj in resource.get().items:
             labels = dict(obj.metadata.labels or {})
-            managed = "operator.istio.io/component" in labels or "istio.io/tag" in labels
-            if managed and (purge or labels.get("istio.io/rev") == rev_label):
+            component = labels.get("operator.istio.io/component")
+            if purge:
+                chosen = component is not None or "istio.io/tag" in labels
+            else:
+                chosen = component in UNINSTALLED_COMPONENTS and labels.get("istio.io/rev") == rev_label
+            if chosen:
                 resource.delete(name=obj.metadata.name, namespace=obj.metadata.namespace)
                 removed.append(
                     f"{kind}:{obj.metadata.namespace + ':' if obj.metadata.namespace else ''}"

@@ -140,23 +140,29 @@ def default_tag_webhooks(objs: list[Obj], version: str, spec: Obj, previous_inst
                 "webhooks": injector_webhooks(s, tag="default"),
             }
         )
-        out.append(
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": "ValidatingWebhookConfiguration",
-                "metadata": {"name": "istiod-default-validator", "labels": dict(tag_labels, app="istiod")},
-                "webhooks": [
-                    {
-                        "name": "validation.istio.io",
-                        "admissionReviewVersions": ["v1"],
-                        "sideEffects": "None",
-                        "failurePolicy": "Ignore",
-                        "clientConfig": {
-                            "service": {"name": "istiod", "namespace": NS, "path": "/validate", "port": 443}
-                        },
-                        "rules": validation_rules(),
-                    }
-                ],
-            }
-        )
+        out.append(default_validator(s, dict(tag_labels, app="istiod")))
     return out
+
+
+def default_validator(s: Settings, labels: dict[str, str]) -> Obj:
+    """istiod-default-validator: the default tag's cluster-wide validation, served by the revision's istiod
+    (istio/istio base chart templates/default.yaml, rendered by istioctl/pkg/tag
+    generateValidatingWebhook)."""
+    service = "istiod" + (f"-{s.revision}" if s.revision else "")
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "istiod-default-validator", "labels": {**labels, "app": "istiod"}},
+        "webhooks": [
+            {
+                "name": "validation.istio.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "clientConfig": {
+                    "service": {"name": service, "namespace": NS, "path": "/validate", "port": 443}
+                },
+                "rules": validation_rules(),
+            }
+        ],
+    }

@@ -36,7 +36,7 @@ options (all optional; the same as for pytest suites):
   --istio-to VERSION        the Istio version to upgrade to (default: the newest release)
   --plan FILE               an IstioOperator file with your install settings
   --set KEY=VALUE           an install setting as istioctl's --set (repeatable)
-  --strategy NAME           in-place (generate, dry-run, apply) or istioctl (istioctl upgrade)
+  --strategy NAME           in-place (generate, dry-run, apply), istioctl (istioctl upgrade) or canary
   --rollback MODE           on-failure (default), always or never
   --report-dir DIR          where run folders go (default reports/)
   --sim-faults FILE         a YAML file of simulator faults, armed once the baseline is established

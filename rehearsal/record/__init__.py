@@ -175,6 +175,8 @@ def build(run: Run) -> dict[str, Any]:
         "to": s.istio_to,
         "cluster": run.cluster_name or s.cluster,
         "strategy": s.strategy,
+        "strategy_plan": dict(run.strategy_plan),
+        "moves": [{**move, "at": iso(move["at"])} for move in run.moves],
         "harness": harness_identity(),
         "environment": {
             "cluster_kind": s.cluster,

@@ -275,9 +275,29 @@ def _plan(record: dict[str, Any]) -> str:
         )
         + content
         + (f"<ul class='sets'>{sets}</ul>" if sets else "<p>No --set values.</p>")
+        + _moves(record)
         + "<details><summary>install spec for the target, as resolved</summary>"
         + trimmed(_json(plan.get("install_spec_to")), "rehearsal.json")
         + "</details></section>"
+    )
+
+
+def _moves(record: dict[str, Any]) -> str:
+    """The strategy's plan and the moves it made, in order (record schema 1.1)."""
+    moves = record.get("moves") or []
+    if not moves and not record.get("strategy_plan"):
+        return ""
+    items = "".join(
+        f"<li>{E(str(m.get('at')))} <b>{E(str(m.get('move')))}</b> "
+        f"{E(', '.join(f'{k}: {v}' for k, v in m.items() if k not in ('move', 'at')))}</li>"
+        for m in moves
+    )
+    return (
+        f"<h3>Strategy {E(str(record.get('strategy')))}: its moves</h3>"
+        + (f"<ol class='moves'>{items}</ol>" if items else "<p>No move made.</p>")
+        + "<details><summary>the strategy's plan</summary>"
+        + trimmed(_json(record.get("strategy_plan") or {}), "rehearsal.json")
+        + "</details>"
     )
 
 

@@ -18,6 +18,7 @@ from .. import waits
 from ..journal import JournalEntry
 from ..retry import already_done, api_error_line, is_api_error
 from ..run import StepFailed
+from ..strategies import undo_actions
 from . import ISTIO_NS, OWNED_LABEL, OWNED_VALUE, RUN_LABEL, Rehearsal, wait_for
 from .backup import (
     CLUSTER,
@@ -280,6 +281,8 @@ ACTIONS: dict[str, Callable[[Rehearsal, JournalEntry], dict[str, Any]]] = {
     "remove_injection_label": remove_injection_label,
     "uninstall_istio": uninstall_istio,
 }
+# Each strategy's own moves back (the canary's: tags, namespaces, the new revision).
+ACTIONS.update(undo_actions())
 
 
 def custom_resource_differences(ctx: Rehearsal, backup: dict[str, list[Obj]]) -> list[str]:

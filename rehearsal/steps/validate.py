@@ -283,6 +283,16 @@ def pod_health_findings(ctx: Rehearsal, restarts_before: dict[str, int]) -> list
     return findings
 
 
+def _revision_suffix(ctx: Rehearsal) -> str:
+    """``-<revision>`` when the one control plane left is a revision (after a canary), else empty: the
+    charts name a revision's istiod Service, injector and validator with it."""
+    revisions = {
+        (d["metadata"].get("labels") or {}).get("istio.io/rev", "default")
+        for d in ctx.objects("apps/v1", "Deployment", ISTIO_NS, label_selector="app=istiod")
+    }
+    return f"-{revisions.pop()}" if len(revisions) == 1 and "default" not in revisions else ""
+
+
 def service_findings(ctx: Rehearsal) -> list[str]:
     spec = ctx.settings.install_spec(ctx.settings.istio_to)
     planned = (
@@ -292,7 +302,7 @@ def service_findings(ctx: Rehearsal) -> list[str]:
     )
     services = {s["metadata"]["name"]: s for s in ctx.objects("v1", "Service", ISTIO_NS)}
     findings = []
-    for name in ("istiod", "istio-ingressgateway"):
+    for name in (f"istiod{_revision_suffix(ctx)}", "istio-ingressgateway"):
         if name not in services:
             findings.append(f"Service {ISTIO_NS}/{name} is missing")
     gateway = services.get("istio-ingressgateway")
@@ -352,9 +362,13 @@ def installation_findings(ctx: Rehearsal, istioctl: Istioctl) -> tuple[str, list
         h["metadata"]["name"]
         for h in ctx.objects("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
     }
-    if "istio-sidecar-injector" not in hooks:
-        findings.append("MutatingWebhookConfiguration istio-sidecar-injector is missing")
-    if not validators & {"istio-validator-istio-system", "istiod-default-validator"}:
+    injector = f"istio-sidecar-injector{_revision_suffix(ctx)}"
+    if injector not in hooks:
+        findings.append(f"MutatingWebhookConfiguration {injector} is missing")
+    if not validators & {
+        f"istio-validator{_revision_suffix(ctx)}-istio-system",
+        "istiod-default-validator",
+    }:
         findings.append("no Istio ValidatingWebhookConfiguration")
     return "readiness of istiod, the ingress gateway" + (
         ", the CNI agents" if cni else ""
