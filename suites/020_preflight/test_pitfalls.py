@@ -1,0 +1,24 @@
+"""Known pitfalls: the named checks of ``rehearsal/pitfalls`` on this cluster, the target render and the
+rollback render, before the precheck and before anything changes (catalog: ``istiofacts/pitfalls.py``).
+
+An ``error`` finding fails the step, so the upgrade is not attempted; warnings are reported with the test."""
+
+import pytest
+
+from rehearsal.pitfalls import step as pitfalls
+
+pytestmark = pytest.mark.order(15)
+
+
+@pytest.fixture(scope="session")
+def pitfall_findings(source_installed, backup):
+    try:
+        return pitfalls.before_apply(source_installed)
+    except pitfalls.StepFailed:
+        return source_installed.state["pitfall findings"]
+
+
+def test_no_known_pitfall_blocks_the_upgrade(pitfall_findings, findings):
+    findings["pitfalls"] = [f.to_dict() for f in pitfall_findings]
+    errors = [f.line() for f in pitfall_findings if f.severity == "error"]
+    assert not errors, "known pitfalls: " + "; ".join(errors)
