@@ -26,8 +26,8 @@ from .scenario import ROOT, Scenario, ScenarioError, load_all
 
 USAGE = """usage: python -m rehearsal pitfalls [--only ID...] [-j N] [--report-dir DIR]
 
-Rehearse every known-pitfall scenario (scenarios/*.yaml) on its own simulated cluster, N at a time (default 2),
-and write one report: pitfall x (caught before apply / caught during / missed), with each finding.
+Rehearse every known-pitfall scenario (scenarios/*.yaml) on its own simulated cluster, N at a time
+(default 2), and write one report: pitfall x (caught before apply / caught during / missed), with each finding.
 --only takes scenario names or pitfall ids.
 
 exit status: 0 every scenario caught, 1 one was missed, 2 interrupted, 4 a bad option or scenario."""
@@ -39,7 +39,9 @@ def launcher(scenarios: dict[str, Scenario]) -> Any:
         args = [sys.executable, "-m", "rehearsal", "pitfalls", "--one", str(scenarios[entry.name].path)]
         args += ["--report-dir", str(folder)]
         with open(folder / "rehearsal.log", "wb") as log:
-            return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            return subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+            )
 
     return launch
 
@@ -68,7 +70,8 @@ def classify(scenario: Scenario, folder: Path) -> dict[str, Any]:
         caught=caught,
         findings=found["pre"] + found["during"],
         verdict=record.get("verdict"),
-        cause=(record.get("cause") or {}).get("reason") if isinstance(record.get("cause"), dict) else None,
+        cause=(record.get("cause") or {}).get("summary") if isinstance(record.get("cause"), dict) else None,
+        phases=[phase for phase in ("pre", "during") if found[phase]],
     )
     return row
 
@@ -97,7 +100,9 @@ def run_corpus(scenarios: list[Scenario], report_dir: Path, jobs: int, say: Any 
         "interrupted": interrupted,
         "scenarios": rows,
         "real_cluster_only": real_cluster_only(),
-        "counts": {k: sum(r["caught"] == k for r in rows) for k in ("before apply", "during", "missed", "pending")},
+        "counts": {
+            k: sum(r["caught"] == k for r in rows) for k in ("before apply", "during", "missed", "pending")
+        },
     }
     (report_dir / "pitfalls.json").write_text(json.dumps(summary, indent=2))
     (report_dir / "pitfalls.html").write_text(render_html(summary))
@@ -108,12 +113,14 @@ def render_html(summary: dict[str, Any]) -> str:
     e = html.escape
     rows = []
     for r in summary["scenarios"]:
+        hits = {r["caught"]} | {"during" for p in r.get("phases") or [] if p == "during"}
         cells = "".join(
-            f"<td class='{'hit' if r['caught'] == col else ''}'>{'&#10003;' if r['caught'] == col else ''}</td>"
+            f"<td class='{'hit' if col in hits else ''}'>{'&#10003;' if col in hits else ''}</td>"
             for col in ("before apply", "during", "missed", "pending")
         )
         findings = "".join(
-            f"<li><b>{e(f['severity'])}</b> {e(f['message'])}<br><small>objects: {e(', '.join(f['objects']))}; "
+            f"<li><b>{e(f['severity'])}</b> {e(f['message'])}<br><small>"
+            f"objects: {e(', '.join(f['objects']))}; "
             f"fix: {e(f['fix'])}; <a href='{e(f['issue'])}'>{e(f['issue'])}</a></small></li>"
             for f in r["findings"]
         )
@@ -173,7 +180,8 @@ def cli(argv: list[str]) -> int:
     print(f"rehearsing {len(scenarios)} pitfall scenarios on simulated clusters, {jobs} at a time")
     summary = run_corpus(scenarios, report_dir, jobs)
     for r in summary["scenarios"]:
-        print(f"{r['caught']:<13} {r['name']:<28} {r['pitfall']}")
+        also = " (and during)" if r["caught"] != "during" and "during" in (r.get("phases") or []) else ""
+        print(f"{r['caught'] + also:<26} {r['name']:<24} {r['pitfall']:<24} {r.get('verdict') or r['check']}")
     print(f"report: {(report_dir / 'pitfalls.html').resolve()} ({summary['wall_seconds']} s)")
     if summary["interrupted"]:
         return exitcodes.INTERRUPTED

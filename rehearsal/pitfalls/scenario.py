@@ -155,9 +155,13 @@ def seed(scenario: Scenario, kube: Any, istioctl: Any) -> None:
     if crds:
         kube.apply(crds, field_manager="team")
         kube.invalidate_discovery()
-    kube.apply([o for o in scenario.objects if o.get("kind") != "CustomResourceDefinition"], field_manager="team")
+    kube.apply(
+        [o for o in scenario.objects if o.get("kind") != "CustomResourceDefinition"], field_manager="team"
+    )
     for p in scenario.patches:
-        kind = {"json": "application/json-patch+json", "merge": "application/merge-patch+json"}[p.get("type", "json")]
+        kind = {"json": "application/json-patch+json", "merge": "application/merge-patch+json"}[
+            p.get("type", "json")
+        ]
         kube.resource(p["apiVersion"], p["kind"]).patch(
             name=p["name"], namespace=p.get("namespace"), body=p["patch"], content_type=kind
         )
@@ -170,8 +174,8 @@ def seed(scenario: Scenario, kube: Any, istioctl: Any) -> None:
 
 
 def child(argv: list[str]) -> int:
-    """``python -m rehearsal pitfalls --one FILE --report-dir DIR``: seed the scenario's cluster on a simulated
-    cluster (in this process), then rehearse on it by its kubeconfig as on any existing cluster."""
+    """``python -m rehearsal pitfalls --one FILE --report-dir DIR``: seed the scenario's cluster on a
+    simulated cluster (in this process), then rehearse on it by its kubeconfig as on any existing cluster."""
     from ..cluster.sim import SimProvider
     from ..istio.istioctl import Istioctl
     from ..kube import Kube
