@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import kubesim.istio
 from istiofacts import catalog, pitfalls
 from istiofacts import pitfall_facts as facts
 from kubesim import DEFAULT_K8S_VERSION, SimCluster
+from kubesim.istio.istioctl import main as istioctl_main
 from kubesim.istio.istioctl import write_executable
 from rehearsal.cluster.base import Cluster
 from rehearsal.istio.istioctl import Istioctl
@@ -61,6 +64,18 @@ def _team_workload() -> list[dict[str, Any]]:
     ]
 
 
+class InProcessIstioctl(Istioctl):
+    """The emulator's istioctl called in this process (same arguments, same outputs, no interpreter start per
+    call): the scenario tests render and install a dozen times."""
+
+    def _run_once(self, args: tuple[str, ...], stdin: str | None) -> Any:
+        argv = [str(self.path), *args, "--kubeconfig", str(self.kubeconfig)]
+        out, err = io.StringIO(), io.StringIO()
+        started = time.time()
+        code = istioctl_main(self.version, argv[1:], out=out, err=err, stdin=io.StringIO(stdin or ""))
+        return self.evidence.record_command(argv, code, out.getvalue(), err.getvalue(), started)
+
+
 @contextlib.contextmanager
 def seeded(scenario: Scenario, tmp_path: Path) -> Iterator[Rehearsal]:
     """The scenario's cluster, and a rehearsal context on it (as the suites build one)."""
@@ -77,8 +92,10 @@ def seeded(scenario: Scenario, tmp_path: Path) -> Iterator[Rehearsal]:
         kube = Kube(config.new_client_from_config(config_file=str(cluster.kubeconfig_path)))
         bin_dir = tmp_path / "bin"
         path = cluster.kubeconfig_path
-        ctl_from = Istioctl(scenario.source, write_executable(scenario.source, bin_dir / "from"), path)
-        ctl_to = Istioctl(scenario.target, write_executable(scenario.target, bin_dir / "to"), path)
+        ctl_from = InProcessIstioctl(
+            scenario.source, write_executable(scenario.source, bin_dir / "from"), path
+        )
+        ctl_to = InProcessIstioctl(scenario.target, write_executable(scenario.target, bin_dir / "to"), path)
         seed(dataclasses.replace(scenario, objects=_team_workload() + scenario.objects), kube, ctl_from)
         sets = [v for k, v in zip(scenario.options, scenario.options[1:], strict=False) if k == "--set"]
         settings = resolve({"istio_from": scenario.source, "istio_to": scenario.target, "sets": sets})

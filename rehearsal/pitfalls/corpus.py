@@ -27,7 +27,8 @@ from .scenario import ROOT, Scenario, ScenarioError, load_all
 USAGE = """usage: python -m rehearsal pitfalls [--only ID...] [-j N] [--report-dir DIR]
 
 Rehearse every known-pitfall scenario (scenarios/*.yaml) on its own simulated cluster, N at a time
-(default 2), and write one report: pitfall x (caught before apply / caught during / missed), with each finding.
+(default 2), and write one report: pitfall x (caught before apply / caught during / missed), with
+each finding.
 --only takes scenario names or pitfall ids.
 
 exit status: 0 every scenario caught, 1 one was missed, 2 interrupted, 4 a bad option or scenario."""
