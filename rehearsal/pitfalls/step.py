@@ -108,13 +108,13 @@ def before_apply(ctx: Rehearsal) -> list[Finding]:
 
 
 def after_restart(ctx: Rehearsal) -> list[Finding]:
-    """The checks after the workloads were restarted; an ``error`` fails the step (and the validations the
-    automatic rollback decides on)."""
+    """The checks after the workloads were restarted. The step records the findings; the validation that
+    calls it fails on an ``error`` (so the automatic rollback runs, and the other validations still judge)."""
     with ctx.run.step("known pitfalls after restart") as step:
         findings = run(gather(ctx, renders=False), DURING)
         _record(step, findings, "during")
-        errors = [f for f in findings if f.severity == "error"]
-        if errors:
-            raise StepFailed("; ".join(f.line() for f in errors)[:2000])
-        step.note(f"{len(DURING)} checks after the restart; none found")
+        step.note(
+            f"{len(DURING)} checks after the restart; "
+            + ("; ".join(f.line() for f in findings) if findings else "none found")
+        )
         return findings

@@ -1,5 +1,5 @@
 """Known pitfalls: the named checks of ``rehearsal/pitfalls`` on this cluster, the target render and the
-rollback render, before the precheck and before anything changes (catalog: ``istiofacts/pitfalls.py``).
+rollback render, after the precheck and before anything changes (catalog: ``istiofacts/pitfalls.py``).
 
 An ``error`` finding fails the step, so the upgrade is not attempted; warnings are reported with the test."""
 
@@ -7,11 +7,13 @@ import pytest
 
 from rehearsal.pitfalls import step as pitfalls
 
-pytestmark = pytest.mark.order(15)
+pytestmark = pytest.mark.order(25)
+# After a failed precheck the checks still run: an unknown value or a Kubernetes out of range gets its name.
+RUNS_AFTER_FAILED_STEPS = ("precheck",)
 
 
 @pytest.fixture(scope="session")
-def pitfall_findings(source_installed, backup):
+def pitfall_findings(source_installed, backup, precheck_passed):
     try:
         return pitfalls.before_apply(source_installed)
     except pitfalls.StepFailed:
