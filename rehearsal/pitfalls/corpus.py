@@ -34,6 +34,9 @@ each finding.
 exit status: 0 every scenario caught, 1 one was missed, 2 interrupted, 4 a bad option or scenario."""
 
 
+COLUMNS = ("before apply", "during", "missed", "pending", "averted")
+
+
 def launcher(scenarios: dict[str, Scenario]) -> Any:
     def launch(entry: Entry, folder: Path, extra: list[str]) -> subprocess.Popen[bytes]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,8 +54,8 @@ def classify(scenario: Scenario, folder: Path) -> dict[str, Any]:
     """What the run's record says about the scenario's pitfall: caught before the apply, during, or missed."""
     runs = sorted(p for p in folder.glob("run-*") if (p / "rehearsal.json").is_file())
     row: dict[str, Any] = {**scenario.to_dict(), "run": str(runs[-1]) if runs else None}
-    if scenario.check.startswith("pending"):
-        row.update(caught="pending", findings=[], verdict=None)
+    if scenario.check.startswith(("pending", "averted")):
+        row.update(caught=scenario.check.split(":")[0], findings=[], verdict=None)
         return row
     if not runs:
         row.update(caught="missed", findings=[], verdict=None, why="the rehearsal wrote no record")
@@ -101,9 +104,7 @@ def run_corpus(scenarios: list[Scenario], report_dir: Path, jobs: int, say: Any 
         "interrupted": interrupted,
         "scenarios": rows,
         "real_cluster_only": real_cluster_only(),
-        "counts": {
-            k: sum(r["caught"] == k for r in rows) for k in ("before apply", "during", "missed", "pending")
-        },
+        "counts": {k: sum(r["caught"] == k for r in rows) for k in COLUMNS},
     }
     (report_dir / "pitfalls.json").write_text(json.dumps(summary, indent=2))
     (report_dir / "pitfalls.html").write_text(render_html(summary))
@@ -117,7 +118,7 @@ def render_html(summary: dict[str, Any]) -> str:
         hits = {r["caught"]} | {"during" for p in r.get("phases") or [] if p == "during"}
         cells = "".join(
             f"<td class='{'hit' if col in hits else ''}'>{'&#10003;' if col in hits else ''}</td>"
-            for col in ("before apply", "during", "missed", "pending")
+            for col in COLUMNS
         )
         findings = "".join(
             f"<li><b>{e(f['severity'])}</b> {e(f['message'])}<br><small>"
@@ -142,7 +143,8 @@ def render_html(summary: dict[str, Any]) -> str:
         "table{border-collapse:collapse}td.hit{background:#cfc;text-align:center}</style>"
         f"<h1>Known upgrade pitfalls, rehearsed</h1><p>{e(counts)}; wall {summary['wall_seconds']} s, "
         f"{summary['jobs']} at a time</p><table><tr><th>scenario</th><th>caught before apply</th>"
-        "<th>caught during</th><th>missed</th><th>pending</th><th>verdict</th><th>findings</th></tr>"
+        "<th>caught during</th><th>missed</th><th>check pending</th><th>averted by the harness</th>"
+        "<th>verdict</th><th>findings</th></tr>"
         + "".join(rows)
         + "</table><h2>Only a real cluster reproduces these</h2><table><tr><th>pitfall</th><th>title</th>"
         "<th>why not here</th><th>issue</th></tr>" + real + "</table>"
