@@ -241,3 +241,40 @@ def test_scenario_versions_are_relative_to_the_catalog_and_bad_files_are_named(t
 def test_a_finding_says_the_pitfall_the_objects_the_issue_and_the_fix() -> None:
     line = Finding("tag-drift", "error", "m", ("Namespace shop",)).line()
     assert line.startswith("tag-drift: m [Namespace shop] (fix: ") and "issues/47423" in line
+
+
+def test_the_corpus_command_rehearses_a_scenario_by_kubeconfig_and_reports_the_matrix(tmp_path: Path) -> None:
+    """The one end-to-end run of this corpus: an ordinary rehearsal (``--cluster kubeconfig``) on a cluster
+    seeded as the team left it, stopped before the apply with the named finding, in the report's matrix."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "pitfalls"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rehearsal",
+            "pitfalls",
+            "--only",
+            "tag-drift",
+            "-j",
+            "1",
+            "--report-dir",
+            str(out),
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "pitfalls.json").read_text())
+    (row,) = summary["scenarios"]
+    assert row["caught"] == "before apply" and row["verdict"] == "failed", row
+    assert "known pitfalls: tag-drift" in row["cause"] and "issues/47423" in row["cause"]
+    assert any(f["objects"] == ["Namespace shop (istio.io/rev=canary)"] for f in row["findings"])
+    assert {p["pitfall"] for p in summary["real_cluster_only"]} >= {"ambient-order", "cni-node-break"}
+    page = (out / "pitfalls.html").read_text()
+    assert "tag-drift" in page and "Only a real cluster reproduces these" in page

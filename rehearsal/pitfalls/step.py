@@ -99,7 +99,7 @@ def before_apply(ctx: Rehearsal) -> list[Finding]:
         step.note(
             f"{len(PRE)} known pitfalls checked; "
             + (
-                f"{len(warnings)} warning(s): " + "; ".join(f.line() for f in warnings)
+                f"{len(warnings)} warning(s): " + "; ".join(f"{f.pitfall}: {f.message}" for f in warnings)
                 if warnings
                 else "none found"
             )
@@ -115,6 +115,6 @@ def after_restart(ctx: Rehearsal) -> list[Finding]:
         _record(step, findings, "during")
         step.note(
             f"{len(DURING)} checks after the restart; "
-            + ("; ".join(f.line() for f in findings) if findings else "none found")
+            + ("; ".join(f"{f.pitfall}: {f.message}" for f in findings) if findings else "none found")
         )
         return findings
