@@ -73,7 +73,7 @@ def classify(scenario: Scenario, folder: Path) -> dict[str, Any]:
     row.update(
         caught=caught,
         findings=found["pre"] + found["during"],
-        verdict=record.get("verdict"),
+        verdict=record.get("verdict") or ("stopped after the preflight" if scenario.stop else None),
         cause=(record.get("cause") or {}).get("summary") if isinstance(record.get("cause"), dict) else None,
         phases=[phase for phase in ("pre", "during") if found[phase]],
     )
