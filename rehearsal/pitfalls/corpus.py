@@ -54,6 +54,8 @@ def classify(scenario: Scenario, folder: Path) -> dict[str, Any]:
     """What the run's record says about the scenario's pitfall: caught before the apply, during, or missed."""
     runs = sorted(p for p in folder.glob("run-*") if (p / "rehearsal.json").is_file())
     row: dict[str, Any] = {**scenario.to_dict(), "run": str(runs[-1]) if runs else None}
+    if runs:
+        row["report"] = f"{folder.name}/{runs[-1].name}/report.html"
     if scenario.check.startswith(("pending", "averted")):
         row.update(caught=scenario.check.split(":")[0], findings=[], verdict=None)
         return row
@@ -128,7 +130,9 @@ def render_html(summary: dict[str, Any]) -> str:
         )
         rows.append(
             f"<tr><td><b>{e(r['name'])}</b><br><small>{e(r['pitfall'])}: {e(r['source'])} &rarr; "
-            f"{e(r['target'])}</small></td>{cells}<td>{e(r.get('verdict') or r.get('check') or '')}</td>"
+            f"{e(r['target'])}</small></td>{cells}<td>{e(r.get('verdict') or r.get('check') or '')}"
+            + (f"<br><a href='{e(r['report'])}'>report</a>" if r.get("report") else "")
+            + "</td>"
             f"<td><ul>{findings}</ul></td></tr>"
         )
     real = "".join(
