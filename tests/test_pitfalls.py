@@ -159,6 +159,9 @@ def test_after_the_restart_a_pod_left_on_the_old_proxy_is_an_error_that_rolls_ba
     found = run(inputs, DURING)
     assert [f.objects for f in found] == [(f"Pod shop/b runs proxy {source}",)]
     assert found[0].severity == "error" and found[0].phase == "during"
+    # A pod the run does not restart (outside --restart-namespaces, a Job's) is judged apart, not here.
+    inputs.apart = {"b.shop": "namespace outside the restart scope"}
+    assert run(inputs, DURING) == []
 
 
 def test_a_known_skew_break_is_found_by_patch_and_a_fixed_patch_is_not() -> None:

@@ -65,6 +65,8 @@ class Inputs:
     target_render_error: str = ""
     rollback_render_error: str = ""
     istio_namespace: str = "istio-system"
+    # pods the run does not restart and so does not judge ("name.namespace" -> why; validate.out_of_scope)
+    apart: dict[str, str] = field(default_factory=dict)
 
     def kind(self, kind: str) -> list[Obj]:
         return self.live.get(kind) or []

@@ -14,6 +14,7 @@ from ..kube import FAST_LOADER
 from ..run import StepFailed
 from ..steps import ISTIO_NS, Rehearsal
 from ..steps.mesh import plan_files
+from ..steps.validate import out_of_scope
 from . import DURING, PRE, Finding, Inputs, run
 
 # (apiVersion, kind, namespace or None for all) the checks read
@@ -111,7 +112,9 @@ def after_restart(ctx: Rehearsal) -> list[Finding]:
     """The checks after the workloads were restarted. The step records the findings; the validation that
     calls it fails on an ``error`` (so the automatic rollback runs, and the other validations still judge)."""
     with ctx.run.step("known pitfalls after restart") as step:
-        findings = run(gather(ctx, renders=False), DURING)
+        inputs = gather(ctx, renders=False)
+        inputs.apart = {pod: seen["reason"] for pod, seen in out_of_scope(ctx).items()}
+        findings = run(inputs, DURING)
         _record(step, findings, "during")
         step.note(
             f"{len(DURING)} checks after the restart; "
