@@ -281,3 +281,15 @@ def test_the_corpus_command_rehearses_a_scenario_by_kubeconfig_and_reports_the_m
     assert {p["pitfall"] for p in summary["real_cluster_only"]} >= {"ambient-order", "cni-node-break"}
     page = (out / "pitfalls.html").read_text()
     assert "tag-drift" in page and "Only a real cluster reproduces these" in page
+
+
+def test_bad_corpus_options_are_one_line_and_status_4(capsys: pytest.CaptureFixture[str]) -> None:
+    from rehearsal.pitfalls import corpus
+
+    assert corpus.cli(["-j", "x"]) == 4
+    assert corpus.cli(["--only", "no-such-scenario"]) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: -j 'x': not a whole number of scenarios at a time, e.g. -j 2",
+        "error: --only: no scenario named no-such-scenario",
+    ]

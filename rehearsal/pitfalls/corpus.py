@@ -171,8 +171,15 @@ def cli(argv: list[str]) -> int:
         if option == "--only":
             while rest and not rest[0].startswith("-"):
                 only.append(rest.pop(0))
-        elif option in ("-j", "--jobs") and rest and rest[0].isdigit() and int(rest[0]) > 0:
-            jobs = int(rest.pop(0))
+        elif option in ("-j", "--jobs"):
+            value = rest.pop(0) if rest else ""
+            if not value.isdigit() or int(value) < 1:
+                print(
+                    f"error: {option} {value!r}: not a whole number of scenarios at a time, e.g. -j 2",
+                    file=sys.stderr,
+                )
+                return exitcodes.BAD_OPTION
+            jobs = int(value)
         elif option == "--report-dir" and rest:
             report_dir = Path(rest.pop(0))
         else:
