@@ -260,3 +260,27 @@ PDB_SOURCES = (
 
 # pkg/config/analysis/analyzers/webhook/webhook.go: the namespace and object label permutations IST0139 tries.
 WEBHOOK_ANALYZER_SOURCE = Source(ISTIO, "pkg/config/analysis/analyzers/webhook/webhook.go")
+
+# MinK8SVersion (istioctl/pkg/install/k8sversion/version.go, IST0142) where it changed inside a minor's
+# patches, read at every tag: 1.25.0 has 28 and 1.25.1 29; 1.28.1 has 29 and 1.28.2 30. The catalog's
+# per-minor ``precheck_min_k8s`` is the .0 value.
+MIN_K8S_BUMPS: dict[str, tuple[str, Source]] = {
+    "1.25.1": ("1.29", Source(ISTIO, "istioctl/pkg/install/k8sversion/version.go", "1.25.1")),
+    "1.28.2": ("1.30", Source(ISTIO, "istioctl/pkg/install/k8sversion/version.go", "1.28.2")),
+}
+
+
+def precheck_min_k8s(version: str) -> str:
+    """The MinK8SVersion of this patch release (the minor's, raised by a bump at or before this patch)."""
+    catalog_min = _minor_min(version)
+    minimum = catalog_min
+    for bump, (k8s, _) in MIN_K8S_BUMPS.items():
+        if version_key(bump)[:2] == version_key(version)[:2] and version_key(version) >= version_key(bump):
+            minimum = k8s
+    return minimum if version_key(minimum) >= version_key(catalog_min) else catalog_min
+
+
+def _minor_min(version: str) -> str:
+    from .catalog import minor_of
+
+    return minor_of(version).precheck_min_k8s

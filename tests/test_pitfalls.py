@@ -293,3 +293,17 @@ def test_bad_corpus_options_are_one_line_and_status_4(capsys: pytest.CaptureFixt
         "error: -j 'x': not a whole number of scenarios at a time, e.g. -j 2",
         "error: --only: no scenario named no-such-scenario",
     ]
+
+
+def test_precheck_minimum_kubernetes_is_per_patch() -> None:
+    assert [facts.precheck_min_k8s(v) for v in ("1.25.0", "1.25.1", "1.28.1", "1.28.2")] == [
+        "1.28",
+        "1.29",
+        "1.29",
+        "1.30",
+    ]
+    on_130 = Inputs("1.28.1", "1.28.2", "1.30.9", {}, [], [], {})  # 1.28 supports 1.30; 1.28.2 needs 1.30
+    assert checks_plan.k8s_range(on_130) == []
+    on_129 = Inputs("1.28.1", "1.28.2", "1.29.9", {}, [], [], {})
+    first = checks_plan.k8s_range(on_129)[0]
+    assert first.severity == "error" and "minimum 1.30 at 1.28.2" in first.message

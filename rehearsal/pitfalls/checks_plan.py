@@ -54,16 +54,16 @@ def k8s_range(inputs: Inputs) -> list[Finding]:
     findings = []
     k8s = inputs.k8s_version
     target = catalog.minor_of(inputs.target)
-    if facts.version_key(k8s)[:2] < facts.version_key(target.precheck_min_k8s)[
-        :2
-    ] or not catalog.supports_kubernetes(inputs.target, k8s):
-        below = facts.version_key(k8s)[:2] < facts.version_key(target.k8s_min)[:2]
+    minimum = facts.precheck_min_k8s(inputs.target)  # per patch (MinK8SVersion bumps inside a minor)
+    have = facts.version_key(k8s)[:2]
+    below = have < max(facts.version_key(target.k8s_min)[:2], facts.version_key(minimum)[:2])
+    if below or not catalog.supports_kubernetes(inputs.target, k8s):
         findings.append(
             Finding(
                 "k8s-out-of-range",
                 "error" if below else "warning",
                 f"Kubernetes {k8s} is {'below' if below else 'above'} Istio {target.minor}'s supported range "
-                f"{target.k8s_min}-{target.k8s_max} (precheck IST0142 minimum {target.precheck_min_k8s})",
+                f"{target.k8s_min}-{target.k8s_max} (precheck IST0142 minimum {minimum} at {inputs.target})",
                 ("Node versions",),
             )
         )
