@@ -17,7 +17,7 @@ from ..steps.mesh import plan_files
 from ..steps.validate import out_of_scope
 from . import DURING, PRE, Finding, Inputs, run
 
-# (apiVersion, kind, namespace or None for all) the checks read
+# (apiVersion, kind) the checks read, cluster-wide
 KINDS = (
     ("v1", "Namespace"),
     ("v1", "Node"),
@@ -41,7 +41,8 @@ GATEWAY_API = "gateway.networking.k8s.io"
 def live_state(ctx: Rehearsal) -> dict[str, list[dict[str, Any]]]:
     live: dict[str, list[dict[str, Any]]] = {}
     for api_version, kind in KINDS:
-        live[kind] = ctx.objects(api_version, kind)
+        # ConfigMaps: only the Istio namespace's (istio-ca-root-cert); a user's cluster may hold many.
+        live[kind] = ctx.objects(api_version, kind, ISTIO_NS if kind == "ConfigMap" else None)
     for crd in live["CustomResourceDefinition"]:
         spec = crd.get("spec") or {}
         if spec.get("group") != GATEWAY_API:
