@@ -35,9 +35,8 @@ def main(argv: list[str]) -> int:
             return 1
         summary = json.loads(summary_path.read_text())
     for row in summary["scenarios"]:
-        print(
-            f"{row['caught']:<14} {row['name']:<26} {row['pitfall']:<24} {row.get('verdict') or row['check']}"
-        )
+        caught = row["caught"] + (" + during" if "during" in (row.get("phases") or []) else "")
+        print(f"{caught:<22} {row['name']:<24} {row['pitfall']:<24} {row.get('verdict') or row['check']}")
     counts = ", ".join(f"{v} {k}" for k, v in summary["counts"].items() if v)
     verdict = "within" if wall < BUDGET else "OVER"
     print(
