@@ -284,3 +284,20 @@ def _minor_min(version: str) -> str:
     from .catalog import minor_of
 
     return minor_of(version).precheck_min_k8s
+
+
+# ENABLE_DEBUG_ENDPOINT_AUTH (default true: "Enforce namespace-based authorization on debug endpoints.
+# Non-system namespaces restricted to config_dump/ndsz/edsz for same-namespace proxies only") is in
+# pilot/pkg/features/pilot.go from these patches on (read at every tag); 1.30.0 adds
+# DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES.
+DEBUG_AUTH = (
+    (Patches("1.27.6", "1.27"), Source(ISTIO, "pilot/pkg/features/pilot.go", "1.27.6")),
+    (Patches("1.28.4", "1.28"), Source(ISTIO, "pilot/pkg/features/pilot.go", "1.28.4")),
+    (Patches("1.29.0", "1.31"), Source(ISTIO, "pilot/pkg/features/pilot.go", "1.29.0")),
+)
+# Tools known to read istiod's debug endpoints from their own namespace (kiali/kiali#9296).
+DEBUG_TOOLS = ("kiali",)
+
+
+def debug_auth(version: str) -> bool:
+    return any(r.contains(version) for r, _ in DEBUG_AUTH)

@@ -286,12 +286,14 @@ PITFALLS: tuple[Pitfall, ...] = (
         "debug-auth",
         "debug-endpoint authentication breaks tooling",
         ("https://github.com/istio/istio/pull/59054", "https://github.com/kiali/kiali/issues/9296"),
-        "1.29 (15014), 1.30 (15010)",
+        "ENABLE_DEBUG_ENDPOINT_AUTH (default true) from 1.27.6, 1.28.4 and 1.29.0 "
+        "(pilot/pkg/features/pilot.go at the tags); 1.30 adds DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES",
         "proxy <id> is not authorized to receive debug info",
-        "ENABLE_DEBUG_ENDPOINT_AUTH=false or DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES",
-        False,
-        "the simulated istiod has no debug-endpoint authentication",
-        detection="real",
+        "set values.pilot.env.DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES to the tool's namespace (1.30+), or "
+        "ENABLE_DEBUG_ENDPOINT_AUTH=false",
+        True,
+        "advisory: the simulated istiod has no debug-endpoint authentication; the check reads the condition "
+        "(debug tooling outside the Istio namespace, the upgrade crossing the patch that turns it on)",
     ),
     Pitfall(
         22,

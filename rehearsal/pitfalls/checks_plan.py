@@ -327,3 +327,37 @@ def install_prunes(inputs: Inputs) -> list[Finding]:
             tuple(gone),
         )
     ]
+
+
+@check("debug-auth")
+def debug_auth(inputs: Inputs) -> list[Finding]:
+    """Crossing into the releases that enforce namespace-based authorization on istiod's debug endpoints
+    (ENABLE_DEBUG_ENDPOINT_AUTH, default true): debug tooling outside the Istio namespace (Kiali) gets nothing
+    or 401/403 from syncz/config_dump, unless the plan keeps the old behaviour or allows its namespace."""
+    if facts.debug_auth(inputs.source) or not facts.debug_auth(inputs.target):
+        return []
+    env = operator.get(inputs.plan, "values.pilot.env") or {}
+    if str(env.get("ENABLE_DEBUG_ENDPOINT_AUTH", "")).lower() == "false":
+        return []
+    allowed = set(str(env.get("DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES", "")).split(","))
+    tools = []
+    for d in inputs.kind("Deployment"):
+        meta = d["metadata"]
+        labels = meta.get("labels") or {}
+        ns = meta.get("namespace") or ""
+        who = {meta["name"], labels.get("app", ""), labels.get("app.kubernetes.io/name", "")}
+        if ns != inputs.istio_namespace and ns not in allowed and who & set(facts.DEBUG_TOOLS):
+            tools.append(name(dict(d, kind="Deployment")))
+    if not tools:
+        return []
+    return [
+        Finding(
+            "debug-auth",
+            "warning",
+            f"istiod {inputs.target} authorizes its debug endpoints by namespace "
+            f"(ENABLE_DEBUG_ENDPOINT_AUTH, on by default; {inputs.source} does not): these tools outside "
+            f"{inputs.istio_namespace} lose proxy-status and config dumps ('is not authorized to receive "
+            "debug info')",
+            tuple(tools),
+        )
+    ]
