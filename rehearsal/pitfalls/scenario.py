@@ -15,6 +15,7 @@ the API, so the rehearsal meets it as it meets any existing cluster (``--cluster
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -155,13 +156,21 @@ def seed(scenario: Scenario, kube: Any, istioctl: Any) -> None:
     sets = [a for s in scenario.install for a in ("--set", s)]
     istioctl.run("install", "-y", *sets)
     kube.invalidate_discovery()
-    crds = [o for o in scenario.objects if o.get("kind") == "CustomResourceDefinition"]
-    if crds:
-        kube.apply(crds, field_manager="team")
+    first = [o for o in scenario.objects if o.get("kind") in ("CustomResourceDefinition", "Namespace")]
+    if first:
+        kube.apply(first, field_manager="team")
         kube.invalidate_discovery()
-    kube.apply(
-        [o for o in scenario.objects if o.get("kind") != "CustomResourceDefinition"], field_manager="team"
-    )
+    # A new namespace's pods are refused until the ServiceAccount controller has created its "default"
+    # account ('error looking up service account NS/default'), as on any cluster: wait for it, as kubectl
+    # users retry.
+    accounts = kube.resource("v1", "ServiceAccount")
+
+    def has_default(namespace: str) -> bool:
+        return any(a.metadata.name == "default" for a in accounts.get(namespace=namespace).items)
+
+    for ns in [o["metadata"]["name"] for o in first if o.get("kind") == "Namespace"]:
+        waits.poll(functools.partial(has_default, ns), 60, f"ServiceAccount {ns}/default", 0.05)
+    kube.apply([o for o in scenario.objects if o not in first], field_manager="team")
     for p in scenario.patches:
         kind = {"json": "application/json-patch+json", "merge": "application/merge-patch+json"}[
             p.get("type", "json")
