@@ -15,6 +15,8 @@
 ``matrix FILE [--run -j N]``
     expands a matrix file into GitHub Actions' ``strategy.matrix`` JSON, or runs its entries here on simulated
     clusters (:mod:`rehearsal.matrix`).
+``pitfalls [--only ID...] [-j N]``
+    rehearses the known-pitfall scenarios of ``scenarios/`` on simulated clusters (:mod:`rehearsal.pitfalls`).
 ``index DIR... -o index.html``
     one page (and ``index.json``) over many runs (:mod:`rehearsal.index`).
 
@@ -39,6 +41,7 @@ commands:
   rollback RUN_DIR     replay the rollback journal a killed run left in RUN_DIR, then prove the source is back
   matrix FILE          expand a matrix file into GitHub Actions' strategy.matrix JSON; --run -j N runs it here
   index DIR... -o FILE one HTML page (and JSON) over every run found under the folders
+  pitfalls [--only ID] rehearse the known-pitfall scenarios (scenarios/) in parallel; one report
 
 options:
   --version            print the harness's version (and git commit) and exit
@@ -88,13 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         from ..matrix import cli
 
         return cli(rest)
+    if command == "pitfalls":
+        from ..pitfalls.corpus import cli as pitfalls_cli
+
+        return pitfalls_cli(rest)
     if command == "index":
         from ..index import cli as index_cli
 
         return index_cli(rest)
     import difflib
 
-    commands = ["run", "demo", "report", "summary", "rollback", "matrix", "index"]
+    commands = ["run", "demo", "report", "summary", "rollback", "matrix", "index", "pitfalls"]
     close = difflib.get_close_matches(command, commands, n=1)
     hint = f"did you mean {close[0]}?" if close else f"use one of {', '.join(commands)}"
     return usage_error(f"unknown command {command!r}: {hint} (python -m rehearsal --help)")
