@@ -155,3 +155,17 @@ def image_host(image: str) -> str:
     if rest and ("." in first or ":" in first or first == "localhost"):
         return first
     return "docker.io"
+
+
+def involved(event: dict[str, Any]) -> dict[str, Any]:
+    """The object an Event is about (``involvedObject``), or an empty dict."""
+    return event.get("involvedObject") or {}
+
+
+def stamp(value: Any) -> str | None:
+    """A timestamp as the API writes it (RFC 3339, ``Z``), whether the client gave a datetime or a string."""
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat()).replace("+00:00", "Z")
+    return str(value)

@@ -247,13 +247,13 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
     names |= {o.get("name") for p in pods for o in p["metadata"].get("ownerReferences") or []}
     events = [
         {
-            "object": f"{_involved(e).get('kind')}/{_involved(e).get('name')}",
+            "object": f"{hopeless.involved(e).get('kind')}/{hopeless.involved(e).get('name')}",
             "type": e.get("type"),
             "reason": e.get("reason"),
             "message": redact(str(e.get("message") or "")),
             "count": e.get("count") or 1,
-            "first": _stamp(e.get("firstTimestamp") or e.get("eventTime")),
-            "last": _stamp(e.get("lastTimestamp") or e.get("eventTime")),
+            "first": hopeless.stamp(e.get("firstTimestamp") or e.get("eventTime")),
+            "last": hopeless.stamp(e.get("lastTimestamp") or e.get("eventTime")),
         }
         for e in _events(kube, namespace)
         if (e.get("involvedObject") or {}).get("name") in names
@@ -323,18 +323,6 @@ def _learn_secrets(kube: Kube, namespace: str) -> None:
             except (ValueError, TypeError):
                 continue
     remember_secret_values(values)
-
-
-def _involved(event: Obj) -> Obj:
-    return event.get("involvedObject") or {}
-
-
-def _stamp(value: Any) -> str | None:
-    if value is None:
-        return None
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat()).replace("+00:00", "Z")
-    return str(value)
 
 
 def rollout(kube: Kube, kind: str, name: str, namespace: str, timeout: float) -> Obj:

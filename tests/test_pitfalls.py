@@ -31,7 +31,7 @@ from rehearsal.kube import Kube
 from rehearsal.pitfalls import DURING, PRE, Finding, Inputs, checks_plan, checks_state, run, step
 from rehearsal.pitfalls.scenario import Scenario, ScenarioError, load, load_all, resolve_version, seed
 from rehearsal.run import Run, StepFailed
-from rehearsal.settings import resolve
+from rehearsal.settings import SettingsError, resolve
 from rehearsal.steps import Rehearsal
 
 SCENARIOS = [s for s in load_all() if not s.check.startswith("pending")]
@@ -98,7 +98,11 @@ def seeded(scenario: Scenario, tmp_path: Path) -> Iterator[Rehearsal]:
         ctl_to = InProcessIstioctl(scenario.target, write_executable(scenario.target, bin_dir / "to"), path)
         seed(dataclasses.replace(scenario, objects=_team_workload() + scenario.objects), kube, ctl_from)
         sets = [v for k, v in zip(scenario.options, scenario.options[1:], strict=False) if k == "--set"]
-        settings = resolve({"istio_from": scenario.source, "istio_to": scenario.target, "sets": sets})
+        # The plan's --set values join after resolve: a plan value the target removed is refused with the
+        # options already (rehearsal/early.py), and here the named check must see it as a plan carried
+        # from the installed mesh would bring it.
+        settings = resolve({"istio_from": scenario.source, "istio_to": scenario.target})
+        settings = dataclasses.replace(settings, sets=tuple(sets))
         run_record = Run(settings, tmp_path / "reports")
         yield Rehearsal(
             settings,
@@ -307,3 +311,10 @@ def test_precheck_minimum_kubernetes_is_per_patch() -> None:
     on_129 = Inputs("1.28.1", "1.28.2", "1.29.9", {}, [], [], {})
     first = checks_plan.k8s_range(on_129)[0]
     assert first.severity == "error" and "minimum 1.30 at 1.28.2" in first.message
+
+
+def test_a_removed_value_in_the_options_is_refused_before_any_cluster() -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "unknown-values")
+    sets = [v for k, v in zip(scenario.options, scenario.options[1:], strict=False) if k == "--set"]
+    with pytest.raises(SettingsError, match="zvpn"):
+        resolve({"istio_from": scenario.source, "istio_to": scenario.target, "sets": sets})

@@ -113,13 +113,13 @@ def evidence(pod: Obj, events: list[Obj], clock: str | None) -> Obj:
     ]
     shown = [
         {
-            "object": f"{_involved(e).get('kind')}/{_involved(e).get('name')}",
+            "object": f"{hopeless.involved(e).get('kind')}/{hopeless.involved(e).get('name')}",
             "type": e.get("type"),
             "reason": e.get("reason"),
             "message": redact(str(e.get("message") or "")),
             "count": e.get("count") or 1,
-            "first": _stamp(e.get("firstTimestamp") or e.get("eventTime")),
-            "last": _stamp(e.get("lastTimestamp") or e.get("eventTime")),
+            "first": hopeless.stamp(e.get("firstTimestamp") or e.get("eventTime")),
+            "last": hopeless.stamp(e.get("lastTimestamp") or e.get("eventTime")),
         }
         for e in about
     ]
@@ -140,18 +140,6 @@ def evidence(pod: Obj, events: list[Obj], clock: str | None) -> Obj:
         "events": shown[-15:],
         "declared_at": clock,
     }
-
-
-def _involved(event: Obj) -> Obj:
-    return event.get("involvedObject") or {}
-
-
-def _stamp(value: Any) -> str | None:
-    if value is None:
-        return None
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat()).replace("+00:00", "Z")
-    return str(value)
 
 
 def stopped_message(cause: Obj, stderr: str, command: str) -> str:

@@ -54,21 +54,51 @@ def _node_address(ctx: Rehearsal) -> str | None:
     return None
 
 
-def ingress_base(ctx: Rehearsal) -> tuple[str, str, bool]:
-    """(base URL, how it is reached, whether it goes through the API server) of the ingress gateway."""
+# The Server header Istio's Envoy writes on every answer (pilot/pkg/networking/core/accesslog.go
+# EnvoyServerName, set as the HTTP connection manager's server_name): what proves a node port is the gateway.
+ENVOY_SERVER = "istio-envoy"
+
+
+def _answers_as_the_gateway(url: str, host: str) -> str | None:
+    """None when ``url`` is answered by Istio's gateway, else why not (one short request, no proxy)."""
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        response = session.get(url, headers={"Host": host} if host else {}, timeout=3)
+    except requests.RequestException as exc:
+        return f"not reachable from here ({type(exc).__name__})"
+    finally:
+        session.close()
+    server = response.headers.get("server", "")
+    if server.lower() != ENVOY_SERVER:
+        return f"answered {response.status_code} by {server or 'a server'} that is not Istio's gateway"
+    return None
+
+
+def ingress_base(ctx: Rehearsal, path: str = "/", host: str = "") -> tuple[str, str, bool]:
+    """(base URL, how it is reached, whether it goes through the API server) of the ingress gateway. A node
+    port is used only once one request shows Istio's gateway answers there (a kind node's address is not
+    reachable from every host: Docker Desktop, a remote Docker, a sandbox's network)."""
     from ..steps import ISTIO_NS
 
     port = _node_port(ctx)
+    candidate: tuple[str, str] | None = None
     if port is not None and ctx.cluster.provider == "sim":
-        return f"http://127.0.0.1:{port}", f"the gateway's node port {port} on 127.0.0.1 (sim)", False
-    if port is not None and ctx.cluster.provider == "kind":
+        candidate = f"http://127.0.0.1:{port}", f"the gateway's node port {port} on 127.0.0.1 (sim)"
+    elif port is not None and ctx.cluster.provider == "kind":
         address = _node_address(ctx)
         if address:
-            return f"http://{address}:{port}", f"the gateway's node port {port} on kind node {address}", False
+            candidate = f"http://{address}:{port}", f"the gateway's node port {port} on kind node {address}"
+    why = ""
+    if candidate is not None:
+        refused = _answers_as_the_gateway(f"{candidate[0]}{path}/0", host)
+        if refused is None:
+            return candidate[0], candidate[1], False
+        why = f"; {candidate[1]} was {refused}"
     api = ctx.kube.api_client.configuration.host
     return (
         f"{api}/api/v1/namespaces/{ISTIO_NS}/services/{GATEWAY}:http2/proxy",
-        "the API server's service proxy to the gateway (no node port reachable from here)",
+        "the API server's service proxy to the gateway (no node port reachable from here" + why + ")",
         True,
     )
 
@@ -79,11 +109,11 @@ def build(ctx: Rehearsal) -> tuple[Prober, dict[str, Any]]:
     from ..steps.mesh import _answering_pod
 
     settings = ctx.settings
-    base, how, via_api = ingress_base(ctx)
     if settings.probe:
         path, host = settings.probe.rstrip("/") + "/probe", settings.probe_host
     else:
         path, host = "/echo/probe", SAMPLE_HOST
+    base, how, via_api = ingress_base(ctx, path, host or "")
 
     def api_session() -> requests.Session:
         session: requests.Session = http_session(ctx.kube.api_client)
