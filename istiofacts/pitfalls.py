@@ -74,9 +74,8 @@ PITFALLS: tuple[Pitfall, ...] = (
         'ImagePullBackOff: Back-off pulling image "registry.istio.io/release/proxyv2:1.30.x"; a rollback '
         "to 1.30 fails the same way",
         "set hub: docker.io/istio (or a mirror of your own) for every version you install or roll back to",
-        False,
-        "the registry retirement dates and hub choice are istiofacts/registries.py (another change); this "
-        "catalog does not duplicate them",
+        True,
+        "",
         detection="pre",
     ),
     Pitfall(

@@ -101,8 +101,9 @@ def seeded(scenario: Scenario, tmp_path: Path) -> Iterator[Rehearsal]:
         # The plan's --set values join after resolve: a plan value the target removed is refused with the
         # options already (rehearsal/early.py), and here the named check must see it as a plan carried
         # from the installed mesh would bring it.
+        dates = [v for k, v in zip(scenario.options, scenario.options[1:], strict=False) if k == "--sim-date"]
         settings = resolve({"istio_from": scenario.source, "istio_to": scenario.target})
-        settings = dataclasses.replace(settings, sets=tuple(sets))
+        settings = dataclasses.replace(settings, sets=tuple(sets), sim_date=dates[0] if dates else None)
         run_record = Run(settings, tmp_path / "reports")
         yield Rehearsal(
             settings,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from istiofacts import pitfalls as catalog
@@ -67,6 +68,8 @@ class Inputs:
     istio_namespace: str = "istio-system"
     # pods the run does not restart and so does not judge ("name.namespace" -> why; validate.out_of_scope)
     apart: dict[str, str] = field(default_factory=dict)
+    # the world's date the registries are judged at (today on a real cluster, --sim-date on sim), or None
+    at: datetime | None = None
 
     def kind(self, kind: str) -> list[Obj]:
         return self.live.get(kind) or []

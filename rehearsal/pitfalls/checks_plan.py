@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from istiofacts import catalog, operator
+from istiofacts import catalog, operator, registries
 from istiofacts import pitfall_facts as facts
 
 from . import Finding, Inputs, check, control_plane_version, name, proxy_version, selector_matches
@@ -361,3 +361,57 @@ def debug_auth(inputs: Inputs) -> list[Finding]:
             tuple(tools),
         )
     ]
+
+
+def _render_images(render: list[Obj] | None) -> list[str]:
+    images = []
+    for doc in render or []:
+        if doc.get("kind") not in ("Deployment", "DaemonSet"):
+            continue
+        spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            if container.get("image"):
+                images.append(str(container["image"]))
+    return list(dict.fromkeys(images))
+
+
+@check("retired-registry")
+def retired_registry(inputs: Inputs) -> list[Finding]:
+    """Images of the target and of the rollback render (the source, reinstalled) on a registry Istio
+    retires (istiofacts.registries: registry.istio.io and gcr.io/istio-release, December 2026): gone now is
+    an error, gone within 30 days a warning, since a rollback after that date cannot pull."""
+    if inputs.at is None:
+        return []
+    findings = []
+    for which, version, render in (
+        ("the target", inputs.target, inputs.target_render),
+        ("the rollback", inputs.source, inputs.rollback_render),
+    ):
+        gone = [i for i in _render_images(render) if registries.unavailable(i, inputs.at)]
+        soon = {
+            i: when
+            for i in _render_images(render)
+            if i not in gone and (when := registries.retires_within(i, inputs.at)) is not None
+        }
+        if gone:
+            findings.append(
+                Finding(
+                    "retired-registry",
+                    "error",
+                    f"{which} (Istio {version}) pulls from a registry that is gone: "
+                    f"{registries.unavailable(gone[0], inputs.at)}",
+                    tuple(gone),
+                )
+            )
+        elif soon:
+            day = min(soon.values()).strftime("%Y-%m-%d %H:%M UTC")
+            findings.append(
+                Finding(
+                    "retired-registry",
+                    "warning",
+                    f"{which} (Istio {version}) pulls from a registry Istio retires on {day}: after that "
+                    "date this install, and a rollback to it, fails with ErrImagePull",
+                    tuple(soon),
+                )
+            )
+    return findings

@@ -5,6 +5,7 @@ changes; after the workload restart, an ``error`` fails the step and the automat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -80,7 +81,21 @@ def gather(ctx: Rehearsal, renders: bool = True) -> Inputs:
         target_render_error=target_error,
         rollback_render_error=rollback_error,
         istio_namespace=ISTIO_NS,
+        at=world_date(s),
     )
+
+
+def world_date(settings: Any) -> datetime | None:
+    """The date Istio's registry dates are judged at: today on a real cluster, ``--sim-date`` on the
+    simulated one (which applies no dates without it)."""
+    if settings.cluster != "sim":
+        return datetime.now(UTC)
+    if settings.sim_date:
+        from ..early import parse_sim_date
+
+        moment = parse_sim_date(settings.sim_date)
+        return moment if isinstance(moment, datetime) else None
+    return None
 
 
 def _record(step: Any, findings: list[Finding], phase: str) -> None:
