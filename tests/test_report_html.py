@@ -208,3 +208,17 @@ def test_the_page_is_escaped_everywhere_for_a_hostile_record(tmp_path):
     page = report_html.render(record, tmp_path)
     assert "<script>" not in page and page.count("&lt;script&gt;") >= 8
     Path(tmp_path / "report.html").write_text(page)
+
+
+def test_the_manifest_diff_of_an_upgrade_compares_the_backup_with_what_was_installed():
+    run = scenario("upgraded")
+    record = run.record
+    page = (run.run_dir / "report.html").read_text()
+    section = page[page.index("<section id='manifest'>") :]
+    section = section[: section.index("</section>")]
+    assert (run.run_dir / "artifacts" / "installed" / "istio-system.yaml").is_file()
+    assert "what was installed once the upgrade's restarts ended" in section
+    # istiod's image, read back from the cluster after the restarts: the target's, beside the source's.
+    hub = catalog.default_hub(record["to"])
+    assert f"{hub}/pilot:{record['to']}" in section
+    assert f"/pilot:{record['from']}" in section

@@ -553,6 +553,8 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
             f"{body}</table>"
         )
 
+    installed = manifest.compared_with(run_dir) == "installed"
+    gone = "removed by the upgrade" if installed else "not in the target manifest"
     added = [r for r in rows if r["facet"] == "(object)" and r["after"] == "added"]
     removed = [r for r in rows if r["facet"] == "(object)" and r["after"] != "added"]
     changes = [r for r in rows if r["facet"] != "(object)"]
@@ -564,7 +566,7 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
     images = [r for r in changes if r["facet"].startswith("image ")]
     other = [r for r in changes if not r["facet"].startswith(("image ", "label "))]
     summary = (
-        f"<p id='manifest-summary'>{len(added)} object(s) added, {len(removed)} not in the target manifest, "
+        f"<p id='manifest-summary'>{len(added)} object(s) added, {len(removed)} {gone}, "
         f"{len(by_object)} changed: {len(images)} image(s), {len(other)} other change(s), "
         f"{len(label_only)} with only their version labels changed; label changes folded below.</p>"
     )
@@ -577,8 +579,13 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
         parts.append("<h3>Added</h3><ul>" + "".join(f"<li>{E(r['object'])}</li>" for r in added) + "</ul>")
     if removed:
         parts.append(
-            "<h3>Not in the target manifest</h3><p>Kept on the cluster (istioctl creates some at install "
-            "time, such as the revision-tag webhooks).</p><ul>"
+            (
+                "<h3>Removed by the upgrade</h3><p>In the backup of the source, gone after the "
+                "upgrade.</p><ul>"
+                if installed
+                else "<h3>Not in the target manifest</h3><p>Kept on the cluster (istioctl creates some at "
+                "install time, such as the revision-tag webhooks).</p><ul>"
+            )
             + "".join(f"<li>{E(r['object'])}</li>" for r in removed)
             + "</ul>"
         )
@@ -591,7 +598,15 @@ def _manifest(record: dict[str, Any], run_dir: Path) -> str:
     return (
         "<section id='manifest'><h2>Installed manifest: before &rarr; after</h2>"
         "<p>Images, versions, securityContext, Service types, webhooks and CRDs that differ between the "
-        "backup of the source and the generated target manifest.</p>" + "".join(parts) + "</section>"
+        "backup of the source and "
+        + (
+            "what was installed once the upgrade's restarts ended (read back from the cluster)"
+            if installed
+            else "the generated target manifest (the run stopped before the upgrade was installed)"
+        )
+        + ".</p>"
+        + "".join(parts)
+        + "</section>"
     )
 
 

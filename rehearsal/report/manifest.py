@@ -1,7 +1,9 @@
 """The installed manifest before and after: what an auditor checks in an upgrade (harness library).
 
-Compares the backup of the source installation (``artifacts/backup/*.yaml``) with the generated target
-manifest (``artifacts/manifests/istio-<to>.yaml``) on what matters: container images, version labels,
+Compares the backup of the source installation (``artifacts/backup/*.yaml``) with what was installed once the
+upgrade's restarts ended (``artifacts/installed/*.yaml``, read back from the cluster;
+:func:`rehearsal.steps.backup.record_installed`), or, when the run stopped before that, with the generated
+target manifest (``artifacts/manifests/istio-<to>.yaml``), on what matters: container images, version labels,
 securityContext, Service types, admission webhooks and CRDs. Objects only in the target are added; objects
 only in the backup are not part of the target manifest (istioctl creates some at install time, such as the
 revision-tag webhooks). Secret objects are never read (the 0600 backup file stays closed).
@@ -81,11 +83,24 @@ AUDITED = (
 )
 
 
+def compared_with(run_dir: Path) -> str:
+    """What the "after" side of :func:`diff` is: ``installed`` (read back after the upgrade) or
+    ``manifest`` (the generated target manifest)."""
+    installed = run_dir / "artifacts" / "installed" / "istio-system.yaml"
+    return "installed" if installed.is_file() else "manifest"
+
+
 def diff(run_dir: Path, target: str) -> list[dict[str, str]]:
     """Rows ``{object, facet, before, after}`` for every audited facet that differs."""
     backup = run_dir / "artifacts" / "backup"
     before = [d for part in ("istio-system", "cluster") for d in _load(backup / f"{part}.yaml")]
-    after = _load(run_dir / "artifacts" / "manifests" / f"istio-{target}.yaml")
+    if compared_with(run_dir) == "installed":
+        installed = run_dir / "artifacts" / "installed"
+        after = [d for part in ("istio-system", "cluster") for d in _load(installed / f"{part}.yaml")]
+        gone = "removed by the upgrade"
+    else:
+        after = _load(run_dir / "artifacts" / "manifests" / f"istio-{target}.yaml")
+        gone = "not in the target manifest"
     if not before or not after:
         return []
     old = {_key(d): d for d in before if d["kind"] in AUDITED}
@@ -99,7 +114,7 @@ def diff(run_dir: Path, target: str) -> list[dict[str, str]]:
                     "object": key,
                     "facet": "(object)",
                     "before": "present",
-                    "after": "not in the target manifest",
+                    "after": gone,
                 }
             )
             continue

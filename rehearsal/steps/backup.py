@@ -152,6 +152,19 @@ def backup(ctx: Rehearsal) -> Path:
         return folder
 
 
+def record_installed(ctx: Rehearsal) -> None:
+    """What is installed once the upgrade's restarts ended (istio-system and the cluster-scoped part, as the
+    backup reads them; no Secrets), for the report's before/after comparison (``artifacts/installed``).
+    A report aid: a read that fails leaves the comparison with the generated manifest."""
+    try:
+        data = snapshot(ctx)
+    except Exception:
+        return
+    for part in ("istio-system", "cluster"):
+        text = yaml.dump_all(data[part], Dumper=FAST_DUMPER, sort_keys=False)
+        ctx.run.write_artifact(f"installed/{part}.yaml", text, 0o644)
+
+
 def load_backup(folder: Path) -> dict[str, list[Obj]]:
     return {
         part: [o for o in yaml.load_all((folder / f"{part}.yaml").read_text(), Loader=FAST_LOADER) if o]
