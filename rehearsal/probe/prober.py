@@ -34,6 +34,8 @@ import requests
 CATCH_UP = 5
 #: The record's bound: samples beyond it push out the oldest (and are counted), about 2.8 h at 20 req/s.
 MAX_SAMPLES = 200_000
+# How long pause() waits, at most, for requests already on their way (each has its own timeout too).
+PAUSE_DRAIN_SECONDS = 60.0
 
 
 @dataclass
@@ -106,6 +108,9 @@ class Prober:
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = threading.Semaphore(self.workers * 2)
+        # Ticks sending right now: pause() waits for them, so no request of the prober lands inside the block.
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
 
     # -- running ---------------------------------------------------------------------------------------------
     @property
@@ -188,15 +193,22 @@ class Prober:
 
     def tick(self, instant: float | None = None) -> None:
         """One period: a request to every target due this tick, stamped ``instant`` (the clock's time)."""
-        if self.stopped is not None or self.paused:
-            return
         t = self.now() if instant is None else instant
         with self._lock:
+            if self.stopped is not None or self.paused:
+                return
             self._ticks += 1
             number = self._ticks
-        for target in self.targets:
-            if (number - 1) % max(1, target.every) == 0:
-                self._record(self._send(target, t, number))
+            self._active += 1
+        try:
+            for target in self.targets:
+                if (number - 1) % max(1, target.every) == 0:
+                    self._record(self._send(target, t, number))
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._idle.notify_all()
 
     def _session(self, target: Target) -> requests.Session:
         """This thread's session for ``target`` (a worker reuses its connections, as a real client does)."""
@@ -272,11 +284,16 @@ class Prober:
         """No requests while the block runs (a check that counts requests itself); recorded as a phase
         ``paused: <why>`` so the gap in the record is explained."""
         with self.phase(f"paused: {why}"):
-            self.paused = True
+            with self._lock:
+                self.paused = True
+                # A request already on its way (a tick in another thread) ends before the block starts:
+                # the check counting requests must not see one of the prober's land inside it.
+                self._idle.wait_for(lambda: self._active == 0, timeout=PAUSE_DRAIN_SECONDS)
             try:
                 yield
             finally:
-                self.paused = False
+                with self._lock:
+                    self.paused = False
 
     def mark(self, what: str) -> None:
         """An instant worth seeing on the chart (a workload's restart began)."""
