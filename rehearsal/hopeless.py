@@ -23,6 +23,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from .evidence import redact
+
 Obj = dict[str, Any]
 
 HOPELESS_AT_ONCE = (
@@ -169,3 +171,17 @@ def stamp(value: Any) -> str | None:
     if hasattr(value, "isoformat"):
         return str(value.isoformat()).replace("+00:00", "Z")
     return str(value)
+
+
+def event_row(event: dict[str, Any]) -> dict[str, Any]:
+    """An Event as the evidence keeps it: the object, type, reason, message (redacted), count and times."""
+    about = involved(event)
+    return {
+        "object": f"{about.get('kind')}/{about.get('name')}",
+        "type": event.get("type"),
+        "reason": event.get("reason"),
+        "message": redact(str(event.get("message") or "")),
+        "count": event.get("count") or 1,
+        "first": stamp(event.get("firstTimestamp") or event.get("eventTime")),
+        "last": stamp(event.get("lastTimestamp") or event.get("eventTime")),
+    }

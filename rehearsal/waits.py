@@ -246,15 +246,7 @@ def gather(kube: Kube, workload: Obj, pods: list[Obj] | None = None) -> Obj:
     names = {p["metadata"]["name"] for p in pods} | {meta["name"]}
     names |= {o.get("name") for p in pods for o in p["metadata"].get("ownerReferences") or []}
     events = [
-        {
-            "object": f"{hopeless.involved(e).get('kind')}/{hopeless.involved(e).get('name')}",
-            "type": e.get("type"),
-            "reason": e.get("reason"),
-            "message": redact(str(e.get("message") or "")),
-            "count": e.get("count") or 1,
-            "first": hopeless.stamp(e.get("firstTimestamp") or e.get("eventTime")),
-            "last": hopeless.stamp(e.get("lastTimestamp") or e.get("eventTime")),
-        }
+        hopeless.event_row(e)
         for e in _events(kube, namespace)
         if (e.get("involvedObject") or {}).get("name") in names
         or (

@@ -111,18 +111,7 @@ def evidence(pod: Obj, events: list[Obj], clock: str | None) -> Obj:
         if (e.get("involvedObject") or {}).get("name") in {name, *owners}
         or ((e.get("involvedObject") or {}).get("kind") == "Pod" and e.get("type") == "Warning")
     ]
-    shown = [
-        {
-            "object": f"{hopeless.involved(e).get('kind')}/{hopeless.involved(e).get('name')}",
-            "type": e.get("type"),
-            "reason": e.get("reason"),
-            "message": redact(str(e.get("message") or "")),
-            "count": e.get("count") or 1,
-            "first": hopeless.stamp(e.get("firstTimestamp") or e.get("eventTime")),
-            "last": hopeless.stamp(e.get("lastTimestamp") or e.get("eventTime")),
-        }
-        for e in about
-    ]
+    shown = [hopeless.event_row(e) for e in about]
     shown.sort(key=lambda e: str(e["last"] or ""))
     return {
         "pod": f"{pod['metadata'].get('namespace')}/{name}",
