@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and scenario.name not in args.only:
             continue
         try:
-            recordings["scenarios"][scenario.name] = run(cluster, scenario, namespace_for(run_id, index))
+            recordings["scenarios"][scenario.name] = run(
+                cluster, scenario, namespace_for(run_id, index), lambda line: print(line, file=sys.stderr)
+            )
         except AssertionError as exc:
             failed.append(scenario.name)
             print(f"not recorded: {exc}"[:400], file=sys.stderr)

@@ -50,6 +50,11 @@ class Request:
     until: Callable[[Any], bool] | None = None  # setup only: resend until the answer's body satisfies it
     kubectl: list[str] | None = None  # run kubectl with these arguments instead (method/path unused)
     watch: bool = False  # a watch: the answer is its events, read until the server ends the stream
+    # setup only: answers with these codes count as done (a step that waits for an error, as a 410)
+    done_codes: tuple[int, ...] = ()
+    # setup only: how long this step may wait (None: the cluster's patience) and what for, said as it waits
+    patience: float | None = None
+    why: str = ""
 
 
 def kubectl(*args: str, until: Callable[[Any], bool] | None = None) -> Request:
@@ -242,7 +247,13 @@ def outcome(
     elif isinstance(body, dict) and body.get("kind") == "Status":
         result["reason"] = body.get("reason", "")
         result["message"] = _scrub(body.get("message", ""), namespace, volatile)
-        result["details"] = _scrub(body.get("details"), namespace, volatile)
+        details = _scrub(body.get("details"), namespace, volatile)
+        causes = details.get("causes") if isinstance(details, dict) else None
+        if isinstance(causes, list) and all(c.get("reason") == "FieldManagerConflict" for c in causes):
+            # kube-apiserver lists an apply conflict's causes in Go map order (structured-merge-diff's
+            # ConflictsFromManagers; only the message is sorted, by manager): compared as a set.
+            details["causes"] = sorted(causes, key=lambda c: json.dumps(c, sort_keys=True))
+        result["details"] = details
     elif isinstance(body, dict) and "events" in body and "kind" not in body:
         result["events"] = _scrub(body["events"], namespace, volatile)
     elif isinstance(body, dict):
@@ -261,6 +272,8 @@ def outcome(
 
 
 def _failed(step: Request, code: int) -> bool:
+    if code in step.done_codes:
+        return False
     return code >= 300 if step.kubectl is None else code != 0
 
 
@@ -271,17 +284,32 @@ def _waiting(step: Request, code: int, body: Any) -> bool:
     return step.until_ok and _failed(step, code)
 
 
-def run(cluster: Cluster, scenario: Scenario, namespace: str) -> dict[str, Any]:
+def _quiet(_: str) -> None:
+    pass
+
+
+def run(
+    cluster: Cluster, scenario: Scenario, namespace: str, say: Callable[[str], None] = _quiet
+) -> dict[str, Any]:
+    """Set the scenario up, send its check and normalise the answer. ``say`` hears a line when a setup
+    step has waited 5 s, and every 30 s after, naming what it waits for and until when."""
     if scenario.namespaced:
         ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         cluster.send(Request("POST", "/api/v1/namespaces", ns), namespace)
     values: dict[str, str] = {}
     for step in scenario.setup:
         code, body, _ = cluster.send(step, namespace, values)
-        deadline = time.monotonic() + cluster.patience
+        started = time.monotonic()
+        patience = cluster.patience if step.patience is None else step.patience
+        deadline, said = started + patience, started
         while _waiting(step, code, body) and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.2 if time.monotonic() - started < 5 else 2)
             code, body, _ = cluster.send(step, namespace, values)
+            now = time.monotonic()
+            if now - started >= 5 and (said == started or now - said >= 30):
+                said = now
+                what = step.why or f"{step.method} {step.path or ' '.join(step.kubectl or [])}"
+                say(f"{scenario.name}: waiting for {what} ({now - started:.0f} s of {patience:.0f} s)")
         if _waiting(step, code, body) or _failed(step, code):
             raise AssertionError(f"{scenario.name}: setup {step.method} {step.path} answered {code}: {body}")
         _capture(body, values)
