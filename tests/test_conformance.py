@@ -71,7 +71,7 @@ def reference():
 def test_reference_still_answers_as_recorded(reference, scenario, capsys):
     run_id = f"live{int(time.time()) % 100000}"
 
-    def say(line: str) -> None:  # a long wait (a fresh reference's first compaction) shows as it goes
+    def say(line: str) -> None:  # a long wait (a fresh reference's second compaction) shows as it goes
         with capsys.disabled():
             print(f"\nconformance: {line}", flush=True)
 

@@ -8,7 +8,8 @@ server and the simulated one: status code, ``reason``, ``message``, the ``Warnin
 object with volatile fields (uid, resourceVersion, timestamps, condition times, continue tokens, the
 pod-template-hash, allocated IPs and ports, uids quoted in messages, the scenario's namespace, and each
 scenario's own ``volatile`` patterns) replaced by markers; kubectl output has ages as ``<age>`` and its
-column padding collapsed.
+column padding collapsed. An apply conflict's ``FieldManagerConflict`` causes are compared as a set: the real
+server lists them in Go map order.
 One known divergence is normalised away and said here rather than hidden: the simulator's managedFields do
 not mark owned maps and list items with ``".": {}`` the way structured-merge-diff does, so ``"."`` entries
 of ``fieldsV1`` are dropped on both sides (also inside a quoted object). Requests go through the official
@@ -292,7 +293,7 @@ def run(
     cluster: Cluster, scenario: Scenario, namespace: str, say: Callable[[str], None] = _quiet
 ) -> dict[str, Any]:
     """Set the scenario up, send its check and normalise the answer. ``say`` hears a line when a setup
-    step has waited 5 s, and every 30 s after, naming what it waits for and until when."""
+    step has waited 5 s, and every 30 s after, naming what it waits for and how long of its patience."""
     if scenario.namespaced:
         ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         cluster.send(Request("POST", "/api/v1/namespaces", ns), namespace)
